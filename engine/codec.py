@@ -1,0 +1,46 @@
+"""Commands and events to and from bytes (orjson), for the journal and snapshots.
+
+A record is `{"t": <class name>, ...fields}`; tuples come back as tuples so a decoded command is
+equal to the original and replay is byte-for-byte.
+"""
+
+from dataclasses import fields
+
+import orjson
+
+from .commands import COMMAND_TYPES, Command
+from .events import EVENT_TYPES, Event
+
+
+def _tupled(value):
+    if isinstance(value, list):
+        return tuple(_tupled(v) for v in value)
+    return value
+
+
+def _to_record(obj) -> dict:
+    record = {"t": type(obj).__name__}
+    for f in fields(obj):
+        record[f.name] = getattr(obj, f.name)
+    return record
+
+
+def _from_record(types: dict, record: dict):
+    cls = types[record.pop("t")]
+    return cls(**{k: _tupled(v) for k, v in record.items()})
+
+
+def encode_command(cmd: Command) -> bytes:
+    return orjson.dumps(_to_record(cmd))
+
+
+def decode_command(data: bytes | str) -> Command:
+    return _from_record(COMMAND_TYPES, orjson.loads(data))
+
+
+def encode_events(events: list[Event]) -> bytes:
+    return orjson.dumps([_to_record(e) for e in events])
+
+
+def decode_events(data: bytes | str) -> list[Event]:
+    return [_from_record(EVENT_TYPES, r) for r in orjson.loads(data)]

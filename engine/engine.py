@@ -1,0 +1,606 @@
+"""The engine: `apply(command) -> list[Event]`, the only way exchange state changes.
+
+Every handler validates first and raises `Rejected` before touching state, so a rejected command
+changes nothing; after that it mutates and records events. Where an order is matched:
+`Engine._execute` (book.match + `_fill`). Where a hold is taken: `_rehold`, after every change to
+a position. Where money moves: `_move_money`, one balanced ledger movement at a time.
+"""
+
+import heapq
+from fractions import Fraction
+
+from pricing.ladder import is_valid
+
+from . import commands as c
+from . import events as e
+from .exposure import Position
+from .market import CLOSED, FINAL, OPEN, SETTLED, SUSPENDED, VOIDED, Market
+from .money import format_money, format_odds
+from .order import Order
+from .rejections import Code, InvariantBroken, Rejected
+from .wallet import Wallet
+
+HOUSE = "house"
+COMMISSION = "commission"
+EXTERNAL = "external"
+SYSTEM_ACCOUNTS = (HOUSE, COMMISSION, EXTERNAL)
+_STATUS_NAMES = {"open": OPEN, "suspended": SUSPENDED, "closed": CLOSED}
+
+
+class Engine:
+    def __init__(self) -> None:
+        self.markets: dict[str, Market] = {}
+        self.orders: dict[str, Order] = {}
+        self.wallets: dict[tuple[str, str], Wallet] = {}
+        self.refs: dict[tuple[str, str], tuple] = {}  # (user, ref) -> (order id, fields)
+        self.deposits: dict[str, tuple[str, str, int]] = {}  # ref -> (user, currency, amount)
+        self.withdrawals: dict[str, list] = {}  # id -> [user, currency, amount, state]
+        self.delayed: list[tuple[int, int, str]] = []  # heap of (release_ts, seq, order id)
+        self.last_seq = 0
+        self.last_ts = 0
+        self._seq = 0
+        self._ts = 0
+        self._events: list = []
+        self._touched: dict[tuple[str, str], Wallet] = {}
+
+    # -- the one entry point ------------------------------------------------------------------
+
+    def apply(self, cmd: c.Command) -> list[e.Event]:
+        if cmd.seq <= self.last_seq:
+            raise InvariantBroken(f"seq {cmd.seq} not after {self.last_seq}")
+        self.last_seq = self._seq = cmd.seq
+        self.last_ts = self._ts = cmd.ts
+        events = self._events = []
+        touched = self._touched = {}
+        if self.delayed and self.delayed[0][0] <= cmd.ts:
+            self._release_delayed()
+        try:
+            _HANDLERS[type(cmd)](self, cmd)
+        except Rejected as r:
+            events.append(e.CommandRejected(seq=self._seq, ts=self._ts, code=r.code, reason=r.reason))
+        for w in touched.values():
+            events.append(e.WalletChanged(seq=self._seq, ts=self._ts, user=w.user,
+                                          currency=w.currency, balance_minor=w.balance,
+                                          held_minor=w.held))
+        return events
+
+    def next_release_ts(self) -> int | None:
+        """When the next delayed in-play order is due (the sequencer sends a Tick then)."""
+        return self.delayed[0][0] if self.delayed else None
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def wallet(self, user: str, currency: str) -> Wallet:
+        key = (user, currency)
+        w = self.wallets.get(key)
+        if w is None:
+            w = self.wallets[key] = Wallet(user, currency, exempt=user in (HOUSE, EXTERNAL))
+        return w
+
+    def _market(self, market_id: str) -> Market:
+        m = self.markets.get(market_id)
+        if m is None:
+            raise Rejected(Code.UNKNOWN_MARKET, f"no market {market_id!r}")
+        return m
+
+    def _own_order(self, user: str, order_id: str) -> Order:
+        o = self.orders.get(order_id)
+        if o is None or o.user != user:  # another user's order is as good as unknown
+            raise Rejected(Code.UNKNOWN_ORDER, f"no order {order_id!r}")
+        return o
+
+    @staticmethod
+    def _require_open(m: Market) -> None:
+        if m.status == OPEN:
+            return
+        if m.status == SUSPENDED:
+            raise Rejected(Code.MARKET_SUSPENDED, f"market {m.id} is suspended")
+        raise Rejected(Code.MARKET_NOT_OPEN, f"market {m.id} is {m.status.lower()}")
+
+    def _emit(self, event: e.Event) -> None:
+        self._events.append(event)
+
+    # -- markets ------------------------------------------------------------------------------
+
+    def _create_market(self, cmd: c.CreateMarket) -> None:
+        if cmd.market in self.markets:
+            raise Rejected(Code.BAD_REQUEST, f"market {cmd.market!r} exists")
+        ids = [sid for sid, _ in cmd.selections]
+        if not ids or len(set(ids)) != len(ids):
+            raise Rejected(Code.BAD_REQUEST, "a market needs distinct selections")
+        if cmd.type not in (c.EXCHANGE, c.POOL):
+            raise Rejected(Code.BAD_REQUEST, f"unknown market type {cmd.type!r}")
+        if not (0 <= cmd.commission_bp <= 10000 and 0 <= cmd.take_bp <= 10000):
+            raise Rejected(Code.BAD_REQUEST, "rates are basis points 0..10000")
+        self.markets[cmd.market] = Market(cmd.market, cmd.event, cmd.name, cmd.type, cmd.currency,
+                                          cmd.selections, cmd.commission_bp, cmd.take_bp)
+        self._emit(e.MarketCreated(seq=self._seq, ts=self._ts, market=cmd.market, event=cmd.event,
+                                   name=cmd.name, type=cmd.type, currency=cmd.currency,
+                                   selections=cmd.selections, commission_bp=cmd.commission_bp,
+                                   take_bp=cmd.take_bp))
+
+    def _set_status(self, cmd: c.SetMarketStatus) -> None:
+        m = self._market(cmd.market)
+        if m.status in FINAL or m.status == CLOSED:
+            raise Rejected(Code.MARKET_NOT_OPEN, f"market {m.id} is {m.status.lower()}")
+        status = m.status
+        if cmd.status is not None:
+            status = _STATUS_NAMES.get(cmd.status)
+            if status is None:
+                raise Rejected(Code.BAD_REQUEST, f"unknown status {cmd.status!r}")
+        if cmd.in_play is False and m.in_play:
+            raise Rejected(Code.BAD_REQUEST, "a market cannot leave in-play")
+        if cmd.bet_delay_ms is not None and not 0 <= cmd.bet_delay_ms <= 60_000:
+            raise Rejected(Code.BAD_REQUEST, "bet_delay_ms must be 0..60000")
+
+        if status == SUSPENDED and m.status != SUSPENDED:
+            for o in list(m.open_orders.values()):
+                if o.release_ts:  # delayed orders never reach a book that suspended meanwhile
+                    self._take_off(m, o, o.remaining, "suspended", lapse=False)
+        if cmd.in_play and not m.in_play:
+            for o in list(m.open_orders.values()):
+                if o.persistence == c.LAPSE:
+                    self._take_off(m, o, o.remaining, "in_play", lapse=True)
+            m.in_play = True
+        if cmd.bet_delay_ms is not None:
+            m.bet_delay_ms = cmd.bet_delay_ms
+        if status == CLOSED:
+            self._close(m, "closed")
+        m.status = status
+        self._emit(e.MarketStatusChanged(seq=self._seq, ts=self._ts, market=m.id, status=m.status,
+                                         in_play=m.in_play, bet_delay_ms=m.bet_delay_ms))
+
+    def _close(self, m: Market, reason: str) -> None:
+        for o in list(m.open_orders.values()):
+            self._take_off(m, o, o.remaining, reason, lapse=True)
+
+    # -- orders -------------------------------------------------------------------------------
+
+    def _place(self, cmd: c.PlaceOrder) -> None:
+        m = self._market(cmd.market)
+        sel = m.index.get(cmd.selection)
+        if sel is None:
+            raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {cmd.selection!r} in {m.id}")
+        if cmd.ref:
+            prior = self.refs.get((cmd.user, cmd.ref))
+            if prior is not None:
+                if prior[1] == _place_fields(cmd):
+                    self._emit(e.PlaceRepeated(seq=self._seq, ts=self._ts, order=prior[0],
+                                               user=cmd.user))
+                    return
+                raise Rejected(Code.DUPLICATE_REF, f"ref {cmd.ref!r} was used for another order")
+        self._require_open(m)
+        is_back = cmd.side == c.BACK
+        if not is_back and cmd.side != c.LAY:
+            raise Rejected(Code.BAD_REQUEST, f"side must be back or lay, not {cmd.side!r}")
+        if cmd.persistence not in (c.LAPSE, c.PERSIST) or cmd.tif not in (c.GTC, c.FOK):
+            raise Rejected(Code.BAD_REQUEST, "persistence is lapse|persist, tif is gtc|fok")
+        if m.type == c.POOL and not is_back:
+            raise Rejected(Code.BAD_REQUEST, "pool markets take back bets only")
+        if not is_valid(cmd.price):
+            raise Rejected(Code.INVALID_ODDS, f"{format_odds(cmd.price)} is not on the odds ladder")
+        if cmd.size_minor <= 0:
+            raise Rejected(Code.INVALID_SIZE, "size must be positive")
+        if cmd.tif == c.FOK:
+            if not 0 <= cmd.min_fill_minor <= cmd.size_minor:
+                raise Rejected(Code.INVALID_SIZE, "min_fill must be between 0 and size")
+        elif cmd.min_fill_minor:
+            raise Rejected(Code.BAD_REQUEST, "min_fill goes with tif fok only")
+
+        wallet = self.wallets.get((cmd.user, m.currency))
+        pos = m.positions.get(cmd.user)
+        if pos is None:
+            pos = Position(len(m.selection_ids))  # kept only if the order is accepted
+        if m.type == c.POOL:
+            new_hold = pos.hold + cmd.size_minor
+        else:
+            new_hold = pos.hold_with(sel, is_back, cmd.price, cmd.size_minor)
+        self._check_funds(cmd.user, wallet, new_hold - pos.hold)
+        delayed = m.in_play and m.bet_delay_ms > 0
+        if cmd.tif == c.FOK and not delayed and m.type == c.EXCHANGE:
+            need = cmd.min_fill_minor or cmd.size_minor
+            if m.books[sel].matchable(is_back, cmd.price, need) < need:
+                raise Rejected(Code.FOK_NOT_FILLED, "not enough at that price or better")
+
+        # accepted: from here on, state changes
+        if wallet is None:
+            wallet = self.wallet(cmd.user, m.currency)
+        if cmd.user not in m.positions:
+            m.positions[cmd.user] = pos
+        o = Order(f"o{self._seq}", cmd.user, m.id, cmd.selection, sel, is_back, cmd.price,
+                  cmd.size_minor, cmd.persistence, cmd.tif, cmd.min_fill_minor, cmd.ref,
+                  self._seq, pos, wallet)
+        self.orders[o.id] = o
+        if cmd.ref:
+            self.refs[(cmd.user, cmd.ref)] = (o.id, _place_fields(cmd))
+        self._admit(m, o, delayed)
+
+    def _admit(self, m: Market, o: Order, delayed: bool) -> None:
+        """Record an accepted order, hold for it as unmatched, then delay it or execute it."""
+        if m.type == c.POOL:
+            self._emit(self._placed_event(o))
+            self._pool_stake(m, o)
+            return
+        o.pos.add_unmatched(o.sel, o.is_back, o.price, 0, o.remaining)
+        if delayed:
+            o.release_ts = self._ts + m.bet_delay_ms
+            heapq.heappush(self.delayed, (o.release_ts, self._seq, o.id))
+            m.open_orders[o.id] = o
+            self._emit(self._placed_event(o))
+            self._rehold(o.pos, o.wallet)
+            return
+        self._emit(self._placed_event(o))
+        self._execute(m, o)
+
+    def _placed_event(self, o: Order) -> e.OrderPlaced:
+        return e.OrderPlaced(seq=self._seq, ts=self._ts, order=o.id, user=o.user, market=o.market,
+                             selection=o.selection, side=o.side, price=o.price,
+                             size_minor=o.size, persistence=o.persistence, tif=o.tif, ref=o.ref,
+                             release_ts=o.release_ts)
+
+    def _check_funds(self, user: str, wallet: Wallet | None, extra_hold: int) -> None:
+        if extra_hold <= 0 or (wallet is not None and wallet.exempt) or user in (HOUSE, EXTERNAL):
+            return
+        available = wallet.available if wallet is not None else 0
+        if extra_hold > available:
+            raise Rejected(Code.INSUFFICIENT_FUNDS,
+                           f"needs {format_money(extra_hold)} more held, "
+                           f"{format_money(available)} available")
+
+    def _execute(self, m: Market, o: Order) -> None:
+        """Match an order against its book, then rest what is left (GTC) or cancel it (FOK)."""
+        book = m.books[o.sel]
+        fills = book.match(o, o.remaining)
+        for maker, price, size in fills:
+            self._fill(m, o, maker, price, size)
+        if o.remaining:
+            if o.tif == c.FOK:
+                self._take_off(m, o, o.remaining, "fok", lapse=False)
+            else:
+                book.half_of(o).add(o)
+                m.open_orders[o.id] = o
+        self._rehold(o.pos, o.wallet)
+
+    def _fill(self, m: Market, taker: Order, maker: Order, price: int, size: int) -> None:
+        win = size * (price - 100) // 100  # money.win_amount, inlined on the hot path
+        sel = taker.sel
+        before = taker.remaining
+        taker.remaining = before - size
+        taker.matched += size
+        taker.matched_value += size * price
+        taker.matched_win += win
+        maker.matched_value += size * price
+        maker.matched_win += win
+        taker.pos.fill(sel, taker.is_back, taker.price, before, size, win)
+        mpos = maker.pos
+        mpos.fill(sel, maker.is_back, price, maker.remaining + size, size, win)
+        self._rehold(mpos, maker.wallet)
+        if not maker.remaining:
+            del m.open_orders[maker.id]
+        m.traded[sel] += size
+        m.ltp[sel] = price
+        self._emit(e.BetMatched(seq=self._seq, ts=self._ts, market=m.id, selection=taker.selection,
+                                price=price, size_minor=size, win_minor=win,
+                                taker_order=taker.id, taker_user=taker.user,
+                                taker_side=taker.side, maker_order=maker.id,
+                                maker_user=maker.user))
+
+    def _rehold(self, pos: Position, wallet: Wallet) -> None:
+        worst = min(pos.edge) + pos.const
+        hold = -worst if worst < 0 else 0
+        if hold != pos.hold:
+            wallet.held += hold - pos.hold
+            pos.hold = hold
+            self._touched[(wallet.user, wallet.currency)] = wallet
+
+    def _take_off(self, m: Market, o: Order, size: int, reason: str, lapse: bool) -> None:
+        """Cancel or lapse `size` of an order's unmatched remainder and release its hold."""
+        if size <= 0:
+            return
+        before = o.remaining
+        o.remaining = before - size
+        if lapse:
+            o.lapsed += size
+        else:
+            o.cancelled += size
+        if o.in_book:
+            m.books[o.sel].half_of(o).reduce(o, size)
+        o.pos.add_unmatched(o.sel, o.is_back, o.price, before, o.remaining)
+        self._rehold(o.pos, o.wallet)
+        if not o.remaining:
+            m.open_orders.pop(o.id, None)
+        event = e.OrderLapsed if lapse else e.OrderCancelled
+        self._emit(event(seq=self._seq, ts=self._ts, order=o.id, user=o.user, size_minor=size,
+                         reason=reason))
+
+    def _cancel(self, cmd: c.CancelOrder) -> None:
+        o = self._own_order(cmd.user, cmd.order)
+        if cmd.size_reduction_minor < 0:
+            raise Rejected(Code.INVALID_SIZE, "size_reduction must be positive")
+        if not o.remaining:
+            return  # already complete: the end state the caller asked for holds
+        size = cmd.size_reduction_minor or o.remaining
+        self._take_off(self.markets[o.market], o, min(size, o.remaining), "requested",
+                       lapse=False)
+
+    def _cancel_all(self, cmd: c.CancelAll) -> None:
+        if cmd.market:
+            markets = [self._market(cmd.market)]
+        else:
+            markets = list(self.markets.values())
+        for m in markets:
+            for o in [o for o in m.open_orders.values() if o.user == cmd.user]:
+                self._take_off(m, o, o.remaining, "requested", lapse=False)
+
+    def _replace(self, cmd: c.ReplaceOrder) -> None:
+        o = self._own_order(cmd.user, cmd.order)
+        m = self.markets[o.market]
+        if not o.remaining:
+            raise Rejected(Code.INVALID_SIZE, f"order {o.id} has nothing left to replace")
+        self._require_open(m)
+        if not is_valid(cmd.price):
+            raise Rejected(Code.INVALID_ODDS, f"{format_odds(cmd.price)} is not on the odds ladder")
+        size = o.remaining
+        new_hold = o.pos.hold_if([(o.sel, o.is_back, o.price, size, 0),
+                                  (o.sel, o.is_back, cmd.price, 0, size)])
+        self._check_funds(o.user, o.wallet, new_hold - o.pos.hold)
+
+        new = Order(f"o{self._seq}", o.user, m.id, o.selection, o.sel, o.is_back, cmd.price,
+                    size, o.persistence, o.tif, 0, "", self._seq, o.pos, o.wallet)
+        self._emit(e.OrderReplaced(seq=self._seq, ts=self._ts, order=o.id, user=o.user,
+                                   new_order=new.id))
+        self._take_off(m, o, size, "replaced", lapse=False)
+        self.orders[new.id] = new
+        self._admit(m, new, m.in_play and m.bet_delay_ms > 0)
+
+    def _tick(self, cmd: c.Tick) -> None:
+        """Nothing to do: releasing due delayed orders happens at the start of every apply."""
+
+    def _release_delayed(self) -> None:
+        delayed = self.delayed
+        while delayed and delayed[0][0] <= self._ts:
+            _, _, oid = heapq.heappop(delayed)
+            o = self.orders[oid]
+            if not o.remaining or not o.release_ts:
+                continue  # cancelled or lapsed while waiting
+            m = self.markets[o.market]
+            o.release_ts = 0
+            self._emit(e.OrderReleased(seq=self._seq, ts=self._ts, order=o.id, user=o.user))
+            if o.tif == c.FOK:
+                need = o.min_fill or o.size
+                if m.books[o.sel].matchable(o.is_back, o.price, need) < need:
+                    self._take_off(m, o, o.remaining, "fok", lapse=False)
+                    continue
+            del m.open_orders[o.id]
+            self._execute(m, o)
+
+    # -- pool markets -------------------------------------------------------------------------
+
+    def _pool_stake(self, m: Market, o: Order) -> None:
+        """A pool bet is matched into the pool at once; its whole stake is at risk."""
+        m.pool_stakes[o.sel] += o.size
+        o.remaining = 0
+        o.matched = o.size
+        o.pos.add_pool_stake(o.size)
+        o.pos.lose[o.sel] -= o.size
+        m.traded[o.sel] += o.size
+        self._rehold(o.pos, o.wallet)
+
+    # -- settlement ---------------------------------------------------------------------------
+
+    def _settle(self, cmd: c.SettleMarket) -> None:
+        m = self._market(cmd.market)
+        if m.status in FINAL:
+            raise Rejected(Code.MARKET_NOT_OPEN, f"market {m.id} is already {m.status.lower()}")
+        factors = self._dead_heat_factors(m, cmd)
+        if m.status != CLOSED:
+            self._close(m, "closed")
+            m.status = CLOSED
+        if m.type == c.POOL:
+            self._settle_pool(m, factors)
+        else:
+            self._settle_exchange(m, factors)
+        m.status = SETTLED
+        self._emit(e.MarketSettled(seq=self._seq, ts=self._ts, market=m.id, winners=cmd.winners,
+                                   dead_heat=cmd.dead_heat))
+        self._emit(e.MarketStatusChanged(seq=self._seq, ts=self._ts, market=m.id, status=SETTLED,
+                                         in_play=m.in_play, bet_delay_ms=m.bet_delay_ms))
+
+    @staticmethod
+    def _dead_heat_factors(m: Market, cmd: c.SettleMarket) -> dict[int, Fraction]:
+        if not cmd.winners or len(set(cmd.winners)) != len(cmd.winners):
+            raise Rejected(Code.BAD_REQUEST, "winners must be distinct and not empty")
+        for sid in cmd.winners:
+            if sid not in m.index:
+                raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {sid!r} in {m.id}")
+        if not cmd.dead_heat:
+            # several winners with no factors given: a dead heat shared equally
+            return {m.index[sid]: Fraction(1, len(cmd.winners)) for sid in cmd.winners}
+        given = {}
+        for sid, num, den in cmd.dead_heat:
+            if sid not in cmd.winners or den <= 0 or not 0 < num <= den or sid in given:
+                raise Rejected(Code.BAD_REQUEST, "dead_heat: one factor in (0, 1] per winner")
+            given[sid] = Fraction(num, den)
+        if set(given) != set(cmd.winners) or sum(given.values()) != 1:
+            # factors must describe one place shared among the tied winners, so every
+            # settlement is a weighted mix of the single-winner outcomes the holds covered
+            raise Rejected(Code.BAD_REQUEST, "dead_heat factors must cover every winner, sum 1")
+        return {m.index[sid]: f for sid, f in given.items()}
+
+    def _settle_exchange(self, m: Market, factors: dict[int, Fraction]) -> None:
+        entries = []
+        commission = []
+        total = 0
+        for user, pos in m.positions.items():
+            # P&L = every bet's lose-side result, plus the tied share of the winners' win side
+            pnl = sum(pos.lose)
+            exact = Fraction(pnl)
+            for sel, f in factors.items():
+                exact += f * (pos.win[sel] - pos.lose[sel])
+            pnl = exact.numerator // exact.denominator  # floor: breakage goes to the house
+            total += pnl
+            if pnl:
+                entries.append((user, pnl))
+            if pnl > 0 and user != HOUSE:
+                fee = pnl * m.commission_bp // 10000
+                if fee:
+                    commission.append((user, -fee))
+        if total:
+            entries.append((HOUSE, -total))
+        self._release_holds(m)
+        self._move_money("settlement", m.id, m.currency, entries)
+        if commission:
+            fees = sum(-fee for _, fee in commission)
+            self._move_money("commission", m.id, m.currency, commission + [(COMMISSION, fees)])
+
+    def _settle_pool(self, m: Market, factors: dict[int, Fraction]) -> None:
+        pool = sum(m.pool_stakes)
+        backed = {sel: f for sel, f in factors.items() if m.pool_stakes[sel]}
+        entries = []
+        if not backed:  # nobody backed a winner: everyone gets the stake back
+            self._release_holds(m)
+            return
+        weight = sum(backed.values())
+        take = pool * m.take_bp // 10000
+        net = pool - take
+        paid = 0
+        for user, pos in m.positions.items():
+            staked = -sum(pos.lose)
+            share = Fraction(0)
+            for sel, f in backed.items():
+                mine = -pos.lose[sel]
+                if mine:
+                    share += Fraction(mine * net, m.pool_stakes[sel]) * f / weight
+            payout = share.numerator // share.denominator
+            paid += payout
+            if payout != staked:
+                entries.append((user, payout - staked))
+        entries.append((HOUSE, take + (net - paid)))
+        self._release_holds(m)
+        self._move_money("settlement", m.id, m.currency, entries)
+
+    def _void(self, cmd: c.VoidMarket) -> None:
+        m = self._market(cmd.market)
+        if m.status in FINAL:
+            raise Rejected(Code.MARKET_NOT_OPEN, f"market {m.id} is already {m.status.lower()}")
+        self._close(m, "voided")
+        self._release_holds(m)
+        m.status = VOIDED
+        self._emit(e.MarketVoided(seq=self._seq, ts=self._ts, market=m.id))
+        self._emit(e.MarketStatusChanged(seq=self._seq, ts=self._ts, market=m.id, status=VOIDED,
+                                         in_play=m.in_play, bet_delay_ms=m.bet_delay_ms))
+
+    def _release_holds(self, m: Market) -> None:
+        for user, pos in m.positions.items():
+            if pos.hold:
+                w = self.wallets[(user, m.currency)]
+                w.held -= pos.hold
+                pos.hold = 0
+                self._touched[(user, m.currency)] = w
+
+    # -- money --------------------------------------------------------------------------------
+
+    def _move_money(self, kind: str, ref: str, currency: str, entries: list) -> None:
+        if sum(amount for _, amount in entries) != 0:
+            raise InvariantBroken(f"{kind} {ref} does not balance: {entries}")
+        for account, amount in entries:
+            w = self.wallet(account, currency)
+            w.balance += amount
+            self._touched[(account, currency)] = w
+        self._emit(e.MoneyMoved(seq=self._seq, ts=self._ts, kind=kind, ref=ref, currency=currency,
+                                entries=tuple(entries)))
+
+    def _deposit(self, cmd: c.Deposit) -> None:
+        if not cmd.ref:
+            raise Rejected(Code.BAD_REQUEST, "a deposit needs the provider's ref")
+        if cmd.user in SYSTEM_ACCOUNTS:
+            raise Rejected(Code.FORBIDDEN, f"{cmd.user!r} is a system account")
+        prior = self.deposits.get(cmd.ref)
+        if prior is not None:
+            if prior == (cmd.user, cmd.currency, cmd.amount_minor):
+                self._emit(e.DepositRepeated(seq=self._seq, ts=self._ts, ref=cmd.ref,
+                                             user=cmd.user))
+                return
+            raise Rejected(Code.DUPLICATE_REF, f"deposit ref {cmd.ref!r} was used differently")
+        if cmd.amount_minor <= 0:
+            raise Rejected(Code.INVALID_SIZE, "amount must be positive")
+        self.deposits[cmd.ref] = (cmd.user, cmd.currency, cmd.amount_minor)
+        self._move_money("deposit", cmd.ref, cmd.currency,
+                         [(EXTERNAL, -cmd.amount_minor), (cmd.user, cmd.amount_minor)])
+
+    def _request_withdrawal(self, cmd: c.RequestWithdrawal) -> None:
+        if cmd.amount_minor <= 0:
+            raise Rejected(Code.INVALID_SIZE, "amount must be positive")
+        if cmd.user in SYSTEM_ACCOUNTS:
+            raise Rejected(Code.FORBIDDEN, f"{cmd.user!r} is a system account")
+        w = self.wallets.get((cmd.user, cmd.currency))
+        if w is None or w.available < cmd.amount_minor:
+            raise Rejected(Code.INSUFFICIENT_FUNDS, "withdrawal above the available balance")
+        wid = f"w{self._seq}"
+        self.withdrawals[wid] = [cmd.user, cmd.currency, cmd.amount_minor, "pending"]
+        w.held += cmd.amount_minor
+        self._touched[(w.user, w.currency)] = w
+        self._emit(e.WithdrawalRequested(seq=self._seq, ts=self._ts, withdrawal=wid, user=cmd.user,
+                                         currency=cmd.currency, amount_minor=cmd.amount_minor))
+
+    def _pending_withdrawal(self, wid: str) -> list:
+        wd = self.withdrawals.get(wid)
+        if wd is None or wd[3] != "pending":
+            raise Rejected(Code.BAD_REQUEST, f"no pending withdrawal {wid!r}")
+        return wd
+
+    def _finish_withdrawal(self, cmd, approved: bool) -> None:
+        wd = self._pending_withdrawal(cmd.withdrawal)
+        user, currency, amount, _ = wd
+        wd[3] = "approved" if approved else "rejected"
+        w = self.wallets[(user, currency)]
+        w.held -= amount
+        self._touched[(user, currency)] = w
+        event = e.WithdrawalApproved if approved else e.WithdrawalRejected
+        self._emit(event(seq=self._seq, ts=self._ts, withdrawal=cmd.withdrawal, user=user,
+                         currency=currency, amount_minor=amount))
+        if approved:
+            self._move_money("withdrawal", cmd.withdrawal, currency,
+                             [(user, -amount), (EXTERNAL, amount)])
+
+    def _approve_withdrawal(self, cmd: c.ApproveWithdrawal) -> None:
+        self._finish_withdrawal(cmd, approved=True)
+
+    def _reject_withdrawal(self, cmd: c.RejectWithdrawal) -> None:
+        self._finish_withdrawal(cmd, approved=False)
+
+    def _not_yet(self, cmd: c.Command) -> None:
+        raise Rejected(Code.BAD_REQUEST, f"{type(cmd).__name__} is not supported yet")
+
+    # -- self-check ---------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Recompute every derived quantity from scratch and compare (DESIGN.md §3, 1-4)."""
+        from .validate import validate
+
+        validate(self)
+
+
+def _place_fields(cmd: c.PlaceOrder) -> tuple:
+    return (cmd.market, cmd.selection, cmd.side, cmd.price, cmd.size_minor, cmd.persistence,
+            cmd.tif, cmd.min_fill_minor)
+
+
+_HANDLERS = {
+    c.CreateMarket: Engine._create_market,
+    c.SetMarketStatus: Engine._set_status,
+    c.SettleMarket: Engine._settle,
+    c.VoidMarket: Engine._void,
+    c.PlaceOrder: Engine._place,
+    c.CancelOrder: Engine._cancel,
+    c.ReplaceOrder: Engine._replace,
+    c.CancelAll: Engine._cancel_all,
+    c.Tick: Engine._tick,
+    c.Deposit: Engine._deposit,
+    c.RequestWithdrawal: Engine._request_withdrawal,
+    c.ApproveWithdrawal: Engine._approve_withdrawal,
+    c.RejectWithdrawal: Engine._reject_withdrawal,
+    c.SetMarketLimits: Engine._not_yet,
+    c.SetUserLimits: Engine._not_yet,
+    c.SetPrices: Engine._not_yet,
+}

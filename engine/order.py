@@ -1,0 +1,55 @@
+"""An order and its sizes. matched + remaining + cancelled + lapsed == size, always."""
+
+EXECUTABLE = "EXECUTABLE"
+EXECUTION_COMPLETE = "EXECUTION_COMPLETE"
+
+
+class Order:
+    __slots__ = (
+        "id", "user", "market", "selection", "sel", "is_back", "price", "size",
+        "matched", "remaining", "cancelled", "lapsed",
+        "matched_value",  # sum of fill size x fill price, for the average matched price
+        "matched_win",  # sum of fill win amounts: exact P&L of the matched part
+        "persistence", "tif", "min_fill", "ref", "placed_seq",
+        "release_ts",  # > 0 while waiting out an in-play bet delay, not yet in the book
+        "in_book", "pos", "wallet",
+    )
+
+    def __init__(self, oid, user, market, selection, sel, is_back, price, size,
+                 persistence, tif, min_fill, ref, placed_seq, pos, wallet):
+        self.id = oid
+        self.user = user
+        self.market = market
+        self.selection = selection
+        self.sel = sel
+        self.is_back = is_back
+        self.price = price
+        self.size = size
+        self.matched = 0
+        self.remaining = size
+        self.cancelled = 0
+        self.lapsed = 0
+        self.matched_value = 0
+        self.matched_win = 0
+        self.persistence = persistence
+        self.tif = tif
+        self.min_fill = min_fill
+        self.ref = ref
+        self.placed_seq = placed_seq
+        self.release_ts = 0
+        self.in_book = False
+        self.pos = pos
+        self.wallet = wallet
+
+    @property
+    def side(self) -> str:
+        return "back" if self.is_back else "lay"
+
+    @property
+    def status(self) -> str:
+        return EXECUTABLE if self.remaining else EXECUTION_COMPLETE
+
+    def __repr__(self) -> str:
+        return (f"Order({self.id} {self.user} {self.side} {self.selection}@{self.price} "
+                f"size={self.size} m={self.matched} r={self.remaining} "
+                f"c={self.cancelled} l={self.lapsed})")

@@ -1,0 +1,106 @@
+"""`validate(engine)`: recompute every derived quantity from scratch and compare.
+
+Slow and obviously correct on purpose; property tests call it after every command. A mismatch
+raises InvariantBroken (a bug: fail loudly, recover by replay).
+"""
+
+from collections import defaultdict
+
+from .commands import POOL
+from .exposure import Position
+from .market import FINAL
+from .rejections import InvariantBroken
+
+
+def _fail(message: str) -> None:
+    raise InvariantBroken(message)
+
+
+def validate(engine) -> None:
+    orders_by_market = defaultdict(list)
+    for o in engine.orders.values():
+        if o.matched + o.remaining + o.cancelled + o.lapsed != o.size:
+            _fail(f"sizes of {o} do not add up")
+        if min(o.matched, o.remaining, o.cancelled, o.lapsed) < 0:
+            _fail(f"negative size in {o}")
+        orders_by_market[o.market].append(o)
+
+    holds = defaultdict(int)
+    for m in engine.markets.values():
+        _check_market(m, orders_by_market[m.id], holds)
+
+    for wid, (user, currency, amount, state) in engine.withdrawals.items():
+        if state == "pending":
+            holds[(user, currency)] += amount
+
+    totals = defaultdict(int)
+    for key, w in engine.wallets.items():
+        totals[w.currency] += w.balance
+        if w.held != holds.get(key, 0):
+            _fail(f"{w} held {w.held}, recomputed {holds.get(key, 0)}")
+        if not w.exempt and w.available < 0:
+            _fail(f"{w} has negative available")
+    for currency, total in totals.items():
+        if total != 0:
+            _fail(f"{currency}: balances sum to {total}, not 0")
+
+
+def _check_market(m, orders, holds) -> None:
+    n = len(m.selection_ids)
+    expected: dict[str, Position] = {}
+    open_ids = set()
+    for o in orders:
+        pos = expected.get(o.user)
+        if pos is None:
+            pos = expected[o.user] = Position(n)
+        if m.type == POOL:
+            pos.lose[o.sel] -= o.matched
+            pos.add_pool_stake(o.matched)
+        elif o.matched:
+            pos.add_matched(o.sel, o.is_back, o.matched, o.matched_win)
+        if o.remaining:
+            if m.type == POOL or m.status in FINAL:
+                _fail(f"{o} has remaining on a {m.type} market in {m.status}")
+            pos.add_unmatched(o.sel, o.is_back, o.price, 0, o.remaining)
+            open_ids.add(o.id)
+            if bool(o.release_ts) == o.in_book:
+                _fail(f"{o} must be either delayed or in the book")
+        elif o.in_book:
+            _fail(f"complete {o} still in the book")
+    if set(m.open_orders) != open_ids:
+        _fail(f"{m.id}: open_orders disagree with order state")
+
+    for user, pos in m.positions.items():
+        want = expected.get(user, Position(n))
+        if (pos.win, pos.lose) != (want.win, want.lose):
+            _fail(f"{m.id}/{user}: matched P&L {pos.win}/{pos.lose}, recomputed {want.win}/{want.lose}")
+        if m.status in FINAL:
+            if pos.hold:
+                _fail(f"{m.id}/{user}: hold {pos.hold} after {m.status}")
+            continue
+        if (pos.edge, pos.const) != (want.edge, want.const):
+            _fail(f"{m.id}/{user}: outcomes {pos.edge}+{pos.const}, recomputed {want.edge}+{want.const}")
+        if pos.hold != want.needed_hold():
+            _fail(f"{m.id}/{user}: hold {pos.hold}, recomputed {want.needed_hold()}")
+        holds[(user, m.currency)] += pos.hold
+    if set(expected) - set(m.positions):
+        _fail(f"{m.id}: orders of users without a position")
+
+    for i, book in enumerate(m.books):
+        for half in (book.backs, book.lays):
+            for price, level in half.levels.items():
+                live = [o for o in level.orders if o.remaining]
+                if level.total != sum(o.remaining for o in live) or level.total <= 0:
+                    _fail(f"{m.id}/{m.selection_ids[i]}@{price}: level total {level.total} wrong")
+                if len(level.orders) - len(live) != level.dead:
+                    _fail(f"{m.id}/{m.selection_ids[i]}@{price}: dead count wrong")
+                for o in live:
+                    if o.price != price or o.sel != i or not o.in_book or o.is_back != (half is book.backs):
+                        _fail(f"{o} sits in the wrong level")
+        for half in (book.backs, book.lays):
+            actual = half.levels.peekitem(half.best_at)[0] if half.levels else None
+            if half.best != actual:
+                _fail(f"{m.id}/{m.selection_ids[i]}: cached best {half.best}, actual {actual}")
+        best_lay, best_back = book.lays.best, book.backs.best
+        if best_lay is not None and best_back is not None and best_lay >= best_back:
+            _fail(f"{m.id}/{m.selection_ids[i]} crossed: lay {best_lay} >= back {best_back}")

@@ -1,0 +1,280 @@
+"""Fold journaled events into read-model row changes, in memory, with no I/O.
+
+A batch of records becomes a `Changes`: rows to insert (new markets, orders, fills, ledger
+entries, ...) and net changes to rows written by earlier batches (order size deltas, last wallet
+balance, last market status). Rows first seen in the batch absorb their later events here, so
+each row is written once per batch. readmodel.py turns a `Changes` into a few set-based SQL
+statements.
+"""
+
+from dataclasses import dataclass, field
+
+from engine import events as ev
+
+from .journal import Record
+
+EXECUTABLE = "EXECUTABLE"
+EXECUTION_COMPLETE = "EXECUTION_COMPLETE"
+_FINAL_STATUS = {ev.MarketSettled: "SETTLED", ev.MarketVoided: "VOIDED"}
+
+
+@dataclass(slots=True)
+class OrderRow:
+    order_id: str
+    user_id: str
+    market: str
+    selection: str
+    side: str
+    price: int
+    size_minor: int
+    matched_minor: int
+    remaining_minor: int
+    cancelled_minor: int
+    lapsed_minor: int
+    matched_value: int
+    status: str
+    persistence: str
+    tif: str
+    ref: str
+    release_ts_ms: int
+    replaced_by: str | None
+    placed_seq: int
+    placed_ts_ms: int
+    updated_seq: int
+
+
+@dataclass(slots=True)
+class OrderDelta:
+    """Net change to an order row written by an earlier batch."""
+
+    order_id: str
+    matched_minor: int = 0
+    remaining_minor: int = 0  # negative: size left the book
+    cancelled_minor: int = 0
+    lapsed_minor: int = 0
+    matched_value: int = 0
+    released: bool = False
+    replaced_by: str | None = None
+    seq: int = 0
+
+
+@dataclass(slots=True)
+class Changes:
+    first_seq: int = 0
+    last_seq: int = 0
+    last_ts_ms: int = 0
+    markets: dict = field(default_factory=dict)  # market -> row tuple (new markets)
+    market_updates: dict = field(default_factory=dict)  # market -> {column: value}
+    selections: list = field(default_factory=list)  # row tuples (new selections)
+    selection_updates: dict = field(default_factory=dict)  # (market, selection) -> {column: value}
+    orders: dict = field(default_factory=dict)  # order id -> OrderRow (new orders)
+    order_deltas: dict = field(default_factory=dict)  # order id -> OrderDelta
+    fills: list = field(default_factory=list)
+    ledger: list = field(default_factory=list)
+    settlements: list = field(default_factory=list)
+    wallets: dict = field(default_factory=dict)  # (user, currency) -> (balance, held, seq)
+    user_limits: dict = field(default_factory=dict)  # user -> row tuple
+    market_limits: dict = field(default_factory=dict)  # market -> row tuple
+    withdrawals: dict = field(default_factory=dict)  # id -> row list (new withdrawals)
+    withdrawal_decisions: dict = field(default_factory=dict)  # id -> (status, seq, ts)
+
+
+class UnknownEvent(Exception):
+    """An event type with no fold: persisting it would silently drop what it says."""
+
+
+def fold(records: list[Record]) -> Changes:
+    ch = Changes()
+    for seq, cmd, events in records:
+        if not ch.first_seq:
+            ch.first_seq = seq
+        ch.last_seq, ch.last_ts_ms = seq, cmd.ts
+        for idx, event in enumerate(events):
+            folder = _FOLDERS.get(type(event))
+            if folder is None:
+                raise UnknownEvent(f"no read-model fold for {type(event).__name__} at seq {seq}")
+            folder(ch, seq, idx, event)
+    return ch
+
+
+def _nothing_changed(ch, seq, idx, e):
+    """A rejection or an idempotent repeat leaves the read model as it is."""
+
+
+# -- markets ----------------------------------------------------------------------------------
+
+def _market_created(ch: Changes, seq, idx, e: ev.MarketCreated):
+    ch.markets[e.market] = [e.market, e.event, e.name, e.type, e.currency, e.commission_bp,
+                            e.take_bp, "INACTIVE", False, 0, seq, e.ts, seq]
+    for position, (selection, name) in enumerate(e.selections):
+        ch.selections.append((e.market, selection, name, position, seq))
+
+
+def _update_market(ch: Changes, market: str, seq: int, **columns):
+    row = ch.markets.get(market)
+    if row is not None:  # created in this batch
+        for name, value in columns.items():
+            row[_MARKET_COLUMN_INDEX[name]] = value
+        row[-1] = seq
+    else:
+        ch.market_updates.setdefault(market, {}).update(columns, updated_seq=seq)
+
+
+_MARKET_COLUMN_INDEX = {"status": 7, "in_play": 8, "bet_delay_ms": 9}
+
+
+def _market_status_changed(ch, seq, idx, e: ev.MarketStatusChanged):
+    _update_market(ch, e.market, seq, status=e.status, in_play=e.in_play,
+                   bet_delay_ms=e.bet_delay_ms)
+
+
+def _market_settled(ch, seq, idx, e: ev.MarketSettled):
+    _update_market(ch, e.market, seq, status=_FINAL_STATUS[type(e)])
+    ch.settlements.append((e.market, seq, "settled", list(e.winners),
+                           [list(d) for d in e.dead_heat], e.ts))
+
+
+def _market_voided(ch, seq, idx, e: ev.MarketVoided):
+    _update_market(ch, e.market, seq, status=_FINAL_STATUS[type(e)])
+    ch.settlements.append((e.market, seq, "voided", [], [], e.ts))
+
+
+def _prices_set(ch, seq, idx, e: ev.PricesSet):
+    for selection, price in e.fair:
+        ch.selection_updates.setdefault((e.market, selection), {}).update(
+            fair_price=price, updated_seq=seq)
+    for selection, price in e.offered:
+        ch.selection_updates.setdefault((e.market, selection), {}).update(
+            offered_price=price, updated_seq=seq)
+
+
+def _selection_suspended(ch, seq, idx, e: ev.SelectionSuspended):
+    ch.selection_updates.setdefault((e.market, e.selection), {}).update(
+        house_suspended=True, updated_seq=seq)
+
+
+# -- orders -----------------------------------------------------------------------------------
+
+def _order_placed(ch: Changes, seq, idx, e: ev.OrderPlaced):
+    ch.orders[e.order] = OrderRow(
+        e.order, e.user, e.market, e.selection, e.side, e.price, e.size_minor, 0, e.size_minor,
+        0, 0, 0, EXECUTABLE, e.persistence, e.tif, e.ref, e.release_ts, None, seq, e.ts, seq)
+
+
+def _change_order(ch: Changes, order: str, seq: int, matched=0, remaining=0, cancelled=0,
+                  lapsed=0, value=0, released=False, replaced_by=None):
+    row = ch.orders.get(order)
+    if row is not None:
+        row.matched_minor += matched
+        row.remaining_minor += remaining
+        row.cancelled_minor += cancelled
+        row.lapsed_minor += lapsed
+        row.matched_value += value
+        if released:
+            row.release_ts_ms = 0
+        if replaced_by is not None:
+            row.replaced_by = replaced_by
+        row.status = EXECUTION_COMPLETE if row.remaining_minor == 0 else EXECUTABLE
+        row.updated_seq = seq
+        return
+    d = ch.order_deltas.get(order)
+    if d is None:
+        d = ch.order_deltas[order] = OrderDelta(order)
+    d.matched_minor += matched
+    d.remaining_minor += remaining
+    d.cancelled_minor += cancelled
+    d.lapsed_minor += lapsed
+    d.matched_value += value
+    d.released = d.released or released
+    if replaced_by is not None:
+        d.replaced_by = replaced_by
+    d.seq = seq
+
+
+def _bet_matched(ch: Changes, seq, idx, e: ev.BetMatched):
+    value = e.price * e.size_minor
+    for order in (e.taker_order, e.maker_order):
+        _change_order(ch, order, seq, matched=e.size_minor, remaining=-e.size_minor, value=value)
+    ch.fills.append((seq, idx, e.ts, e.market, e.selection, e.price, e.size_minor, e.win_minor,
+                     e.taker_order, e.taker_user, e.taker_side, e.maker_order, e.maker_user))
+
+
+def _order_cancelled(ch, seq, idx, e: ev.OrderCancelled):
+    _change_order(ch, e.order, seq, cancelled=e.size_minor, remaining=-e.size_minor)
+
+
+def _order_lapsed(ch, seq, idx, e: ev.OrderLapsed):
+    _change_order(ch, e.order, seq, lapsed=e.size_minor, remaining=-e.size_minor)
+
+
+def _order_released(ch, seq, idx, e: ev.OrderReleased):
+    _change_order(ch, e.order, seq, released=True)
+
+
+def _order_replaced(ch, seq, idx, e: ev.OrderReplaced):
+    _change_order(ch, e.order, seq, replaced_by=e.new_order)
+
+
+# -- money ------------------------------------------------------------------------------------
+
+def _wallet_changed(ch, seq, idx, e: ev.WalletChanged):
+    ch.wallets[(e.user, e.currency)] = (e.balance_minor, e.held_minor, seq)
+
+
+def _money_moved(ch, seq, idx, e: ev.MoneyMoved):
+    for entry, (account, amount) in enumerate(e.entries):
+        ch.ledger.append((seq, idx, entry, e.ts, e.kind, e.ref, account, e.currency, amount))
+
+
+def _withdrawal_requested(ch, seq, idx, e: ev.WithdrawalRequested):
+    ch.withdrawals[e.withdrawal] = [e.withdrawal, e.user, e.currency, e.amount_minor,
+                                    "REQUESTED", seq, e.ts, None, None]
+
+
+def _withdrawal_decided(ch, seq, idx, e):
+    status = "APPROVED" if isinstance(e, ev.WithdrawalApproved) else "REJECTED"
+    row = ch.withdrawals.get(e.withdrawal)
+    if row is not None:
+        row[4:] = [status, row[5], row[6], seq, e.ts]
+    else:
+        ch.withdrawal_decisions[e.withdrawal] = (status, seq, e.ts)
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+def _user_limits_set(ch, seq, idx, e: ev.UserLimitsSet):
+    num, den = e.stake_factor if e.stake_factor is not None else (None, None)
+    ch.user_limits[e.user] = (e.user, e.max_stake_minor, e.daily_stake_minor,
+                              e.weekly_stake_minor, num, den, e.max_exposure_minor, seq)
+
+
+def _market_limits_set(ch, seq, idx, e: ev.MarketLimitsSet):
+    ch.market_limits[e.market] = (e.market, e.max_liability_minor,
+                                  e.selection_max_liability_minor, e.min_stake_minor,
+                                  e.max_stake_minor, seq)
+
+
+_FOLDERS = {
+    ev.CommandRejected: _nothing_changed,
+    ev.PlaceRepeated: _nothing_changed,
+    ev.DepositRepeated: _nothing_changed,
+    ev.MarketCreated: _market_created,
+    ev.MarketStatusChanged: _market_status_changed,
+    ev.MarketSettled: _market_settled,
+    ev.MarketVoided: _market_voided,
+    ev.PricesSet: _prices_set,
+    ev.SelectionSuspended: _selection_suspended,
+    ev.OrderPlaced: _order_placed,
+    ev.BetMatched: _bet_matched,
+    ev.OrderCancelled: _order_cancelled,
+    ev.OrderLapsed: _order_lapsed,
+    ev.OrderReleased: _order_released,
+    ev.OrderReplaced: _order_replaced,
+    ev.WalletChanged: _wallet_changed,
+    ev.MoneyMoved: _money_moved,
+    ev.WithdrawalRequested: _withdrawal_requested,
+    ev.WithdrawalApproved: _withdrawal_decided,
+    ev.WithdrawalRejected: _withdrawal_decided,
+    ev.UserLimitsSet: _user_limits_set,
+    ev.MarketLimitsSet: _market_limits_set,
+}

@@ -1,0 +1,254 @@
+"""Write a folded batch (`fold.Changes`) into the Postgres read model, inside the caller's
+transaction.
+
+Hot tables (orders, fills, ledger entries, wallets) take one set-based statement each, with
+rows passed as arrays and expanded by unnest(); rare ones (markets, limits, settlements,
+withdrawals) use executemany, which asyncpg pipelines. Inserts are ON CONFLICT DO NOTHING and
+updates only touch rows whose updated_seq is older than the change, so a batch written twice
+changes nothing, even before the persisted-seq check that normally prevents it.
+
+An update that finds fewer rows than it should (an order, market or withdrawal the read model
+never saw) raises ReadModelMismatch: persisting half of what happened would be a silent loss.
+"""
+
+import asyncpg
+import orjson
+
+from .fold import Changes
+
+
+class ReadModelMismatch(Exception):
+    pass
+
+
+def _columns(rows, width: int) -> list[list]:
+    return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
+
+
+def _affected(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def read_persisted(conn: asyncpg.Connection, lock: bool = False) -> tuple[int, int]:
+    """(persisted seq, its command's ts). With lock=True, held until the transaction ends, so
+    concurrent persisters serialise and neither folds a seq the other already did."""
+    row = await conn.fetchrow("SELECT seq, ts_ms FROM persisted"
+                              + (" FOR UPDATE" if lock else ""))
+    return row["seq"], row["ts_ms"]
+
+
+async def write_persisted(conn: asyncpg.Connection, seq: int, ts_ms: int) -> None:
+    await conn.execute("UPDATE persisted SET seq = $1, ts_ms = $2", seq, ts_ms)
+
+
+async def write_changes(conn: asyncpg.Connection, ch: Changes) -> None:
+    if ch.markets:
+        await conn.executemany(_INSERT_MARKET, list(ch.markets.values()))
+    if ch.selections:
+        await conn.executemany(_INSERT_SELECTION, ch.selections)
+    if ch.market_updates:
+        await _update_markets(conn, ch.market_updates)
+    if ch.selection_updates:
+        await _update_selections(conn, ch.selection_updates)
+    if ch.orders:
+        rows = [(o.order_id, o.user_id, o.market, o.selection, o.side, o.price, o.size_minor,
+                 o.matched_minor, o.remaining_minor, o.cancelled_minor, o.lapsed_minor,
+                 o.matched_value, o.status, o.persistence, o.tif, o.ref, o.release_ts_ms,
+                 o.replaced_by, o.placed_seq, o.placed_ts_ms, o.updated_seq)
+                for o in ch.orders.values()]
+        await conn.execute(_INSERT_ORDERS, *_columns(rows, 21))
+    if ch.order_deltas:
+        await _update_orders(conn, ch.order_deltas)
+    if ch.fills:
+        await conn.execute(_INSERT_FILLS, *_columns(ch.fills, 13))
+    if ch.ledger:
+        await conn.execute(_INSERT_LEDGER, *_columns(ch.ledger, 9))
+    if ch.wallets:
+        rows = [(user, currency, balance, held, seq)
+                for (user, currency), (balance, held, seq) in ch.wallets.items()]
+        await conn.execute(_UPSERT_WALLETS, *_columns(rows, 5))
+    if ch.settlements:
+        await conn.executemany(_INSERT_SETTLEMENT, [
+            (market, seq, outcome, winners, orjson.dumps(dead_heat).decode(), ts)
+            for market, seq, outcome, winners, dead_heat, ts in ch.settlements])
+    if ch.user_limits:
+        await conn.executemany(_UPSERT_USER_LIMITS, list(ch.user_limits.values()))
+    if ch.market_limits:
+        await conn.executemany(_UPSERT_MARKET_LIMITS, list(ch.market_limits.values()))
+    if ch.withdrawals:
+        await conn.executemany(_INSERT_WITHDRAWAL, list(ch.withdrawals.values()))
+    if ch.withdrawal_decisions:
+        await _decide_withdrawals(conn, ch.withdrawal_decisions)
+
+
+async def _expect_rows(conn, status: str, keys: list, what: str, exists_sql: str,
+                       key_columns: list[list]) -> None:
+    """An update skipping a row is fine if the row already has the change (updated_seq guard);
+    it is a mismatch only if the row does not exist at all."""
+    if _affected(status) == len(keys):
+        return
+    found = {tuple(r) for r in await conn.fetch(exists_sql, *key_columns)}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise ReadModelMismatch(f"{what} update for rows the read model never saw: "
+                                f"{missing[:10]}")
+
+
+async def _update_markets(conn, updates: dict) -> None:
+    rows = [(market, u.get("status"), u.get("in_play"), u.get("bet_delay_ms"), u["updated_seq"])
+            for market, u in updates.items()]
+    status = await conn.execute(_UPDATE_MARKETS, *_columns(rows, 5))
+    await _expect_rows(conn, status, [(m,) for m in updates], "market",
+                       "SELECT market FROM markets WHERE market = any($1::text[])",
+                       [list(updates)])
+
+
+async def _update_selections(conn, updates: dict) -> None:
+    rows = [(market, selection, u.get("fair_price"), u.get("offered_price"),
+             u.get("house_suspended"), u["updated_seq"])
+            for (market, selection), u in updates.items()]
+    status = await conn.execute(_UPDATE_SELECTIONS, *_columns(rows, 6))
+    await _expect_rows(conn, status, list(updates), "selection",
+                       "SELECT s.market, s.selection FROM selections s "
+                       "JOIN unnest($1::text[], $2::text[]) AS k(market, selection) "
+                       "USING (market, selection)",
+                       _columns(list(updates), 2))
+
+
+async def _update_orders(conn, deltas: dict) -> None:
+    rows = [(d.order_id, d.matched_minor, d.remaining_minor, d.cancelled_minor, d.lapsed_minor,
+             d.matched_value, d.released, d.replaced_by, d.seq) for d in deltas.values()]
+    status = await conn.execute(_UPDATE_ORDERS, *_columns(rows, 9))
+    await _expect_rows(conn, status, [(o,) for o in deltas], "order",
+                       "SELECT order_id FROM orders WHERE order_id = any($1::text[])",
+                       [list(deltas)])
+
+
+async def _decide_withdrawals(conn, decisions: dict) -> None:
+    rows = [(wid, status, seq, ts) for wid, (status, seq, ts) in decisions.items()]
+    status = await conn.execute(_DECIDE_WITHDRAWALS, *_columns(rows, 4))
+    await _expect_rows(conn, status, [(w,) for w in decisions], "withdrawal",
+                       "SELECT withdrawal FROM withdrawals WHERE withdrawal = any($1::text[])",
+                       [list(decisions)])
+
+
+_INSERT_MARKET = """
+INSERT INTO markets (market, event, name, type, currency, commission_bp, take_bp, status, in_play,
+                     bet_delay_ms, created_seq, created_ts_ms, updated_seq)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (market) DO NOTHING"""
+
+_INSERT_SELECTION = """
+INSERT INTO selections (market, selection, name, position, updated_seq)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (market, selection) DO NOTHING"""
+
+_UPDATE_MARKETS = """
+UPDATE markets m SET status = coalesce(d.status, m.status),
+                     in_play = coalesce(d.in_play, m.in_play),
+                     bet_delay_ms = coalesce(d.bet_delay_ms, m.bet_delay_ms),
+                     updated_seq = d.seq
+FROM unnest($1::text[], $2::text[], $3::bool[], $4::int[], $5::bigint[])
+     AS d(market, status, in_play, bet_delay_ms, seq)
+WHERE m.market = d.market AND m.updated_seq < d.seq"""
+
+_UPDATE_SELECTIONS = """
+UPDATE selections s SET fair_price = coalesce(d.fair_price, s.fair_price),
+                        offered_price = coalesce(d.offered_price, s.offered_price),
+                        house_suspended = coalesce(d.house_suspended, s.house_suspended),
+                        updated_seq = d.seq
+FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bool[], $6::bigint[])
+     AS d(market, selection, fair_price, offered_price, house_suspended, seq)
+WHERE s.market = d.market AND s.selection = d.selection AND s.updated_seq < d.seq"""
+
+_INSERT_ORDERS = """
+INSERT INTO orders (order_id, user_id, market, selection, side, price, size_minor, matched_minor,
+                    remaining_minor, cancelled_minor, lapsed_minor, matched_value, status,
+                    persistence, tif, ref, release_ts_ms, replaced_by, placed_seq, placed_ts_ms,
+                    updated_seq)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
+                     $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
+                     $12::bigint[], $13::text[], $14::text[], $15::text[], $16::text[],
+                     $17::bigint[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[])
+ON CONFLICT (order_id) DO NOTHING"""
+
+_UPDATE_ORDERS = """
+UPDATE orders o SET matched_minor = o.matched_minor + d.matched,
+                    remaining_minor = o.remaining_minor + d.remaining,
+                    cancelled_minor = o.cancelled_minor + d.cancelled,
+                    lapsed_minor = o.lapsed_minor + d.lapsed,
+                    matched_value = o.matched_value + d.value,
+                    release_ts_ms = CASE WHEN d.released THEN 0 ELSE o.release_ts_ms END,
+                    replaced_by = coalesce(d.replaced_by, o.replaced_by),
+                    status = CASE WHEN o.remaining_minor + d.remaining = 0
+                                  THEN 'EXECUTION_COMPLETE' ELSE 'EXECUTABLE' END,
+                    updated_seq = d.seq
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+            $7::bool[], $8::text[], $9::bigint[])
+     AS d(order_id, matched, remaining, cancelled, lapsed, value, released, replaced_by, seq)
+WHERE o.order_id = d.order_id AND o.updated_seq < d.seq"""
+
+_INSERT_FILLS = """
+INSERT INTO fills (seq, idx, ts_ms, market, selection, price, size_minor, win_minor, taker_order,
+                   taker_user, taker_side, maker_order, maker_user)
+SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::int[],
+                     $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[],
+                     $12::text[], $13::text[])
+ON CONFLICT (seq, idx) DO NOTHING"""
+
+_INSERT_LEDGER = """
+INSERT INTO ledger_entries (seq, movement, entry, ts_ms, kind, ref, account, currency,
+                            amount_minor)
+SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::bigint[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::bigint[])
+ON CONFLICT (seq, movement, entry) DO NOTHING"""
+
+_UPSERT_WALLETS = """
+INSERT INTO wallets (user_id, currency, balance_minor, held_minor, updated_seq)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+ON CONFLICT (user_id, currency) DO UPDATE
+    SET balance_minor = EXCLUDED.balance_minor, held_minor = EXCLUDED.held_minor,
+        updated_seq = EXCLUDED.updated_seq
+    WHERE wallets.updated_seq < EXCLUDED.updated_seq"""
+
+_INSERT_SETTLEMENT = """
+INSERT INTO settlements (market, seq, outcome, winners, dead_heat, ts_ms)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+ON CONFLICT (market, seq) DO NOTHING"""
+
+_UPSERT_USER_LIMITS = """
+INSERT INTO user_limits (user_id, max_stake_minor, daily_stake_minor, weekly_stake_minor,
+                         stake_factor_num, stake_factor_den, max_exposure_minor, updated_seq)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (user_id) DO UPDATE
+    SET max_stake_minor = EXCLUDED.max_stake_minor,
+        daily_stake_minor = EXCLUDED.daily_stake_minor,
+        weekly_stake_minor = EXCLUDED.weekly_stake_minor,
+        stake_factor_num = EXCLUDED.stake_factor_num,
+        stake_factor_den = EXCLUDED.stake_factor_den,
+        max_exposure_minor = EXCLUDED.max_exposure_minor,
+        updated_seq = EXCLUDED.updated_seq
+    WHERE user_limits.updated_seq < EXCLUDED.updated_seq"""
+
+_UPSERT_MARKET_LIMITS = """
+INSERT INTO market_limits (market, max_liability_minor, selection_max_liability_minor,
+                           min_stake_minor, max_stake_minor, updated_seq)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (market) DO UPDATE
+    SET max_liability_minor = EXCLUDED.max_liability_minor,
+        selection_max_liability_minor = EXCLUDED.selection_max_liability_minor,
+        min_stake_minor = EXCLUDED.min_stake_minor,
+        max_stake_minor = EXCLUDED.max_stake_minor,
+        updated_seq = EXCLUDED.updated_seq
+    WHERE market_limits.updated_seq < EXCLUDED.updated_seq"""
+
+_INSERT_WITHDRAWAL = """
+INSERT INTO withdrawals (withdrawal, user_id, currency, amount_minor, status, requested_seq,
+                         requested_ts_ms, decided_seq, decided_ts_ms)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (withdrawal) DO NOTHING"""
+
+_DECIDE_WITHDRAWALS = """
+UPDATE withdrawals w SET status = d.status, decided_seq = d.seq, decided_ts_ms = d.ts
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS d(withdrawal, status, seq, ts)
+WHERE w.withdrawal = d.withdrawal AND w.decided_seq IS NULL"""

@@ -1,0 +1,264 @@
+"""The sequencer: the one asyncio task that owns the engine (DESIGN.md §1, §4).
+
+Commands wait in a bounded inbox. The task takes up to `batch_max` of them, stamps each with the
+next seq and the current time, applies them to the engine, journals the whole batch in one write
+(group commit: one fsync covers the batch), and only after Redis confirms does it resolve each
+submitter's future with its events and hand the batch to the fan-out listeners. So nobody ever
+hears of a command that is not in the journal.
+
+If the journal write fails, nothing of that batch is acknowledged: the sequencer fail-stops
+(every pending submitter gets SequencerStopped, no more work is taken) and the process must be
+restarted, which recovers from the journal. Continuing instead would leave the engine holding
+state the journal does not have.
+
+Read-only queries (previews, snapshots) ride the same inbox but are neither stamped nor
+journaled; they run between batches, when the engine holds exactly the journaled state.
+"""
+
+import asyncio
+import dataclasses
+import logging
+import pickle
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.commands import Command, Tick
+
+from .journal import Journal, Record
+
+log = logging.getLogger(__name__)
+
+INBOX_MAX = 10_000
+BATCH_MAX = 500
+JOURNAL_WRITE_TIMEOUT_S = 5.0
+TICK_RETRY_MS = 100  # how long to wait before re-checking a release that a Tick did not clear
+
+Listener = Callable[[list[Record]], None]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SequencerStopped(Exception):
+    """The sequencer is stopped or fail-stopped: the command was not acknowledged."""
+
+
+class SequencerBusy(Exception):
+    """The inbox holds inbox_max items: the command was not accepted (back-pressure)."""
+
+
+class _Query:
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]):
+        self.fn = fn
+
+
+class Sequencer:
+    def __init__(self, engine, journal: Journal, clock_ms: Callable[[], int] = wall_clock_ms, *,
+                 last_seq: int | None = None, inbox_max: int = INBOX_MAX,
+                 batch_max: int = BATCH_MAX,
+                 journal_write_timeout_s: float = JOURNAL_WRITE_TIMEOUT_S):
+        self.engine = engine
+        self.journal = journal
+        self.clock_ms = clock_ms
+        self.last_seq = getattr(engine, "last_seq", 0) if last_seq is None else last_seq
+        # Engine time never runs backwards, even if the wall clock does (NTP steps).
+        self.last_ts = getattr(engine, "last_ts", 0)
+        self.batch_max = batch_max
+        self.journal_write_timeout_s = journal_write_timeout_s
+        self.healthy = True
+        self.failure: BaseException | None = None
+        self.batches_written = 0
+        self.commands_written = 0
+        self._inbox: asyncio.Queue = asyncio.Queue(maxsize=inbox_max)
+        self._listeners: list[Listener] = []
+        self._accepting = False
+        self._task: asyncio.Task | None = None
+        self._timer: asyncio.Task | None = None
+        self._next_release_ts: int | None = None
+        self._release_changed = asyncio.Event()
+
+    # -- public API ---------------------------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return self._inbox.qsize()
+
+    def add_listener(self, listener: Listener) -> None:
+        """Called with each batch of (seq, command, events) once it is journaled. It runs on the
+        sequencer task, so it must only enqueue; an exception is logged, never fatal."""
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        journaled = await self.journal.last_seq()
+        if journaled > self.last_seq:
+            raise RuntimeError(f"journal is at seq {journaled} but the engine at {self.last_seq}: "
+                               "recover (replay the journal) before sequencing")
+        self._accepting = True
+        self._note_release()
+        self._task = asyncio.create_task(self._run(), name="sequencer")
+        self._timer = asyncio.create_task(self._tick_timer(), name="sequencer-tick")
+
+    def submit(self, cmd: Command) -> asyncio.Future:
+        """Queue a command; the future resolves to its events once they are journaled."""
+        return self._enqueue(cmd)
+
+    def query(self, fn: Callable[[Any], Any]) -> asyncio.Future:
+        """Run fn(engine) between batches, unjournaled: for previews and other reads. fn must
+        not change the engine."""
+        return self._enqueue(_Query(fn))
+
+    async def snapshot(self) -> tuple[int, bytes]:
+        """(seq, pickled engine), taken between batches so it holds exactly seqs <= seq."""
+        return await self.query(lambda engine: (self.last_seq, pickle.dumps(
+            engine, protocol=pickle.HIGHEST_PROTOCOL)))
+
+    async def stop(self) -> None:
+        """Stop taking work, finish what is queued, then end the tasks."""
+        self._accepting = False
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None and not self._task.done():
+            try:
+                self._inbox.put_nowait(None)  # wakes an idle loop; a full inbox needs no wake
+            except asyncio.QueueFull:
+                pass
+            await self._task
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _enqueue(self, item) -> asyncio.Future:
+        if not self._accepting:
+            raise SequencerStopped("sequencer is not running" if self.failure is None
+                                   else f"sequencer fail-stopped: {self.failure!r}")
+        future = asyncio.get_running_loop().create_future()
+        try:
+            self._inbox.put_nowait((item, future))
+        except asyncio.QueueFull:
+            raise SequencerBusy(f"sequencer inbox is full ({self._inbox.maxsize})") from None
+        return future
+
+    async def _run(self) -> None:
+        while True:
+            items = [await self._inbox.get()]
+            while len(items) < self.batch_max and not self._inbox.empty():
+                items.append(self._inbox.get_nowait())
+            items = [item for item in items if item is not None]
+            if items:
+                try:
+                    await self._process(items)
+                except Exception as exc:  # a bug here must not leave submitters hanging
+                    self._fail_stop(exc, "sequencer loop raised", [f for _, f in items])
+            if not self.healthy or (not self._accepting and self._inbox.empty()):
+                return
+
+    async def _process(self, items: list) -> None:
+        records: list[Record] = []
+        waiters: list[asyncio.Future] = []
+        queries = []
+        engine_error = None
+        for i, (item, future) in enumerate(items):
+            if isinstance(item, _Query):
+                queries.append((item, future))
+                continue
+            if future.cancelled():
+                continue  # its submitter gave up before it was applied: never happened
+            seq = self.last_seq + 1
+            ts = max(self.clock_ms(), self.last_ts)
+            cmd = dataclasses.replace(item, seq=seq, ts=ts)
+            try:
+                events = self.engine.apply(cmd)
+            except Exception as exc:  # a bug: the engine's state can no longer be trusted
+                engine_error = exc
+                unprocessed = items[i:]
+                break
+            self.last_seq, self.last_ts = seq, ts
+            records.append((seq, cmd, events))
+            waiters.append(future)
+
+        if records:
+            try:
+                async with asyncio.timeout(self.journal_write_timeout_s):
+                    await self.journal.append(records)
+            except BaseException as exc:
+                self._fail_stop(exc, f"journal write of seq {records[0][0]}..{records[-1][0]} "
+                                     "failed", [f for _, f in items])
+                if not isinstance(exc, Exception):
+                    raise  # CancelledError / KeyboardInterrupt: still propagate after failing
+                return
+            self.batches_written += 1
+            self.commands_written += len(records)
+            for future, (_, _, events) in zip(waiters, records):
+                if not future.done():
+                    future.set_result(events)
+            for listener in self._listeners:
+                try:
+                    listener(records)
+                except Exception:
+                    log.exception("fan-out listener %r failed on seq %d..%d", listener,
+                                  records[0][0], records[-1][0])
+            self._note_release()
+
+        if engine_error is not None:
+            self._fail_stop(engine_error, "engine.apply raised",
+                            [f for _, f in unprocessed] + [f for _, f in queries])
+            return
+        for query, future in queries:
+            if future.done():
+                continue
+            try:
+                future.set_result(query.fn(self.engine))
+            except Exception as exc:
+                future.set_exception(exc)
+
+    def _fail_stop(self, exc: BaseException, what: str, futures: list[asyncio.Future]) -> None:
+        self.healthy = False
+        self._accepting = False
+        self.failure = exc
+        log.critical("SEQUENCER FAIL-STOP at seq %d: %s: %r. No further commands are accepted; "
+                     "restart the process to recover from the journal.", self.last_seq, what, exc)
+        stopped = SequencerStopped(f"{what}: {exc!r}")
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if item is not None:
+                futures.append(item[1])
+        for future in futures:
+            if not future.done():
+                future.set_exception(stopped)
+        self._release_changed.set()  # lets the timer see the stop
+
+    # -- in-play bet delays -------------------------------------------------------------------
+
+    def _note_release(self) -> None:
+        next_release = getattr(self.engine, "next_release_ts", None)
+        due = next_release() if next_release is not None else None
+        if due != self._next_release_ts:
+            self._next_release_ts = due
+            self._release_changed.set()
+
+    async def _tick_timer(self) -> None:
+        """Submits a Tick when the earliest delayed in-play order is due, so it reaches the book
+        on time even when no other command arrives."""
+        while self._accepting:
+            self._release_changed.clear()
+            due = self._next_release_ts
+            wait_ms = None if due is None else due - self.clock_ms()
+            if wait_ms is not None and wait_ms <= 0:
+                try:
+                    await self.submit(Tick())
+                except SequencerStopped:
+                    return
+                except SequencerBusy:
+                    pass  # the queued commands will release it; re-check shortly
+                if self._next_release_ts == due:  # nothing left the heap: don't spin on it
+                    wait_ms = TICK_RETRY_MS
+                else:
+                    continue
+            try:
+                async with asyncio.timeout(None if wait_ms is None else wait_ms / 1000):
+                    await self._release_changed.wait()
+            except TimeoutError:
+                pass

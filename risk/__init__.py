@@ -1,0 +1,6 @@
+"""Pure risk rules: stake limits, user limits, velocity, house liability.
+
+Each rule answers allow (None) or deny with a stable `Code` and a human reason. Running totals are
+kept by the caller (the engine), so every check is O(1) on the hot path. No I/O, clock or
+randomness: windows are computed from the command timestamp so a replay agrees.
+"""

@@ -1,0 +1,61 @@
+"""Migrations: plain versioned SQL, applied at start-up, each exactly once."""
+
+import asyncio
+
+import asyncpg
+
+from persistence.migrate import load_migrations, migrate, schema_version
+
+
+def test_migrations_are_numbered_sql_files_in_order():
+    versions = [m.version for m in load_migrations()]
+    assert versions == sorted(versions) and versions[0] == 1
+
+
+def test_first_run_applies_every_migration_and_records_the_version(database_url, run):
+    async def check():
+        conn = await asyncpg.connect(database_url)
+        applied = await migrate(conn)
+        version = await schema_version(conn)
+        tables = {r["tablename"] for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        await conn.close()
+        return applied, version, tables
+
+    applied, version, tables = run(check())
+    assert applied == [m.version for m in load_migrations()]
+    assert version == applied[-1]
+    assert {"markets", "selections", "orders", "fills", "ledger_entries", "settlements",
+            "wallets", "user_limits", "market_limits", "withdrawals", "persisted",
+            "snapshots", "schema_version"} <= tables
+
+
+def test_second_run_applies_nothing_and_changes_nothing(migrated_database_url, run):
+    async def check():
+        conn = await asyncpg.connect(migrated_database_url)
+        before = await conn.fetch("SELECT version, name, applied_at FROM schema_version")
+        applied = await migrate(conn)
+        after = await conn.fetch("SELECT version, name, applied_at FROM schema_version")
+        persisted = await conn.fetchrow("SELECT seq, ts_ms FROM persisted")
+        await conn.close()
+        return before, applied, after, persisted
+
+    before, applied, after, persisted = run(check())
+    assert applied == []
+    assert before == after
+    assert tuple(persisted) == (0, 0)
+
+
+def test_concurrent_start_ups_apply_each_migration_once(database_url, run):
+    async def check():
+        conns = [await asyncpg.connect(database_url) for _ in range(3)]
+        results = await asyncio.gather(*(migrate(c) for c in conns))
+        rows = await conns[0].fetchval("SELECT count(*) FROM schema_version")
+        for c in conns:
+            await c.close()
+        return results, rows
+
+    results, rows = run(check())
+    assert sorted(v for applied in results for v in applied) == [
+        m.version for m in load_migrations()]
+    assert rows == len(load_migrations())

@@ -1,0 +1,364 @@
+"""The persister: journal entries folded into Postgres exactly once, acknowledged after commit."""
+
+import asyncio
+
+import asyncpg
+import orjson
+import redis.asyncio as aioredis
+
+from engine import events as ev
+from engine.codec import encode_command, encode_events
+from engine.commands import Deposit
+from persistence.fold import fold
+from persistence.journal import Journal
+from persistence.persister import Persister, SeqGap
+from persistence.readmodel import write_changes
+
+TABLES = {
+    "markets": "market", "selections": "market, selection", "orders": "order_id",
+    "fills": "seq, idx", "ledger_entries": "seq, movement, entry",
+    "settlements": "market, seq", "wallets": "user_id, currency", "user_limits": "user_id",
+    "market_limits": "market", "withdrawals": "withdrawal", "persisted": "seq",
+}
+
+
+async def dump(conn) -> dict:
+    return {table: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY {key}")]
+            for table, key in TABLES.items()}
+
+
+async def journal_batches(redis, stream, records, batch_size=5):
+    journal = Journal(redis, stream)
+    for i in range(0, len(records), batch_size):
+        await journal.append(records[i:i + batch_size])
+
+
+async def drain(persister: Persister) -> None:
+    while await persister.step(block_ms=1):
+        pass
+
+
+def test_the_read_model_matches_the_engine(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    engine, records = engine_records(trading_commands)
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_batches(redis, stream, records)
+        persister = Persister(redis, migrated_database_url, stream=stream)
+        await persister.prepare()
+        await drain(persister)
+        conn = await asyncpg.connect(migrated_database_url)
+        wallets = {(r["user_id"], r["currency"]): (r["balance_minor"], r["held_minor"])
+                   for r in await conn.fetch("SELECT * FROM wallets")}
+        orders = {r["order_id"]: r for r in await conn.fetch("SELECT * FROM orders")}
+        markets = {r["market"]: r["status"] for r in await conn.fetch("SELECT * FROM markets")}
+        withdrawals = {r["withdrawal"]: r["status"]
+                       for r in await conn.fetch("SELECT * FROM withdrawals")}
+        fills = await conn.fetchval("SELECT count(*) FROM fills")
+        await conn.close()
+        await persister.stop()
+        await redis.aclose()
+        return persister, wallets, orders, markets, withdrawals, fills
+
+    persister, wallets, orders, markets, withdrawals, fills = run(scenario())
+    assert persister.persisted_seq == records[-1][0]
+    assert wallets == {k: (w.balance, w.held) for k, w in engine.wallets.items()}
+    assert set(orders) == set(engine.orders)
+    for oid, o in engine.orders.items():
+        row = orders[oid]
+        assert (row["matched_minor"], row["remaining_minor"], row["cancelled_minor"],
+                row["lapsed_minor"], row["matched_value"], row["status"]) == (
+            o.matched, o.remaining, o.cancelled, o.lapsed, o.matched_value, o.status), oid
+    assert markets == {"m1": "SETTLED", "m2": "VOIDED"}
+    assert withdrawals == {"w20": "APPROVED", "w22": "REJECTED"}
+    assert fills == sum(isinstance(e, ev.BetMatched) for _, _, es in records for e in es)
+
+
+def test_every_ledger_movement_sums_to_zero(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands)
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_batches(redis, stream, records)
+        persister = Persister(redis, migrated_database_url, stream=stream)
+        await persister.prepare()
+        await drain(persister)
+        conn = await asyncpg.connect(migrated_database_url)
+        movements = await conn.fetch(
+            "SELECT seq, movement, sum(amount_minor) AS total FROM ledger_entries "
+            "GROUP BY seq, movement")
+        await conn.close()
+        await persister.stop()
+        await redis.aclose()
+        return movements
+
+    movements = run(scenario())
+    assert len(movements) == sum(isinstance(e, ev.MoneyMoved) for _, _, es in records for e in es)
+    assert all(m["total"] == 0 for m in movements)
+
+
+def test_entries_delivered_twice_leave_postgres_unchanged(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands)
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_batches(redis, stream, records, batch_size=4)
+        persister = Persister(redis, migrated_database_url, stream=stream, read_count_max=3)
+        await persister.prepare()
+        await drain(persister)
+        conn = await asyncpg.connect(migrated_database_url)
+        once = await dump(conn)
+        # Redeliver everything, as after a crash between commit and XACK.
+        await redis.xgroup_setid(stream, persister.group, id="0")
+        again = Persister(redis, migrated_database_url, stream=stream, read_count_max=2)
+        await again.prepare()
+        await drain(again)
+        twice = await dump(conn)
+        pending = await redis.xpending(stream, persister.group)
+        await conn.close()
+        await persister.stop()
+        await again.stop()
+        await redis.aclose()
+        return once, twice, pending
+
+    once, twice, pending = run(scenario())
+    assert twice == once
+    assert pending["pending"] == 0
+
+
+def test_folding_the_same_batch_twice_changes_nothing_even_past_the_persisted_seq(
+        migrated_database_url, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands)
+
+    async def scenario():
+        conn = await asyncpg.connect(migrated_database_url)
+        for i in range(0, len(records), 6):
+            async with conn.transaction():
+                await write_changes(conn, fold(records[i:i + 6]))
+        once = await dump(conn)
+        for i in range(0, len(records), 6):
+            async with conn.transaction():
+                await write_changes(conn, fold(records[i:i + 6]))
+        twice = await dump(conn)
+        await conn.close()
+        return once, twice
+
+    once, twice = run(scenario())
+    assert twice == once
+
+
+def test_a_persister_takes_over_entries_left_pending_by_a_crashed_one(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands)
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_batches(redis, stream, records)
+        await redis.xgroup_create(stream, "persister", id="0")
+        # Another persister read everything and died before committing anything.
+        await redis.xreadgroup("persister", "crashed-host", {stream: ">"}, count=1000)
+        persister = Persister(redis, migrated_database_url, stream=stream, consumer="new-host")
+        await persister.prepare()
+        await drain(persister)
+        pending = await redis.xpending(stream, "persister")
+        await persister.stop()
+        await redis.aclose()
+        return persister, pending
+
+    persister, pending = run(scenario())
+    assert persister.persisted_seq == records[-1][0]
+    assert pending["pending"] == 0
+
+
+def test_an_entry_failing_attempts_max_times_is_dead_lettered_and_the_rest_persisted(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands[:8])  # markets and deposits: seqs 1-8
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_batches(redis, stream, records[:4])
+        # seq 5: a fill between orders the read model never saw: cannot be folded.
+        poison = ev.BetMatched(seq=5, ts=1, market="m1", selection="s1", price=200,
+                               size_minor=1, win_minor=1, taker_order="ghost", taker_user="u1",
+                               taker_side="back", maker_order="phantom", maker_user="u2")
+        await redis.xadd(stream, {"c0": encode_command(records[4][1]),
+                                  "e0": encode_events([poison])}, id="5-0")
+        await Journal(redis, stream).append(records[5:])
+        persister = Persister(redis, migrated_database_url, stream=stream, attempts_max=3)
+        await persister.prepare()
+        for _ in range(10):
+            try:
+                await drain(persister)
+                break
+            except Exception:
+                pass
+        dead = await redis.xrange(f"{stream}:dead")
+        conn = await asyncpg.connect(migrated_database_url)
+        deposits = await conn.fetchval("SELECT count(*) FROM ledger_entries WHERE kind='deposit'")
+        await conn.close()
+        await persister.stop()
+        await redis.aclose()
+        return persister, dead, deposits
+
+    persister, dead, deposits = run(scenario())
+    assert persister.dead_lettered == 1
+    assert [fields[b"entry_id"] for _, fields in dead] == [b"5-0"]
+    assert b"ReadModelMismatch" in dead[0][1][b"error"]
+    assert persister.persisted_seq == 8
+    assert deposits == 2 * 3  # the deposits at seqs 6, 7, 8 (seq 5's was replaced by poison)
+
+
+def test_a_gap_in_the_journal_stalls_the_persister_instead_of_skipping_it(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands[:8])
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await Journal(redis, stream).append(records[5:])  # seqs 1-5 never arrive
+        persister = Persister(redis, migrated_database_url, stream=stream)
+        await persister.prepare()
+        try:
+            await persister.step(block_ms=1)
+            raised = None
+        except SeqGap as exc:
+            raised = exc
+        await persister.stop()
+        await redis.aclose()
+        return persister, raised
+
+    persister, raised = run(scenario())
+    assert raised is not None
+    assert persister.persisted_seq == 0
+
+
+def test_lag_counts_unpersisted_commands_and_the_age_of_the_oldest(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands[:10])
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_batches(redis, stream, records)
+        persister = Persister(redis, migrated_database_url, stream=stream,
+                              clock_ms=lambda: 1_000_000 + 1 + 2_500)
+        await persister.prepare()
+        before = await persister.lag()
+        await drain(persister)
+        after = await persister.lag()
+        await persister.stop()
+        await redis.aclose()
+        return before, after
+
+    before, after = run(scenario())
+    assert before.seqs == 10 and before.seconds == 2.5  # seq 1 has ts 1_000_001
+    assert after.seqs == 0 and after.seconds == 0
+
+
+def test_limits_prices_and_suspensions_fold_into_their_tables(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands[:1])  # market m1 with s1, s2
+
+    def made(seq, *events):
+        cmd = Deposit(seq=seq, ts=seq, user="trader", currency="BDT", amount_minor=1, ref="x")
+        return seq, cmd, list(events)
+
+    later = [
+        made(2, ev.MarketLimitsSet(seq=2, ts=2, market="m1", max_liability_minor=5_000_000,
+                                   selection_max_liability_minor=None, min_stake_minor=200,
+                                   max_stake_minor=100_000),
+             ev.UserLimitsSet(seq=2, ts=2, user="u1", max_stake_minor=50_000,
+                              daily_stake_minor=None, weekly_stake_minor=None,
+                              stake_factor=(1, 2), max_exposure_minor=None)),
+        made(3, ev.PricesSet(seq=3, ts=3, market="m1", fair=(("s1", 210), ("s2", 340)),
+                             offered=(("s1", 200), ("s2", 320)), margin_bp=500)),
+        made(4, ev.SelectionSuspended(seq=4, ts=4, market="m1", selection="s2",
+                                      house_liability_minor=5_000_000),
+             ev.UserLimitsSet(seq=4, ts=4, user="u1", max_stake_minor=40_000,
+                              daily_stake_minor=None, weekly_stake_minor=None,
+                              stake_factor=None, max_exposure_minor=None)),
+    ]
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await Journal(redis, stream).append(records)
+        await Journal(redis, stream).append(later[:2])
+        await Journal(redis, stream).append(later[2:])
+        persister = Persister(redis, migrated_database_url, stream=stream)
+        await persister.prepare()
+        await drain(persister)
+        conn = await asyncpg.connect(migrated_database_url)
+        rows = (await conn.fetch("SELECT * FROM market_limits"),
+                await conn.fetch("SELECT * FROM user_limits"),
+                await conn.fetch("SELECT selection, fair_price, offered_price, house_suspended "
+                                 "FROM selections ORDER BY position"))
+        await conn.close()
+        await persister.stop()
+        await redis.aclose()
+        return rows
+
+    market_limits, user_limits, selections = run(scenario())
+    assert [(r["max_liability_minor"], r["min_stake_minor"]) for r in market_limits] == [
+        (5_000_000, 200)]
+    assert [(r["max_stake_minor"], r["stake_factor_num"], r["updated_seq"])
+            for r in user_limits] == [(40_000, None, 4)]
+    assert [tuple(r) for r in selections] == [("s1", 210, 200, False), ("s2", 340, 320, True)]
+
+
+def test_every_event_type_has_a_fold():
+    from persistence.fold import _FOLDERS
+
+    assert set(ev.EVENT_TYPES.values()) <= set(_FOLDERS)
+
+
+def test_settlement_dead_heat_is_stored_as_json(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    from engine import commands as c
+
+    commands = trading_commands[:8] + [
+        c.SettleMarket(market="m1", winners=("s1", "s2"), dead_heat=(("s1", 1, 2), ("s2", 1, 2)))]
+    _, records = engine_records(commands)
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_batches(redis, stream, records)
+        persister = Persister(redis, migrated_database_url, stream=stream)
+        await persister.prepare()
+        await drain(persister)
+        conn = await asyncpg.connect(migrated_database_url)
+        row = await conn.fetchrow("SELECT * FROM settlements")
+        await conn.close()
+        await persister.stop()
+        await redis.aclose()
+        return row
+
+    row = run(scenario())
+    assert (row["market"], row["outcome"], row["winners"]) == ("m1", "settled", ["s1", "s2"])
+    assert orjson.loads(row["dead_heat"]) == [["s1", 1, 2], ["s2", 1, 2]]
+
+
+def test_a_running_persister_follows_the_sequencer_into_postgres(
+        redis_url, stream, migrated_database_url, run, trading_commands):
+    from engine.engine import Engine
+    from persistence.sequencer import Sequencer
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        sequencer = Sequencer(Engine(), Journal(redis, stream), batch_max=8)
+        persister = Persister(redis, migrated_database_url, stream=stream, read_block_ms=50)
+        await sequencer.start()
+        await persister.start()
+        for cmd in trading_commands:
+            sequencer.submit(cmd)
+        while persister.persisted_seq < len(trading_commands):
+            await asyncio.sleep(0.01)
+        lag = await persister.lag()
+        await sequencer.stop()
+        await persister.stop()
+        await redis.aclose()
+        return sequencer, lag
+
+    sequencer, lag = run(scenario(), timeout_s=10)
+    assert sequencer.last_seq == len(trading_commands)
+    assert lag.seqs == 0

@@ -1,0 +1,157 @@
+"""Restart: newest snapshot + verified replay of the journal after it; trimming only what both
+the snapshot and the persister are done with."""
+
+import asyncio
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from engine import commands as c
+from engine.codec import encode_command, encode_events
+from engine.engine import Engine
+from engine.events import MoneyMoved
+from persistence.journal import Journal
+from persistence.recovery import DeterminismError, JournalGap, recover, trim_journal
+from persistence.sequencer import Sequencer
+from persistence.snapshots import SnapshotStore, save_snapshot
+
+
+def state(engine) -> tuple:
+    return (engine.last_seq,
+            {k: (w.balance, w.held) for k, w in engine.wallets.items()},
+            {oid: (o.matched, o.remaining, o.cancelled, o.lapsed) for oid, o in
+             engine.orders.items()},
+            {mid: m.status for mid, m in engine.markets.items()})
+
+
+def test_replay_from_an_empty_engine_reproduces_the_state(
+        redis_url, stream, run, engine_records, trading_commands):
+    engine, records = engine_records(trading_commands)
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        for i in range(0, len(records), 7):
+            await journal.append(records[i:i + 7])
+        recovered = await recover(journal, None)
+        await journal.redis.aclose()
+        return recovered
+
+    recovered = run(scenario())
+    assert recovered.snapshot_seq == 0 and recovered.replayed == len(records)
+    assert state(recovered.engine) == state(engine)
+    recovered.engine.validate()
+
+
+def test_restart_loads_the_newest_snapshot_and_replays_only_what_follows(
+        redis_url, stream, migrated_database_url, run, trading_commands):
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        db = await asyncpg.connect(migrated_database_url)
+        store = SnapshotStore(db)
+        engine = Engine()
+        sequencer = Sequencer(engine, Journal(redis, stream))
+        await sequencer.start()
+        for cmd in trading_commands[:15]:
+            await sequencer.submit(cmd)
+        await store.save(*await sequencer.snapshot())
+        await asyncio.gather(*(sequencer.submit(cmd) for cmd in trading_commands[15:]))
+        await sequencer.stop()
+
+        recovered = await recover(Journal(redis, stream), store)
+        recovered_state = state(recovered.engine)
+        # The recovered engine carries on where the first left off.
+        again = Sequencer(recovered.engine, Journal(redis, stream), last_seq=recovered.last_seq)
+        await again.start()
+        events = await again.submit(c.Deposit(user="u9", currency="BDT", amount_minor=5,
+                                              ref="after-restart"))
+        await again.stop()
+        await db.close()
+        await redis.aclose()
+        return engine, recovered, recovered_state, events
+
+    engine, recovered, recovered_state, events = run(scenario())
+    assert recovered.snapshot_seq == 15
+    assert recovered.replayed == len(trading_commands) - 15
+    assert recovered_state == state(engine)
+    assert events[0].seq == len(trading_commands) + 1 and isinstance(events[0], MoneyMoved)
+
+
+def test_replayed_events_that_differ_from_the_journal_raise_determinism_error(
+        redis_url, stream, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands[:6])
+    seq, cmd, events = records[5]  # a deposit
+    forged = list(events)
+    forged[0] = MoneyMoved(seq=seq, ts=cmd.ts, kind="deposit", ref=cmd.ref, currency="BDT",
+                           entries=(("external", -1), (cmd.user, 1)))
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await Journal(redis, stream).append(records[:5])
+        await redis.xadd(stream, {"c0": encode_command(cmd), "e0": encode_events(forged)},
+                         id=f"{seq}-0")
+        try:
+            with pytest.raises(DeterminismError, match=f"seq {seq} Deposit"):
+                await recover(Journal(redis, stream), None)
+        finally:
+            await redis.aclose()
+
+    run(scenario())
+
+
+def test_a_journal_trimmed_past_the_snapshot_is_refused(
+        redis_url, stream, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands[:9])
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        for i in range(0, 9, 3):
+            await journal.append(records[i:i + 3])
+        await journal.trim_below(4)
+        try:
+            with pytest.raises(JournalGap):
+                await recover(journal, None)
+            await journal.trim_below(10)  # everything gone, no snapshot
+            with pytest.raises(JournalGap):
+                await recover(journal, None)
+        finally:
+            await journal.redis.aclose()
+
+    run(scenario())
+
+
+def test_trim_keeps_everything_the_snapshot_or_the_persister_still_needs(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    engine, records = engine_records(trading_commands[:12])
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        for i in range(0, 12, 2):  # entries end at seqs 2, 4, ..., 12
+            await journal.append(records[i:i + 2])
+        db = await asyncpg.connect(migrated_database_url)
+        store = SnapshotStore(db)
+        await save_snapshot(store, engine, 12)
+        await trim_journal(journal, store, persisted_seq=7)  # the persister lags
+        kept = [seq async for seq, _, _ in journal.read()]
+        await db.close()
+        await journal.redis.aclose()
+        return kept
+
+    kept = run(scenario())
+    assert kept[0] <= 8 and kept[-1] == 12  # seqs after 7 are still there for the persister
+
+
+def test_only_the_newest_snapshots_are_kept(migrated_database_url, run):
+    async def scenario():
+        db = await asyncpg.connect(migrated_database_url)
+        store = SnapshotStore(db)
+        for seq in (10, 20, 30, 40):
+            await store.save(seq, b"engine-at-%d" % seq, keep=2)
+        seqs = [r["seq"] for r in await db.fetch("SELECT seq FROM snapshots ORDER BY seq")]
+        latest = await store.latest()
+        await db.close()
+        return seqs, latest
+
+    seqs, latest = run(scenario())
+    assert seqs == [30, 40]
+    assert latest == (40, b"engine-at-40")

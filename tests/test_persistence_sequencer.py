@@ -1,0 +1,258 @@
+"""The sequencer: stamps, applies, journals a batch in one write, and only then acknowledges and
+fans out; a failed journal write stops it cold."""
+
+import asyncio
+import dataclasses
+
+import pytest
+import redis.asyncio as aioredis
+
+from engine import commands as c
+from engine import events as ev
+from engine.engine import Engine
+from persistence.embedded import EmbeddedRedis
+from persistence.journal import Journal
+from persistence.sequencer import Sequencer, SequencerBusy, SequencerStopped
+
+
+class OrderedJournal(Journal):
+    """A real journal that notes, in one timeline, when Redis confirmed each batch."""
+
+    def __init__(self, redis, stream, timeline):
+        super().__init__(redis, stream)
+        self.timeline = timeline
+
+    async def append(self, batch):
+        await super().append(batch)
+        self.timeline.append(("journaled", [seq for seq, _, _ in batch]))
+
+
+def test_submitters_get_their_events_only_after_redis_confirmed_the_batch(
+        redis_url, stream, run, trading_commands):
+    timeline = []
+
+    async def scenario():
+        journal = OrderedJournal(aioredis.from_url(redis_url), stream, timeline)
+        sequencer = Sequencer(Engine(), journal)
+        sequencer.add_listener(lambda batch: timeline.append(("fanout", [s for s, _, _ in batch])))
+        await sequencer.start()
+        futures = [sequencer.submit(cmd) for cmd in trading_commands[:8]]
+        for i, future in enumerate(futures):
+            future.add_done_callback(lambda f, seq=i + 1: timeline.append(("ack", seq)))
+        results = await asyncio.gather(*futures)
+        await sequencer.stop()
+        read = [r async for r in journal.read()]
+        await journal.redis.aclose()
+        return results, read
+
+    results, read = run(scenario())
+    assert [events for _, _, events in read] == results
+    journaled_at = {seq: i for i, (what, seqs) in enumerate(timeline) if what == "journaled"
+                    for seq in seqs}
+    for i, entry in enumerate(timeline):
+        if entry[0] == "ack":
+            assert journaled_at[entry[1]] < i
+        if entry[0] == "fanout":
+            assert all(journaled_at[seq] < i for seq in entry[1])
+
+
+def test_concurrent_submits_share_one_journal_write_per_batch(redis_url, stream, run):
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        sequencer = Sequencer(Engine(), journal, batch_max=64)
+        await sequencer.start()
+        deposits = [c.Deposit(user=f"u{i}", currency="BDT", amount_minor=100, ref=f"d{i}")
+                    for i in range(200)]
+        results = await asyncio.gather(*(sequencer.submit(d) for d in deposits))
+        await sequencer.stop()
+        entries = await journal.redis.xlen(stream)
+        seqs = [seq async for seq, _, _ in journal.read()]
+        await journal.redis.aclose()
+        return results, sequencer, entries, seqs
+
+    results, sequencer, entries, seqs = run(scenario())
+    assert seqs == list(range(1, 201))  # gap-free, in submission order
+    assert [r[0].seq for r in results] == seqs
+    assert entries == sequencer.batches_written
+    assert sequencer.batches_written <= 200 // 64 + 2
+
+
+def test_commands_are_stamped_with_the_next_seq_and_a_time_that_never_runs_backwards(
+        redis_url, stream, run):
+    clock = iter([5_000, 4_000, 6_000])
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        sequencer = Sequencer(Engine(), journal, clock_ms=lambda: next(clock), batch_max=1)
+        await sequencer.start()
+        for i in range(3):
+            await sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=1,
+                                             ref=f"d{i}", seq=99, ts=99))
+        await sequencer.stop()
+        stamped = [(cmd.seq, cmd.ts) async for _, cmd, _ in journal.read()]
+        await journal.redis.aclose()
+        return stamped
+
+    assert run(scenario()) == [(1, 5_000), (2, 5_000), (3, 6_000)]
+
+
+def test_a_journal_write_refused_by_redis_fails_every_submitter_and_fans_out_nothing(
+        redis_url, stream, run):
+    fanned_out = []
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        sequencer = Sequencer(Engine(), Journal(redis, stream))
+        sequencer.add_listener(fanned_out.append)
+        await sequencer.start()
+        await sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=1, ref="a"))
+        # A second writer appears (split brain): the stream is now ahead of this sequencer.
+        await redis.xadd(stream, {"c0": b"{}"}, id="1000-0")
+        doomed = [sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=1,
+                                             ref=f"b{i}")) for i in range(3)]
+        outcomes = await asyncio.gather(*doomed, return_exceptions=True)
+        with pytest.raises(SequencerStopped):
+            sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=1, ref="late"))
+        await sequencer.stop()
+        await redis.aclose()
+        return sequencer, outcomes
+
+    sequencer, outcomes = run(scenario())
+    assert all(isinstance(o, SequencerStopped) for o in outcomes)
+    assert not sequencer.healthy and sequencer.failure is not None
+    assert [[seq for seq, _, _ in batch] for batch in fanned_out] == [[1]]
+
+
+def test_a_journal_write_to_a_stopped_redis_fails_the_submitter_and_stops_the_sequencer(
+        tmp_path, stream, run):
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    fanned_out = []
+
+    async def scenario():
+        redis = aioredis.from_url(server.url)
+        sequencer = Sequencer(Engine(), Journal(redis, stream), journal_write_timeout_s=2)
+        sequencer.add_listener(fanned_out.append)
+        await sequencer.start()
+        server.stop()
+        with pytest.raises(SequencerStopped):
+            await sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=1, ref="a"))
+        await sequencer.stop()
+        await redis.aclose()
+        return sequencer
+
+    try:
+        sequencer = run(scenario())
+    finally:
+        server.stop()
+    assert not sequencer.healthy
+    assert fanned_out == []
+
+
+def test_an_engine_exception_acknowledges_the_commands_before_it_and_stops(
+        redis_url, stream, run):
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+    class Unknown(c.Command):
+        pass
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        sequencer = Sequencer(Engine(), journal)
+        await sequencer.start()
+        good = sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=1, ref="a"))
+        bad = sequencer.submit(Unknown())
+        after = sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=1, ref="b"))
+        outcomes = await asyncio.gather(good, bad, after, return_exceptions=True)
+        await sequencer.stop()
+        seqs = [seq async for seq, _, _ in journal.read()]
+        await journal.redis.aclose()
+        return sequencer, outcomes, seqs
+
+    sequencer, outcomes, seqs = run(scenario())
+    assert isinstance(outcomes[0], list)
+    assert all(isinstance(o, SequencerStopped) for o in outcomes[1:])
+    assert seqs == [1]
+    assert not sequencer.healthy
+
+
+def test_a_full_inbox_refuses_work_at_once(redis_url, stream, run):
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        sequencer = Sequencer(Engine(), journal, inbox_max=2)
+        await sequencer.start()
+        accepted = [sequencer.submit(c.Tick()) for _ in range(2)]
+        with pytest.raises(SequencerBusy):
+            sequencer.submit(c.Tick())
+        await asyncio.gather(*accepted)
+        await sequencer.stop()
+        await journal.redis.aclose()
+
+    run(scenario())
+
+
+def test_queries_see_acknowledged_state_and_are_not_journaled(redis_url, stream, run):
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        sequencer = Sequencer(Engine(), journal)
+        await sequencer.start()
+        deposit = sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=700,
+                                             ref="a"))
+        balance = await sequencer.query(lambda engine: engine.wallet("u1", "BDT").balance)
+        await deposit
+        seq, blob = await sequencer.snapshot()
+        await sequencer.stop()
+        last = await journal.last_seq()
+        await journal.redis.aclose()
+        return balance, seq, blob, last
+
+    balance, seq, blob, last = run(scenario())
+    assert balance == 700
+    assert seq == last == 1 and blob
+
+
+def test_a_sequencer_refuses_to_start_behind_its_journal(
+        redis_url, stream, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands[:3])
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        await journal.append(records)
+        try:
+            with pytest.raises(RuntimeError):
+                await Sequencer(Engine(), journal).start()
+        finally:
+            await journal.redis.aclose()
+
+    run(scenario())
+
+
+def test_a_tick_releases_a_delayed_in_play_order_when_its_bet_delay_is_over(
+        redis_url, stream, run):
+    fanned_out = []
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        sequencer = Sequencer(Engine(), journal)
+        sequencer.add_listener(lambda batch: fanned_out.extend(
+            e for _, _, events in batch for e in events))
+        await sequencer.start()
+        for cmd in (c.CreateMarket(market="m1", event="e", name="n",
+                                   selections=(("s1", "A"), ("s2", "B"))),
+                    c.SetMarketStatus(market="m1", status="open", in_play=True,
+                                      bet_delay_ms=50),
+                    c.Deposit(user="u1", currency="BDT", amount_minor=10_000, ref="d")):
+            await sequencer.submit(cmd)
+        placed = await sequencer.submit(c.PlaceOrder(
+            user="u1", market="m1", selection="s1", side="back", price=200, size_minor=100,
+            persistence="persist"))
+        while not any(isinstance(e, ev.OrderReleased) for e in fanned_out):
+            await asyncio.sleep(0.01)
+        await sequencer.stop()
+        ticks = [cmd async for _, cmd, _ in journal.read() if isinstance(cmd, c.Tick)]
+        await journal.redis.aclose()
+        return placed, ticks
+
+    placed, ticks = run(scenario(), timeout_s=5)
+    order = next(e for e in placed if isinstance(e, ev.OrderPlaced))
+    assert order.release_ts > 0
+    assert len(ticks) == 1 and ticks[0].ts >= order.release_ts
