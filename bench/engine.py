@@ -1,8 +1,11 @@
 """Engine core benchmark: a seeded stream of commands applied in one process.
 
-Prints commands/s and per-command latency percentiles for the full engine (wallets, exposure,
-holds on) and, in the same run, for a variant with exposure and funds checks switched off
-inside this benchmark only, to show what they cost.
+Prints commands/s and per-command latency percentiles, all in one run, for:
+  full          wallets, exposure, holds, risk checks (limits set on every user and market)
+  risk off      no limits set, no velocity limit
+  bare          risk off, and exposure/holds/funds switched off inside this benchmark only
+then the per-order cost of risk checks and of exposure, and the cost of a `prices.set` on a
+20-selection market (re-quoting the house orders).
 
     python bench/engine.py [--count 200000] [--seed 7]
 """
@@ -17,21 +20,31 @@ from contextlib import contextmanager
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.workload import order_stream  # noqa: E402
+from engine import commands as c  # noqa: E402
+from engine.config import EngineConfig  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.exposure import Position  # noqa: E402
+from pricing.ladder import TICKS  # noqa: E402
+
+RISK_OFF = EngineConfig(velocity_orders_max=0)
 
 
 def percentile(sorted_ns: list[int], q: float) -> float:
     return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1000
 
 
-def run(cmds: list, warm: int) -> dict:
-    engine = Engine()
+def _warmed(cmds: list, warm: int, config: EngineConfig) -> Engine:
+    engine = Engine(config)
     for cmd in cmds[:warm]:
         engine.apply(cmd)
+    return engine
+
+
+def run(cmds: list, warm: int, config: EngineConfig) -> dict:
     trading = cmds[warm:]
+    engine = _warmed(cmds, warm, config)
     gc.collect()
-    gc.disable()
+    gc.disable()  # throughput pass: the collector's pauses show up in the latency pass instead
     try:
         apply = engine.apply
         start = time.perf_counter()
@@ -40,49 +53,69 @@ def run(cmds: list, warm: int) -> dict:
         elapsed = time.perf_counter() - start
     finally:
         gc.enable()
-    # latency pass on a fresh engine: per-command timing adds its own overhead to each sample
-    engine = Engine()
-    for cmd in cmds[:warm]:
-        engine.apply(cmd)
+    rejected = 0
+    engine = _warmed(cmds, warm, config)
     samples = []
     clock = time.perf_counter_ns
     apply = engine.apply
     gc.collect()
     for cmd in trading:
         t0 = clock()
-        apply(cmd)
+        events = apply(cmd)
         samples.append(clock() - t0)
+        rejected += bool(events) and type(events[0]).__name__ == "CommandRejected"
     samples.sort()
-    return {
-        "commands": len(trading),
-        "per_s": len(trading) / elapsed,
-        "p50": percentile(samples, 0.50),
-        "p99": percentile(samples, 0.99),
-        "p999": percentile(samples, 0.999),
-        "engine": engine,
-    }
+    return {"commands": len(trading), "per_s": len(trading) / elapsed,
+            "us": elapsed / len(trading) * 1e6, "p50": percentile(samples, 0.50),
+            "p99": percentile(samples, 0.99), "p999": percentile(samples, 0.999),
+            "rejected": rejected, "engine": engine}
 
 
 @contextmanager
 def exposure_off():
     """Bench-only: no exposure bookkeeping, no holds, no funds check."""
-    saved = (Engine._rehold, Engine._check_funds, Position.add_unmatched,
-             Position.add_matched, Position.hold_if)
-    Engine._rehold = lambda self, pos, wallet: None
-    Engine._check_funds = lambda self, user, wallet, extra: None
-    Position.add_unmatched = lambda self, *a: None
-    Position.add_matched = lambda self, *a: None
-    Position.hold_if = lambda self, changes: 0
+    patched = {(Engine, "_rehold"): lambda self, pos, wallet: None,
+               (Engine, "_check_funds"): staticmethod(lambda wallet, extra: None),
+               (Position, "add_unmatched"): lambda self, *a: None,
+               (Position, "fill"): lambda self, *a: None,
+               (Position, "hold_with"): lambda self, *a: 0}
+    saved = {key: getattr(*key) for key in patched}
+    for (cls, name), fn in patched.items():
+        setattr(cls, name, fn)
     try:
         yield
     finally:
-        (Engine._rehold, Engine._check_funds, Position.add_unmatched,
-         Position.add_matched, Position.hold_if) = saved
+        for (cls, name), fn in saved.items():
+            setattr(cls, name, fn)
+
+
+def prices_set_cost(selections: int = 20, calls: int = 200) -> float:
+    """µs per SetPrices on a market of `selections` selections with the house quoting it."""
+    engine = Engine(RISK_OFF)
+    sels = tuple((f"s{i}", f"Runner {i}") for i in range(selections))
+    seq = 0
+
+    def apply(cmd_cls, **fields):
+        nonlocal seq
+        seq += 1
+        return engine.apply(cmd_cls(seq=seq, ts=1_700_000_000_000 + seq, **fields))
+
+    apply(c.CreateMarket, market="race", event="e", name="race", selections=sels)
+    apply(c.SetMarketStatus, market="race", status="open")
+    apply(c.SetMarketLimits, market="race", max_liability_minor=50_000_00)
+    commands = []
+    for k in range(calls):
+        prices = tuple((sid, TICKS[200 + (i * 7 + k) % 90]) for i, (sid, _) in enumerate(sels))
+        commands.append(prices)
+    start = time.perf_counter()
+    for prices in commands:
+        apply(c.SetPrices, market="race", prices=prices, margin_bp=1_000)
+    return (time.perf_counter() - start) / calls * 1e6
 
 
 def line(name: str, r: dict) -> str:
-    return (f"{name:<28} {r['per_s']:>12,.0f} cmd/s   p50 {r['p50']:6.1f} µs   "
-            f"p99 {r['p99']:6.1f} µs   p99.9 {r['p999']:7.1f} µs")
+    return (f"{name:<10} {r['per_s']:>10,.0f} cmd/s  {r['us']:5.2f} µs/cmd   p50 {r['p50']:6.1f} µs"
+            f"   p99 {r['p99']:6.1f} µs   p99.9 {r['p999']:7.1f} µs   rejected {r['rejected']}")
 
 
 def main() -> None:
@@ -92,21 +125,26 @@ def main() -> None:
     ap.add_argument("--markets", type=int, default=20)
     ap.add_argument("--users", type=int, default=1000)
     args = ap.parse_args()
-    cmds = order_stream(args.count, args.markets, args.users, args.seed)
-    warm = len(cmds) - args.count
-    full = run(cmds, warm)
+    with_limits = order_stream(args.count, args.markets, args.users, args.seed, limits=True)
+    plain = order_stream(args.count, args.markets, args.users, args.seed)
+    full = run(with_limits, len(with_limits) - args.count, EngineConfig())
+    no_risk = run(plain, len(plain) - args.count, RISK_OFF)
     with exposure_off():
-        bare = run(cmds, warm)
+        bare = run(plain, len(plain) - args.count, RISK_OFF)
     eng = full["engine"]
     fills = sum(1 for o in eng.orders.values() if o.matched)
     resting = sum(len(m.open_orders) for m in eng.markets.values())
     print(f"engine bench: {args.count:,} commands (seed {args.seed}), {args.markets} markets x 3 "
           f"selections, {args.users} users; {len(eng.orders):,} orders, {fills:,} with fills, "
           f"{resting:,} resting at the end")
-    print(line("full (wallets+exposure)", full))
-    print(line("exposure+funds off", bare))
-    print(f"exposure+funds cost: {(1 / full['per_s'] - 1 / bare['per_s']) * 1e6:.2f} µs/command "
-          f"({bare['per_s'] / full['per_s']:.2f}x)")
+    print(line("full", full))
+    print(line("risk off", no_risk))
+    print(line("bare", bare))
+    risk_us = full["us"] - no_risk["us"]
+    print(f"risk checks: {risk_us:+.2f} µs/cmd ({risk_us / no_risk['us'] * 100:+.1f}% of the "
+          f"per-command cost without them)")
+    print(f"exposure+holds+funds: {no_risk['us'] - bare['us']:+.2f} µs/cmd")
+    print(f"prices.set, 20 selections, re-quoting the house: {prices_set_cost():,.0f} µs/call")
 
 
 if __name__ == "__main__":

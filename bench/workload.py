@@ -27,10 +27,23 @@ def setup_commands(markets: int, users: int, deposit_minor: int = 10_000_000_00)
     return cmds
 
 
-def order_stream(count: int, markets: int = 20, users: int = 1000, seed: int = 7) -> list:
+def limit_commands(markets: int, users: int) -> list:
+    """Generous limits on every market and user: the risk checks run, nothing is denied."""
+    cmds = [dict(cls=c.SetMarketLimits, market=f"m{i}", min_stake_minor=100,
+                 max_stake_minor=1_000_000, max_liability_minor=10**10) for i in range(markets)]
+    cmds += [dict(cls=c.SetUserLimits, user=f"u{u}", max_stake_minor=2_000_000,
+                  daily_stake_minor=10**10, weekly_stake_minor=10**11, stake_factor=(9, 10),
+                  max_exposure_minor=10**10) for u in range(users)]
+    return cmds
+
+
+def order_stream(count: int, markets: int = 20, users: int = 1000, seed: int = 7,
+                 limits: bool = False) -> list:
     """Setup commands followed by `count` trading commands."""
     rng = random.Random(seed)
     specs = setup_commands(markets, users)
+    if limits:
+        specs += limit_commands(markets, users)
     mids = {(m, s): 120 + rng.randrange(60) for m in range(markets) for s in range(3)}
     placed: list[tuple[str, str]] = []  # (user, order id)
     for _ in range(count):

@@ -6,13 +6,19 @@ changes nothing; after that it mutates and records events. Where an order is mat
 a position. Where money moves: `_move_money`, one balanced ledger movement at a time.
 """
 
+import dataclasses
 import heapq
 from fractions import Fraction
 
-from pricing.ladder import is_valid
+from pricing.ladder import INDEX as LADDER
+from pricing.ladder import MAX_PRICE
+from risk import rules
 
 from . import commands as c
 from . import events as e
+from . import house
+from .config import EngineConfig
+from .user_risk import UserRisk
 from .exposure import Position
 from .market import CLOSED, FINAL, OPEN, SETTLED, SUSPENDED, VOIDED, Market
 from .money import format_money, format_odds
@@ -20,15 +26,20 @@ from .order import Order
 from .rejections import Code, InvariantBroken, Rejected
 from .wallet import Wallet
 
-HOUSE = "house"
+HOUSE = house.HOUSE
 COMMISSION = "commission"
 EXTERNAL = "external"
 SYSTEM_ACCOUNTS = (HOUSE, COMMISSION, EXTERNAL)
 _STATUS_NAMES = {"open": OPEN, "suspended": SUSPENDED, "closed": CLOSED}
+_PERSISTENCES = (c.LAPSE, c.PERSIST)
+_TIFS = (c.GTC, c.FOK)
 
 
 class Engine:
-    def __init__(self) -> None:
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.risk: dict[str, UserRisk] = {}  # user -> limits and running totals
+        self._house_order_count = 0
         self.markets: dict[str, Market] = {}
         self.orders: dict[str, Order] = {}
         self.wallets: dict[tuple[str, str], Wallet] = {}
@@ -157,63 +168,103 @@ class Engine:
     # -- orders -------------------------------------------------------------------------------
 
     def _place(self, cmd: c.PlaceOrder) -> None:
-        m = self._market(cmd.market)
+        vetted = self._vet_place(cmd)
+        if vetted is None:
+            return
+        m, sel, pos, wallet, risk, delayed = vetted
+        user = cmd.user
+        # accepted: from here on, state changes
+        if pos.wallet is None:
+            pos.wallet = wallet or self.wallet(user, m.currency)
+            m.positions[user] = pos
+        o = Order(f"o{self._seq}", user, m.id, cmd.selection, sel, cmd.side == c.BACK, cmd.price,
+                  cmd.size_minor, cmd.persistence, cmd.tif, cmd.min_fill_minor, cmd.ref,
+                  self._seq, pos, pos.wallet)
+        self.orders[o.id] = o
+        if cmd.ref:
+            self.refs[(user, cmd.ref)] = (o.id, _place_fields(cmd))
+        if risk is None:
+            risk = self.risk[user] = UserRisk(self.config)
+        risk.record(cmd.size_minor, self._ts)
+        self._admit(m, o, delayed)
+
+    def _vet_place(self, cmd: c.PlaceOrder):
+        """Every check of a place, in precedence order, without changing anything.
+
+        Raises Rejected; returns None for a repeat of a known ref (PlaceRepeated emitted), else
+        (market, selection index, position, wallet, user risk, delayed?) for `_place`/preview.
+        """
+        user = cmd.user
+        is_back = cmd.side == c.BACK
+        if not is_back and cmd.side != c.LAY:
+            raise Rejected(Code.BAD_REQUEST, f"side must be back or lay, not {cmd.side!r}")
+        if cmd.persistence not in _PERSISTENCES or cmd.tif not in _TIFS:
+            raise Rejected(Code.BAD_REQUEST, "persistence is lapse|persist, tif is gtc|fok")
+        if cmd.min_fill_minor and cmd.tif != c.FOK:
+            raise Rejected(Code.BAD_REQUEST, "min_fill goes with tif fok only")
+        risk = self.risk.get(user)
+        if risk is not None and risk.velocity is not None:
+            _deny(risk.velocity.check(self._ts))
+        m = self.markets.get(cmd.market)
+        if m is None:
+            raise Rejected(Code.UNKNOWN_MARKET, f"no market {cmd.market!r}")
         sel = m.index.get(cmd.selection)
         if sel is None:
             raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {cmd.selection!r} in {m.id}")
         if cmd.ref:
-            prior = self.refs.get((cmd.user, cmd.ref))
+            prior = self.refs.get((user, cmd.ref))
             if prior is not None:
                 if prior[1] == _place_fields(cmd):
                     self._emit(e.PlaceRepeated(seq=self._seq, ts=self._ts, order=prior[0],
-                                               user=cmd.user))
-                    return
+                                               user=user))
+                    return None
                 raise Rejected(Code.DUPLICATE_REF, f"ref {cmd.ref!r} was used for another order")
-        self._require_open(m)
-        is_back = cmd.side == c.BACK
-        if not is_back and cmd.side != c.LAY:
-            raise Rejected(Code.BAD_REQUEST, f"side must be back or lay, not {cmd.side!r}")
-        if cmd.persistence not in (c.LAPSE, c.PERSIST) or cmd.tif not in (c.GTC, c.FOK):
-            raise Rejected(Code.BAD_REQUEST, "persistence is lapse|persist, tif is gtc|fok")
+        if m.status != OPEN:
+            self._require_open(m)
+        price = cmd.price
+        size = cmd.size_minor
         if m.type == c.POOL and not is_back:
             raise Rejected(Code.BAD_REQUEST, "pool markets take back bets only")
-        if not is_valid(cmd.price):
-            raise Rejected(Code.INVALID_ODDS, f"{format_odds(cmd.price)} is not on the odds ladder")
-        if cmd.size_minor <= 0:
+        if price not in LADDER:
+            raise Rejected(Code.INVALID_ODDS, f"{format_odds(price)} is not on the odds ladder")
+        if size <= 0:
             raise Rejected(Code.INVALID_SIZE, "size must be positive")
-        if cmd.tif == c.FOK:
-            if not 0 <= cmd.min_fill_minor <= cmd.size_minor:
-                raise Rejected(Code.INVALID_SIZE, "min_fill must be between 0 and size")
-        elif cmd.min_fill_minor:
-            raise Rejected(Code.BAD_REQUEST, "min_fill goes with tif fok only")
-
-        wallet = self.wallets.get((cmd.user, m.currency))
-        pos = m.positions.get(cmd.user)
+        if not 0 <= cmd.min_fill_minor <= size:
+            raise Rejected(Code.INVALID_SIZE, "min_fill must be between 0 and size")
+        limits = m.limits
+        if limits is not None and user != HOUSE:
+            _deny(rules.check_market_stake(limits, size))
+        user_limits = risk.limits if risk is not None else None
+        if user_limits is not None:
+            _deny(rules.check_user_stake(user_limits, risk.windows, size, self._ts,
+                                         limits.max_stake_minor if limits else None))
+        pos = m.positions.get(user)
         if pos is None:
             pos = Position(len(m.selection_ids))  # kept only if the order is accepted
-        if m.type == c.POOL:
-            new_hold = pos.hold + cmd.size_minor
+            wallet = self.wallets.get((user, m.currency))
         else:
-            new_hold = pos.hold_with(sel, is_back, cmd.price, cmd.size_minor)
-        self._check_funds(cmd.user, wallet, new_hold - pos.hold)
+            wallet = pos.wallet
+        if m.type == c.POOL:
+            new_hold = pos.hold + size
+        else:
+            new_hold = pos.hold_with(sel, is_back, price, size)
+        if user_limits is not None:
+            _deny(rules.check_max_exposure(user_limits, new_hold))
+        if m.quotes is not None and m.quotes.suspended[sel]:
+            raise Rejected(Code.LIABILITY_LIMIT,
+                           f"{cmd.selection} is suspended: the house reached its liability limit")
+        if user == HOUSE:
+            # both caps bound every outcome, and the worst outcome is the hold
+            _deny(rules.check_house_liability(limits or rules.MarketLimits(), new_hold, new_hold))
+        elif new_hold > pos.hold:
+            self._check_funds(wallet, new_hold - pos.hold)
         delayed = m.in_play and m.bet_delay_ms > 0
         if cmd.tif == c.FOK and not delayed and m.type == c.EXCHANGE:
-            need = cmd.min_fill_minor or cmd.size_minor
-            if m.books[sel].matchable(is_back, cmd.price, need) < need:
+            need = cmd.min_fill_minor or size
+            if m.books[sel].matchable(is_back, price, need) < need:
                 raise Rejected(Code.FOK_NOT_FILLED, "not enough at that price or better")
 
-        # accepted: from here on, state changes
-        if wallet is None:
-            wallet = self.wallet(cmd.user, m.currency)
-        if cmd.user not in m.positions:
-            m.positions[cmd.user] = pos
-        o = Order(f"o{self._seq}", cmd.user, m.id, cmd.selection, sel, is_back, cmd.price,
-                  cmd.size_minor, cmd.persistence, cmd.tif, cmd.min_fill_minor, cmd.ref,
-                  self._seq, pos, wallet)
-        self.orders[o.id] = o
-        if cmd.ref:
-            self.refs[(cmd.user, cmd.ref)] = (o.id, _place_fields(cmd))
-        self._admit(m, o, delayed)
+        return m, sel, pos, wallet, risk, delayed
 
     def _admit(self, m: Market, o: Order, delayed: bool) -> None:
         """Record an accepted order, hold for it as unmatched, then delay it or execute it."""
@@ -238,10 +289,11 @@ class Engine:
                              size_minor=o.size, persistence=o.persistence, tif=o.tif, ref=o.ref,
                              release_ts=o.release_ts)
 
-    def _check_funds(self, user: str, wallet: Wallet | None, extra_hold: int) -> None:
-        if extra_hold <= 0 or (wallet is not None and wallet.exempt) or user in (HOUSE, EXTERNAL):
+    @staticmethod
+    def _check_funds(wallet: Wallet | None, extra_hold: int) -> None:
+        if extra_hold <= 0 or (wallet is not None and wallet.exempt):
             return
-        available = wallet.available if wallet is not None else 0
+        available = wallet.balance - wallet.held if wallet is not None else 0
         if extra_hold > available:
             raise Rejected(Code.INSUFFICIENT_FUNDS,
                            f"needs {format_money(extra_hold)} more held, "
@@ -251,8 +303,10 @@ class Engine:
         """Match an order against its book, then rest what is left (GTC) or cancel it (FOK)."""
         book = m.books[o.sel]
         fills = book.match(o, o.remaining)
+        house_hit = False
         for maker, price, size in fills:
             self._fill(m, o, maker, price, size)
+            house_hit = house_hit or maker.user == HOUSE
         if o.remaining:
             if o.tif == c.FOK:
                 self._take_off(m, o, o.remaining, "fok", lapse=False)
@@ -260,6 +314,8 @@ class Engine:
                 book.half_of(o).add(o)
                 m.open_orders[o.id] = o
         self._rehold(o.pos, o.wallet)
+        if house_hit and o.user != HOUSE:
+            house.after_house_matched(self, m)
 
     def _fill(self, m: Market, taker: Order, maker: Order, price: int, size: int) -> None:
         win = size * (price - 100) // 100  # money.win_amount, inlined on the hot path
@@ -338,12 +394,12 @@ class Engine:
         if not o.remaining:
             raise Rejected(Code.INVALID_SIZE, f"order {o.id} has nothing left to replace")
         self._require_open(m)
-        if not is_valid(cmd.price):
+        if cmd.price not in LADDER:
             raise Rejected(Code.INVALID_ODDS, f"{format_odds(cmd.price)} is not on the odds ladder")
         size = o.remaining
         new_hold = o.pos.hold_if([(o.sel, o.is_back, o.price, size, 0),
                                   (o.sel, o.is_back, cmd.price, 0, size)])
-        self._check_funds(o.user, o.wallet, new_hold - o.pos.hold)
+        self._check_funds(o.wallet, new_hold - o.pos.hold)
 
         new = Order(f"o{self._seq}", o.user, m.id, o.selection, o.sel, o.is_back, cmd.price,
                     size, o.persistence, o.tif, 0, "", self._seq, o.pos, o.wallet)
@@ -569,8 +625,91 @@ class Engine:
     def _reject_withdrawal(self, cmd: c.RejectWithdrawal) -> None:
         self._finish_withdrawal(cmd, approved=False)
 
-    def _not_yet(self, cmd: c.Command) -> None:
-        raise Rejected(Code.BAD_REQUEST, f"{type(cmd).__name__} is not supported yet")
+    # -- limits and prices (trader) ------------------------------------------------------------
+
+    def _set_market_limits(self, cmd: c.SetMarketLimits) -> None:
+        m = self._market(cmd.market)
+        values = (cmd.max_liability_minor, cmd.selection_max_liability_minor,
+                  cmd.min_stake_minor, cmd.max_stake_minor)
+        if any(v is not None and v < 0 for v in values):
+            raise Rejected(Code.BAD_REQUEST, "limits must not be negative")
+        # a copy: a rejection below must leave the market's limits untouched
+        limits = dataclasses.replace(m.limits) if m.limits else rules.MarketLimits()
+        # an absent field leaves that limit as it was, so setting one never wipes the others
+        for name, value in zip(("max_liability_minor", "selection_max_liability_minor",
+                                "min_stake_minor", "max_stake_minor"), values):
+            if value is not None:
+                setattr(limits, name, value)
+        if (limits.min_stake_minor is not None and limits.max_stake_minor is not None
+                and limits.min_stake_minor > limits.max_stake_minor):
+            raise Rejected(Code.BAD_REQUEST, "min_stake above max_stake")
+        m.limits = limits
+        self._emit(e.MarketLimitsSet(
+            seq=self._seq, ts=self._ts, market=m.id,
+            max_liability_minor=limits.max_liability_minor,
+            selection_max_liability_minor=limits.selection_max_liability_minor,
+            min_stake_minor=limits.min_stake_minor, max_stake_minor=limits.max_stake_minor))
+        if m.quotes is not None and m.status not in FINAL and m.status != CLOSED:
+            m.quotes.suspended = [False] * len(m.selection_ids)
+            house.requote(self, m, range(len(m.selection_ids)))
+
+    def _set_user_limits(self, cmd: c.SetUserLimits) -> None:
+        values = (cmd.max_stake_minor, cmd.daily_stake_minor, cmd.weekly_stake_minor,
+                  cmd.max_exposure_minor)
+        if any(v is not None and v < 0 for v in values):
+            raise Rejected(Code.BAD_REQUEST, "limits must not be negative")
+        if cmd.stake_factor is not None:
+            num, den = cmd.stake_factor
+            if den <= 0 or num < 0:
+                raise Rejected(Code.BAD_REQUEST, "stake_factor must be a non-negative fraction")
+        risk = self.risk.get(cmd.user)
+        if risk is None:
+            risk = self.risk[cmd.user] = UserRisk(self.config)
+        limits = dataclasses.replace(risk.limits) if risk.limits else rules.UserLimits()
+        for name in ("max_stake_minor", "daily_stake_minor", "weekly_stake_minor",
+                     "stake_factor", "max_exposure_minor"):
+            value = getattr(cmd, name)
+            if value is not None:
+                setattr(limits, name, tuple(value) if name == "stake_factor" else value)
+        risk.limits = limits
+        self._emit(e.UserLimitsSet(
+            seq=self._seq, ts=self._ts, user=cmd.user, max_stake_minor=limits.max_stake_minor,
+            daily_stake_minor=limits.daily_stake_minor,
+            weekly_stake_minor=limits.weekly_stake_minor, stake_factor=limits.stake_factor,
+            max_exposure_minor=limits.max_exposure_minor))
+
+    def _set_prices(self, cmd: c.SetPrices) -> None:
+        m = self._market(cmd.market)
+        if m.type != c.EXCHANGE:
+            raise Rejected(Code.BAD_REQUEST, "the house quotes exchange markets only")
+        if m.status in FINAL or m.status == CLOSED:
+            raise Rejected(Code.MARKET_NOT_OPEN, f"market {m.id} is {m.status.lower()}")
+        fair = dict(cmd.prices)
+        for sid, price in fair.items():
+            if sid not in m.index:
+                raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {sid!r} in {m.id}")
+            if not 100 < price <= MAX_PRICE:
+                raise Rejected(Code.INVALID_ODDS, f"fair odds {format_odds(price)} out of range")
+        if len(fair) != len(cmd.prices) or set(fair) != set(m.index):
+            raise Rejected(Code.BAD_REQUEST, "price every selection of the market once")
+        if not 0 <= cmd.margin_bp <= 10000:
+            raise Rejected(Code.BAD_REQUEST, "margin must be 0..1 (0..10000 bp)")
+        house.set_prices(self, m, fair, cmd.margin_bp)
+        q = m.quotes
+        self._emit(e.PricesSet(seq=self._seq, ts=self._ts, market=m.id, fair=cmd.prices,
+                               offered=tuple((sid, q.offered[s])
+                                             for s, sid in enumerate(m.selection_ids)
+                                             if q.offered[s]),
+                               margin_bp=cmd.margin_bp))
+
+    # -- queries (not journaled, no state change) ---------------------------------------------
+
+    def preview(self, cmd: c.PlaceOrder) -> "Preview":
+        """What placing `cmd` now would do: the fills, the rest, the delay, wallet and exposure
+        after. The same checks as a real place; a would-be rejection is reported, not raised."""
+        from .preview import preview
+
+        return preview(self, cmd)
 
     # -- self-check ---------------------------------------------------------------------------
 
@@ -579,6 +718,11 @@ class Engine:
         from .validate import validate
 
         validate(self)
+
+
+def _deny(denial: rules.Denial | None) -> None:
+    if denial is not None:
+        raise Rejected(denial.code, denial.reason)
 
 
 def _place_fields(cmd: c.PlaceOrder) -> tuple:
@@ -600,7 +744,7 @@ _HANDLERS = {
     c.RequestWithdrawal: Engine._request_withdrawal,
     c.ApproveWithdrawal: Engine._approve_withdrawal,
     c.RejectWithdrawal: Engine._reject_withdrawal,
-    c.SetMarketLimits: Engine._not_yet,
-    c.SetUserLimits: Engine._not_yet,
-    c.SetPrices: Engine._not_yet,
+    c.SetMarketLimits: Engine._set_market_limits,
+    c.SetUserLimits: Engine._set_user_limits,
+    c.SetPrices: Engine._set_prices,
 }

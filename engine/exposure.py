@@ -20,9 +20,10 @@ from .money import win_amount
 
 
 class Position:
-    __slots__ = ("edge", "const", "hold", "win", "lose")
+    __slots__ = ("edge", "const", "hold", "win", "lose", "wallet")
 
     def __init__(self, selections: int) -> None:
+        self.wallet = None  # the wallet this position's hold is taken from
         self.edge = [0] * selections
         self.const = 0
         self.hold = 0

@@ -20,6 +20,8 @@ class Market:
         "positions",  # user -> Position, in first-bet order
         "open_orders",  # order id -> Order with remaining > 0 (resting or delayed)
         "pool_stakes",  # pool markets: total staked per selection
+        "quotes",  # house.Quotes once a trader has priced the market
+        "limits",  # risk.rules.MarketLimits once a trader has set any
     )
 
     def __init__(self, mid, event, name, mtype, currency, selections, commission_bp, take_bp):
@@ -43,9 +45,12 @@ class Market:
         self.positions: dict[str, Position] = {}
         self.open_orders: dict = {}
         self.pool_stakes = [0] * n
+        self.quotes = None
+        self.limits = None
 
-    def position(self, user: str) -> Position:
+    def position(self, user: str, wallet) -> Position:
         pos = self.positions.get(user)
         if pos is None:
             pos = self.positions[user] = Position(len(self.selection_ids))
+            pos.wallet = wallet
         return pos

@@ -102,9 +102,12 @@ class Sequencer:
         self._task = asyncio.create_task(self._run(), name="sequencer")
         self._timer = asyncio.create_task(self._tick_timer(), name="sequencer-tick")
 
-    def submit(self, cmd: Command) -> asyncio.Future:
-        """Queue a command; the future resolves to its events once they are journaled."""
-        return self._enqueue(cmd)
+    def submit(self, cmd: Command, view: Callable[[Any, list], Any] | None = None
+               ) -> asyncio.Future:
+        """Queue a command; the future resolves to its events once they are journaled, or, with
+        `view`, to view(engine, events) computed right after the journal write, before any later
+        command is applied: a reply rendered there shows exactly the journaled state."""
+        return self._enqueue(cmd, view)
 
     def query(self, fn: Callable[[Any], Any]) -> asyncio.Future:
         """Run fn(engine) between batches, unjournaled: for previews and other reads. fn must
@@ -130,13 +133,13 @@ class Sequencer:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def _enqueue(self, item) -> asyncio.Future:
+    def _enqueue(self, item, view=None) -> asyncio.Future:
         if not self._accepting:
             raise SequencerStopped("sequencer is not running" if self.failure is None
                                    else f"sequencer fail-stopped: {self.failure!r}")
         future = asyncio.get_running_loop().create_future()
         try:
-            self._inbox.put_nowait((item, future))
+            self._inbox.put_nowait((item, future, view))
         except asyncio.QueueFull:
             raise SequencerBusy(f"sequencer inbox is full ({self._inbox.maxsize})") from None
         return future
@@ -151,7 +154,7 @@ class Sequencer:
                 try:
                     await self._process(items)
                 except Exception as exc:  # a bug here must not leave submitters hanging
-                    self._fail_stop(exc, "sequencer loop raised", [f for _, f in items])
+                    self._fail_stop(exc, "sequencer loop raised", [f for _, f, _ in items])
             if not self.healthy or (not self._accepting and self._inbox.empty()):
                 return
 
@@ -160,7 +163,8 @@ class Sequencer:
         waiters: list[asyncio.Future] = []
         queries = []
         engine_error = None
-        for i, (item, future) in enumerate(items):
+        views: list = []
+        for i, (item, future, view) in enumerate(items):
             if isinstance(item, _Query):
                 queries.append((item, future))
                 continue
@@ -178,6 +182,7 @@ class Sequencer:
             self.last_seq, self.last_ts = seq, ts
             records.append((seq, cmd, events))
             waiters.append(future)
+            views.append(view)
 
         if records:
             try:
@@ -185,15 +190,22 @@ class Sequencer:
                     await self.journal.append(records)
             except BaseException as exc:
                 self._fail_stop(exc, f"journal write of seq {records[0][0]}..{records[-1][0]} "
-                                     "failed", [f for _, f in items])
+                                     "failed", [f for _, f, _ in items])
                 if not isinstance(exc, Exception):
                     raise  # CancelledError / KeyboardInterrupt: still propagate after failing
                 return
             self.batches_written += 1
             self.commands_written += len(records)
-            for future, (_, _, events) in zip(waiters, records):
-                if not future.done():
+            for future, view, (_, _, events) in zip(waiters, views, records):
+                if future.done():
+                    continue
+                if view is None:
                     future.set_result(events)
+                    continue
+                try:
+                    future.set_result(view(self.engine, events))
+                except Exception as exc:  # a broken view fails its caller, not the sequencer
+                    future.set_exception(exc)
             for listener in self._listeners:
                 try:
                     listener(records)
@@ -204,7 +216,7 @@ class Sequencer:
 
         if engine_error is not None:
             self._fail_stop(engine_error, "engine.apply raised",
-                            [f for _, f in unprocessed] + [f for _, f in queries])
+                            [f for _, f, _ in unprocessed] + [f for _, f in queries])
             return
         for query, future in queries:
             if future.done():
@@ -224,7 +236,7 @@ class Sequencer:
         while not self._inbox.empty():
             item = self._inbox.get_nowait()
             if item is not None:
-                futures.append(item[1])
+                futures.append(item[1])  # (item, future, view)
         for future in futures:
             if not future.done():
                 future.set_exception(stopped)

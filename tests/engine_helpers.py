@@ -6,22 +6,25 @@ non-decreasing `ts`, keeps the command log (for replay), and after every command
 captures everything a command could change, so "a rejection changes nothing" is one equality.
 """
 
-from collections import defaultdict
+from collections import defaultdict, deque
 
 from engine import commands as c
 from engine import events as e
+from engine.config import EngineConfig
 from engine.engine import COMMISSION, EXTERNAL, HOUSE, Engine
 from engine.market import FINAL
 
 CUR = "BDT"
 T0 = 1_700_000_000_000  # ms since the epoch; any fixed start will do
+# tests fire many orders at one timestamp; velocity has its own tests (test_engine_risk.py)
+NO_VELOCITY = EngineConfig(velocity_orders_max=0)
 
 
 class Driver:
     """Feeds commands to one Engine the way the sequencer does."""
 
-    def __init__(self, start_ts: int = T0) -> None:
-        self.eng = Engine()
+    def __init__(self, start_ts: int = T0, config: EngineConfig = NO_VELOCITY) -> None:
+        self.eng = Engine(config)
         self.seq = 0
         self.ts = start_ts
         self.log: list[c.Command] = []
@@ -235,3 +238,77 @@ def expect_place_rejected(driver: Driver, code: str, user: str, side: str, price
     return expect_rejected(driver, code, c.PlaceOrder, user=user, market=market,
                            selection=selection, side=side, price=price, size_minor=size_minor,
                            **fields)
+
+
+# -- risk and house state (tests/test_engine_risk.py, tests/test_engine_house.py) -------------
+
+
+_EXCHANGE_STATE = frozenset({"config", "markets", "orders", "wallets", "refs", "deposits",
+                             "withdrawals", "delayed", "last_seq", "last_ts", "_seq", "_ts",
+                             "_events", "_touched"})
+
+
+def _plain(value, depth: int = 0):
+    """Any limits/totals/quotes object as nested tuples of plain values, comparable with ==."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    assert depth < 8, f"{type(value).__name__} nests too deep for a fingerprint"
+    if isinstance(value, dict):
+        return tuple(sorted(((_plain(k, depth + 1), _plain(v, depth + 1))
+                             for k, v in value.items()), key=repr))
+    if isinstance(value, (list, tuple, deque)):
+        return tuple(_plain(v, depth + 1) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted((_plain(v, depth + 1) for v in value), key=repr))
+    names = [n for cls in type(value).__mro__ for n in getattr(cls, "__slots__", ())]
+    names += list(getattr(value, "__dict__", {}))
+    return (type(value).__name__,
+            tuple((n, _plain(getattr(value, n, None), depth + 1)) for n in names))
+
+
+def risk_fingerprint(eng: Engine) -> tuple:
+    """What `state_fingerprint` leaves out: trader limits, running stake totals, velocity stamps
+    and house quotes, read generically (every engine attribute that is not exchange state, and
+    each market's `limits` and `quotes`) so it follows the engine's internal layout."""
+    names = [n for cls in type(eng).__mro__ for n in getattr(cls, "__slots__", ())]
+    names += list(getattr(eng, "__dict__", {}))
+    engine_side = tuple((n, _plain(getattr(eng, n, None)))
+                        for n in sorted(set(names) - _EXCHANGE_STATE))
+    market_side = tuple((mid, _plain(getattr(m, "limits", None)),
+                         _plain(getattr(m, "quotes", None)))
+                        for mid, m in sorted(eng.markets.items()))
+    return engine_side, market_side
+
+
+def expect_denied(driver: Driver, code: str, cmd_type: type[c.Command],
+                  **fields) -> e.CommandRejected:
+    """`expect_rejected`, and the limits, running totals and house quotes are unchanged too."""
+    before = risk_fingerprint(driver.eng)
+    rejected = expect_rejected(driver, code, cmd_type, **fields)
+    assert risk_fingerprint(driver.eng) == before, "a rejected command changed risk state"
+    return rejected
+
+
+def expect_place_denied(driver: Driver, code: str, user: str, side: str, price: int,
+                        size_minor: int, selection: str = "s1", market: str = "m1",
+                        **fields) -> e.CommandRejected:
+    return expect_denied(driver, code, c.PlaceOrder, user=user, market=market,
+                         selection=selection, side=side, price=price, size_minor=size_minor,
+                         **fields)
+
+
+def accepted(events: list[e.Event]) -> str:
+    """The id of the order a PlaceOrder created; fails with the rejection if there was one."""
+    rejected = rejection(events)
+    assert rejected is None, f"rejected {rejected.code}: {rejected.reason}"
+    return placed_id(events)
+
+
+def house_resting(driver: Driver, selection: str = "s1", market: str = "m1",
+                  is_back: bool = False) -> list[tuple[str, int, int]]:
+    """(order id, price, remaining) of the house's resting orders on one side of a selection."""
+    book = driver.book(selection, market)
+    half = book.backs if is_back else book.lays
+    return [(o.id, price, o.remaining)
+            for price, level in half.levels.items()
+            for o in level.orders if o.remaining and o.user == HOUSE]

@@ -11,7 +11,7 @@ from engine.codec import decode_command, decode_events, encode_command, encode_e
 from engine.engine import HOUSE, Engine
 from engine.rejections import InvariantBroken
 
-from tests.engine_helpers import Driver, state_fingerprint
+from tests.engine_helpers import NO_VELOCITY, Driver, state_fingerprint
 
 
 def scripted_session() -> Driver:
@@ -64,7 +64,7 @@ def scripted_session() -> Driver:
 
 
 def replay(log: list[c.Command]) -> tuple[Engine, list]:
-    eng = Engine()
+    eng = Engine(NO_VELOCITY)
     events = []
     for cmd in log:
         events.append(eng.apply(cmd))

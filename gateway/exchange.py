@@ -1,0 +1,74 @@
+"""The one object every edge (WebSocket, HTTP) talks to: submit commands, read engine state.
+
+Reads of engine state go through the sequencer's query path, which runs between batches when
+the engine holds exactly what is journaled: a reader can never see a command that might still
+be lost. Commands go through `submit`, whose result is computed right after the journal write.
+"""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.commands import Command
+from engine.rejections import Code
+from persistence.sequencer import Sequencer, SequencerBusy, SequencerStopped
+
+from .metrics import Metrics
+from .settings import Settings
+
+
+class Unavailable(Exception):
+    """The exchange cannot take this command now (busy or stopped); nothing happened."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Exchange:
+    def __init__(self, settings: Settings, sequencer: Sequencer, metrics: Metrics, *,
+                 redis=None, pg_pool=None, persister=None) -> None:
+        self.settings = settings
+        self.sequencer = sequencer
+        self.metrics = metrics
+        self.redis = redis
+        self.pg_pool = pg_pool
+        self.persister = persister
+        self.replay_finished = False
+        self.hub = None  # gateway.hub.Hub, set by the server
+
+    async def submit(self, cmd: Command, view: Callable[[Any, list], Any] | None = None):
+        """Journal `cmd`; returns its events, or view(engine, events) computed right after the
+        journal write (so it sees exactly the journaled state)."""
+        start = time.perf_counter()
+        try:
+            result = await self.sequencer.submit(cmd, view=view)
+        except SequencerBusy as exc:
+            raise Unavailable(Code.RATE_LIMITED, f"exchange busy: {exc}") from None
+        except SequencerStopped as exc:
+            raise Unavailable(Code.INTERNAL, f"exchange unavailable: {exc}") from None
+        self.metrics.ack_latency.observe(time.perf_counter() - start)
+        return result
+
+    async def read(self, fn: Callable[[Any], Any]):
+        """fn(engine) between batches; fn must not change anything."""
+        try:
+            return await self.sequencer.query(fn)
+        except SequencerStopped as exc:
+            raise Unavailable(Code.INTERNAL, f"exchange unavailable: {exc}") from None
+
+    async def ready(self) -> tuple[bool, dict]:
+        """Journal and Postgres reachable, replay finished, sequencer healthy."""
+        checks = {"replay_finished": self.replay_finished,
+                  "sequencer_healthy": self.sequencer.healthy}
+        try:
+            checks["redis"] = bool(await self.redis.ping()) if self.redis else False
+        except Exception:
+            checks["redis"] = False
+        try:
+            checks["postgres"] = (await self.pg_pool.fetchval("SELECT 1") == 1
+                                  if self.pg_pool else False)
+        except Exception:
+            checks["postgres"] = False
+        return all(checks.values()), checks

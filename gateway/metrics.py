@@ -1,0 +1,36 @@
+"""Prometheus metrics (prometheus-client), one registry per server so tests can run several."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+ACK_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.commands = Counter("backlay_commands_total", "Commands journaled", ["type"],
+                                registry=r)
+        self.ack_latency = Histogram("backlay_ack_latency_seconds",
+                                     "Submit to journaled acknowledgement", buckets=ACK_BUCKETS_S,
+                                     registry=r)
+        self.batch_size = Histogram("backlay_journal_batch_commands",
+                                    "Commands per journal write (group commit)",
+                                    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500), registry=r)
+        self.persister_lag_entries = Gauge("backlay_persister_lag_entries",
+                                           "Journal entries not yet in Postgres", registry=r)
+        self.persister_lag_seconds = Gauge("backlay_persister_lag_seconds",
+                                           "Age of the oldest entry not yet in Postgres",
+                                           registry=r)
+        self.connections = Gauge("backlay_ws_connections", "Open WebSocket connections",
+                                 registry=r)
+        self.messages_out = Counter("backlay_ws_messages_out_total", "Frames sent", ["op"],
+                                    registry=r)
+        self.drops = Counter("backlay_ws_dropped_total",
+                             "Market-data frames dropped for slow consumers", registry=r)
+        self.rejections = Counter("backlay_rejections_total", "Rejected requests", ["code"],
+                                  registry=r)
+        self.sequencer_healthy = Gauge("backlay_sequencer_healthy", "1 while journaling works",
+                                       registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,274 @@
+"""The wire protocol's requests as pydantic models (PROTOCOL.md): validation at the edge.
+
+Every request model forbids unknown fields, so a client can never name another user or smuggle
+a field the engine would trust. Money and odds arrive as strings and leave this module as int
+minor units / int hundredths; a malformed amount is INVALID_SIZE, malformed odds INVALID_ODDS,
+anything else that does not fit BAD_REQUEST. `parse()` turns one text frame into a model or a
+`ProtocolError` with a stable code.
+"""
+
+from typing import Annotated, Any, Literal, Union
+
+import orjson
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
+                      ValidationError, WithJsonSchema)
+from pydantic_core import PydanticCustomError
+
+from engine.money import parse_fraction, parse_money
+from engine.rejections import Code
+
+MONEY_PATTERN = r"^(0|[1-9][0-9]{0,12})(\.[0-9]{1,2})?$"
+
+
+def _money(value: Any) -> int:
+    if not isinstance(value, str):
+        raise PydanticCustomError("invalid_size", "money must be a decimal string like \"10.50\"")
+    try:
+        return parse_money(value)
+    except ValueError:
+        raise PydanticCustomError("invalid_size",
+                                  "money must have at most two decimals: {value}",
+                                  {"value": value}) from None
+
+
+def _odds(value: Any) -> int:
+    if not isinstance(value, str):
+        raise PydanticCustomError("invalid_odds", "odds must be a decimal string like \"2.50\"")
+    try:
+        return parse_money(value)
+    except ValueError:
+        raise PydanticCustomError("invalid_odds", "odds must have at most two decimals: {value}",
+                                  {"value": value}) from None
+
+
+def _fraction(value: Any) -> tuple[int, int]:
+    if not isinstance(value, str):
+        raise PydanticCustomError("bad_request", "a factor is a string like \"0.5\" or \"1/3\"")
+    try:
+        f = parse_fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise PydanticCustomError("bad_request", "not a factor: {value}", {"value": value}) from None
+    return f.numerator, f.denominator
+
+
+def _rate_bp(value: Any) -> int:
+    num, den = _fraction(value)
+    bp, rest = divmod(num * 10_000, den)
+    if rest:
+        raise PydanticCustomError("bad_request", "a rate has at most four decimals")
+    return bp
+
+
+Money = Annotated[int, BeforeValidator(_money),
+                  WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN,
+                                  "examples": ["10.50"]})]
+Odds = Annotated[int, BeforeValidator(_odds),
+                 WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN,
+                                 "examples": ["2.50"]})]
+Factor = Annotated[tuple[int, int], BeforeValidator(_fraction),
+                   WithJsonSchema({"type": "string", "examples": ["0.5", "1/3"]})]
+Rate = Annotated[int, BeforeValidator(_rate_bp),
+                 WithJsonSchema({"type": "string", "examples": ["0.05"]})]
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+RequestId = str | int | None
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: RequestId = None
+
+
+# -- connection -------------------------------------------------------------------------------
+
+
+class Auth(Request):
+    op: Literal["auth"]
+    token: str = Field(max_length=4096)
+    cancel_on_disconnect: bool = False
+
+
+# -- bettor -----------------------------------------------------------------------------------
+
+
+class Subscribe(Request):
+    op: Literal["subscribe"]
+    markets: list[Id] | None = Field(default=None, max_length=10_000)
+    depth: int = Field(default=3, ge=1, le=10)
+    channel: Literal["exposure"] | None = None
+
+
+class Unsubscribe(Request):
+    op: Literal["unsubscribe"]
+    markets: list[Id] | None = Field(default=None, max_length=10_000)
+    channel: Literal["exposure"] | None = None
+
+
+class Place(Request):
+    op: Literal["place"]
+    market: Id
+    selection: Id
+    side: Literal["back", "lay"]
+    price: Odds
+    size: Money
+    persistence: Literal["lapse", "persist"] = "lapse"
+    tif: Literal["gtc", "fok"] = "gtc"
+    min_fill: Money | None = None
+    ref: Annotated[str, Field(max_length=64)] | None = None
+
+
+class Preview(Place):
+    op: Literal["preview"]  # type: ignore[assignment]
+
+
+class Cancel(Request):
+    op: Literal["cancel"]
+    order: Id
+    size_reduction: Money | None = None
+
+
+class Replace(Request):
+    op: Literal["replace"]
+    order: Id
+    price: Odds
+
+
+class CancelAll(Request):
+    op: Literal["cancel_all"]
+    market: Id | None = None
+
+
+class Orders(Request):
+    op: Literal["orders"]
+
+
+class Wallet(Request):
+    op: Literal["wallet"]
+
+
+class SlipLeg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    market: Id
+    selection: Id
+    side: Literal["back", "lay"]
+    stake: Money
+
+
+class SlipSet(Request):
+    op: Literal["slip.set"]
+    legs: list[SlipLeg] = Field(max_length=20)
+
+
+class SlipPlace(Request):
+    op: Literal["slip.place"]
+    accept: Literal["exact", "better", "any"] = "exact"
+
+
+# -- trader -----------------------------------------------------------------------------------
+
+
+class SelectionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: Id
+    name: Annotated[str, Field(max_length=200)]
+
+
+class MarketCreate(Request):
+    op: Literal["market.create"]
+    market: Id
+    event: Id
+    name: Annotated[str, Field(max_length=200)]
+    type: Literal["exchange", "pool"] = "exchange"
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "BDT"
+    selections: list[SelectionSpec] = Field(min_length=1, max_length=100)
+    commission: Rate | None = None
+    take: Rate | None = None
+
+
+class MarketStatus(Request):
+    op: Literal["market.status"]
+    market: Id
+    status: Literal["open", "suspended", "closed"] | None = None
+    in_play: bool | None = None
+    bet_delay_ms: int | None = Field(default=None, ge=0, le=60_000)
+
+
+class PricesSet(Request):
+    op: Literal["prices.set"]
+    market: Id
+    prices: dict[Id, Odds] = Field(min_length=1, max_length=100)
+    margin: Rate = 0
+
+
+class LimitsSet(Request):
+    op: Literal["limits.set"]
+    market: Id | None = None
+    user: Id | None = None
+    max_liability: Money | None = None
+    selection_max_liability: Money | None = None
+    min_stake: Money | None = None
+    max_stake: Money | None = None
+    daily_stake: Money | None = None
+    weekly_stake: Money | None = None
+    stake_factor: Factor | None = None
+    max_exposure: Money | None = None
+
+
+class MarketSettle(Request):
+    op: Literal["market.settle"]
+    market: Id
+    winners: list[Id] = Field(min_length=1, max_length=100)
+    dead_heat: dict[Id, Factor] | None = None
+
+
+class MarketVoid(Request):
+    op: Literal["market.void"]
+    market: Id
+
+
+REQUESTS = (Auth, Subscribe, Unsubscribe, Place, Preview, Cancel, Replace, CancelAll, Orders,
+            Wallet, SlipSet, SlipPlace, MarketCreate, MarketStatus, PricesSet, LimitsSet,
+            MarketSettle, MarketVoid)
+BY_OP: dict[str, type[Request]] = {m.model_fields["op"].annotation.__args__[0]: m
+                                   for m in REQUESTS}
+TRADER_OPS = frozenset({"market.create", "market.status", "prices.set", "limits.set",
+                        "market.settle", "market.void"})
+_ANY_REQUEST = TypeAdapter(Annotated[Union[REQUESTS], Field(discriminator="op")])
+
+_ERROR_CODES = {"invalid_size": Code.INVALID_SIZE, "invalid_odds": Code.INVALID_ODDS}
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: Code, message: str, request_id: RequestId = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+def parse(frame: str | bytes) -> Request:
+    """One text frame -> a validated request, or ProtocolError (with the id when readable)."""
+    try:
+        data = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        raise ProtocolError(Code.BAD_REQUEST, "frame is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(Code.BAD_REQUEST, "frame must be a JSON object")
+    request_id = data.get("id")
+    if not isinstance(request_id, (str, int, type(None))) or isinstance(request_id, bool):
+        request_id = None
+    op = data.get("op")
+    model = BY_OP.get(op) if isinstance(op, str) else None
+    if model is None:
+        raise ProtocolError(Code.BAD_REQUEST, f"unknown op {op!r}", request_id)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        code = _ERROR_CODES.get(first["type"], Code.BAD_REQUEST)
+        where = ".".join(str(p) for p in first["loc"]) or "frame"
+        raise ProtocolError(code, f"{where}: {first['msg']}", request_id) from None
+
+
+def json_schema() -> dict:
+    """The JSON schema of every request (docs/protocol.md is checked against it)."""
+    return _ANY_REQUEST.json_schema()

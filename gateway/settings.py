@@ -1,0 +1,52 @@
+"""Server settings: environment variables (BACKLAY_*, plus REDIS_URL / DATABASE_URL) and flags.
+
+Every limit has a name ending in `_max` and a safe default; `describe()` prints them at start.
+"""
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BACKLAY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    ws_port: int = 8765
+    http_port: int = 8080
+    var_dir: str = "var"
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices(
+        "REDIS_URL", "BACKLAY_REDIS_URL"))
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices(
+        "DATABASE_URL", "BACKLAY_DATABASE_URL"))
+    appendfsync: str = "always"  # "everysec" may lose up to 1 s of acknowledged work
+    stream: str = "backlay:journal"
+    currency: str = "BDT"
+
+    # auth
+    jwt_secret: str = "dev-secret-change-me"  # HS256 in development
+    jwt_public_key: str | None = None  # RS256 PEM in production: set it and HS256 is refused
+    allowed_origins: list[str] = ["http://127.0.0.1:8080", "http://localhost:8080"]
+    auth_timeout_s: float = 5.0
+    webhook_secret: str = "dev-webhook-secret"
+    webhook_tolerance_s: int = 300
+
+    # per-connection bounds
+    frame_bytes_max: int = 64 * 1024
+    messages_per_s_max: float = 50.0  # token bucket refill rate
+    message_burst_max: int = 100  # token bucket size
+    subscriptions_max: int = 100
+    send_queue_max: int = 1_000  # frames waiting for a slow client; past it market data drops
+    slip_legs_max: int = 20
+    connections_max: int = 10_000
+
+    # pushes
+    conflation_ms: int = 50
+    heartbeat_s: float = 5.0
+    exposure_push_ms: int = 250
+    cancel_on_disconnect_ms: int = 500
+    snapshot_every_commands: int = 100_000
+
+    def describe(self) -> str:
+        hidden = {"jwt_secret", "webhook_secret", "jwt_public_key", "database_url", "redis_url"}
+        return "\n".join(f"  {k} = {'***' if k in hidden and v else v}"
+                         for k, v in self.model_dump().items())

@@ -1,0 +1,97 @@
+"""Engine state -> wire shapes (PROTOCOL.md): ORDER, wallet, market images and book levels.
+
+Called only where the engine holds exactly the journaled state: inside a sequencer query, a
+submit view, or a fan-out listener.
+"""
+
+from engine.money import average_price, format_money, format_odds
+
+LEVELS_MAX = 10  # the deepest subscription PROTOCOL.md allows
+
+
+def order_view(engine, oid: str) -> dict:
+    o = engine.orders[oid]
+    m = engine.markets[o.market]
+    queue_ahead = m.books[o.sel].half_of(o).queue_ahead(o) if o.in_book else 0
+    return {
+        "order": o.id, "market": o.market, "selection": o.selection, "side": o.side,
+        "price": format_odds(o.price), "size": format_money(o.size),
+        "matched": format_money(o.matched), "remaining": format_money(o.remaining),
+        "cancelled": format_money(o.cancelled), "lapsed": format_money(o.lapsed),
+        "avg_price_matched": format_odds(average_price(o.matched_value, o.matched)),
+        "status": o.status, "persistence": o.persistence, "ref": o.ref or None,
+        "placed_seq": o.placed_seq, "queue_ahead": format_money(queue_ahead),
+    }
+
+
+def wallet_view(engine, user: str, currency: str) -> dict:
+    w = engine.wallets.get((user, currency))
+    balance, held = (w.balance, w.held) if w is not None else (0, 0)
+    return {"currency": currency, "balance": format_money(balance), "held": format_money(held),
+            "available": format_money(balance - held)}
+
+
+def market_state(engine, market_id: str) -> dict | None:
+    """A market as published to subscribers: top LEVELS_MAX levels per side, raw ints."""
+    m = engine.markets.get(market_id)
+    if m is None:
+        return None
+    selections = []
+    for i, sid in enumerate(m.selection_ids):
+        book = m.books[i]
+        selections.append({
+            "id": sid,
+            "to_back": book.lays.depth(LEVELS_MAX),  # resting lays: what a backer can take
+            "to_lay": book.backs.depth(LEVELS_MAX),  # resting backs: what a layer can take
+            "ltp": m.ltp[i], "traded": m.traded[i],
+        })
+    return {"status": m.status, "in_play": m.in_play, "bet_delay_ms": m.bet_delay_ms,
+            "selections": selections}
+
+
+def _levels(levels, depth: int) -> list[list[str]]:
+    return [[format_odds(p), format_money(s)] for p, s in levels[:depth]]
+
+
+def image(market_id: str, state: dict, depth: int, seq: int) -> dict:
+    return {"op": "mkt", "market": market_id, "seq": seq, "img": True, "status": state["status"],
+            "in_play": state["in_play"], "bet_delay_ms": state["bet_delay_ms"],
+            "selections": [{"id": s["id"], "to_back": _levels(s["to_back"], depth),
+                            "to_lay": _levels(s["to_lay"], depth),
+                            "ltp": format_odds(s["ltp"]) if s["ltp"] else None,
+                            "traded": format_money(s["traded"])} for s in state["selections"]]}
+
+
+def _level_changes(old: list, new: list, depth: int) -> list[list[str]]:
+    before, after = dict(old[:depth]), dict(new[:depth])
+    changes = [[format_odds(p), format_money(s)] for p, s in new[:depth] if before.get(p) != s]
+    changes += [[format_odds(p), "0.00"] for p in before if p not in after]
+    return changes
+
+
+def delta(market_id: str, old: dict, new: dict, depth: int) -> dict | None:
+    """The changes from `old` to `new` as seen at `depth`; None when nothing visible changed.
+    The caller fills in "seq"."""
+    out: dict = {"op": "mkt", "market": market_id, "seq": 0}
+    for key in ("status", "in_play", "bet_delay_ms"):
+        if old[key] != new[key]:
+            out[key] = new[key]
+    selections = []
+    for was, now in zip(old["selections"], new["selections"]):
+        change: dict = {}
+        to_back = _level_changes(was["to_back"], now["to_back"], depth)
+        to_lay = _level_changes(was["to_lay"], now["to_lay"], depth)
+        if to_back:
+            change["to_back"] = to_back
+        if to_lay:
+            change["to_lay"] = to_lay
+        if was["ltp"] != now["ltp"]:
+            change["ltp"] = format_odds(now["ltp"])
+        if was["traded"] != now["traded"]:
+            change["traded"] = format_money(now["traded"])
+        if change:
+            change["id"] = now["id"]
+            selections.append(change)
+    if selections:
+        out["selections"] = selections
+    return out if len(out) > 3 else None
