@@ -441,6 +441,8 @@ class Engine:
         o.pos.lose[o.sel] -= o.size
         m.traded[o.sel] += o.size
         self._rehold(o.pos, o.wallet)
+        self._emit(e.PoolStaked(seq=self._seq, ts=self._ts, order=o.id, user=o.user,
+                                market=m.id, selection=o.selection, size_minor=o.size))
 
     # -- settlement ---------------------------------------------------------------------------
 

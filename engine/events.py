@@ -121,6 +121,17 @@ class BetMatched(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PoolStaked(Event):
+    """A pool bet's stake went into the pool: the order is fully matched at once."""
+
+    order: str
+    user: str
+    market: str
+    selection: str
+    size_minor: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderCancelled(Event):
     order: str
     user: str
@@ -237,7 +248,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: _fast_init(cls)
     for cls in (
         CommandRejected, MarketCreated, MarketStatusChanged, MarketSettled, MarketVoided,
-        OrderPlaced, OrderReleased, PlaceRepeated, BetMatched, OrderCancelled, OrderLapsed,
+        OrderPlaced, OrderReleased, PlaceRepeated, BetMatched, PoolStaked, OrderCancelled,
+        OrderLapsed,
         OrderReplaced, WalletChanged, MoneyMoved, DepositRepeated, WithdrawalRequested,
         WithdrawalApproved, WithdrawalRejected, MarketLimitsSet, UserLimitsSet, PricesSet,
         SelectionSuspended,

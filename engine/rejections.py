@@ -27,6 +27,7 @@ class Code(StrEnum):
     LIABILITY_LIMIT = "LIABILITY_LIMIT"
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     FOK_NOT_FILLED = "FOK_NOT_FILLED"
+    PRICE_CHANGED = "PRICE_CHANGED"  # a bet slip's exact price is no longer on offer
     INTERNAL = "INTERNAL"
 
 

@@ -262,11 +262,36 @@ class EmbeddedPostgres:
         if pid is None or _live_pid(pid):
             return
         log.warning("removing stale %s (pid %d is gone)", pidfile, pid)
+        self._reap_orphans()
         if len(lines) >= 5 and lines[3].strip() and lines[4].strip():
             socket_file = Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}"
             Path(f"{socket_file}.lock").unlink(missing_ok=True)
             socket_file.unlink(missing_ok=True)
         pidfile.unlink(missing_ok=True)
+
+    def _reap_orphans(self) -> None:
+        """Backends of a killed postmaster exit once they notice, but until then they hold its
+        shared memory and a new postmaster refuses to start; give them a moment, then kill."""
+        def orphans():
+            found = []
+            for proc in psutil.process_iter(["name"]):
+                try:
+                    if (proc.info["name"] == "postgres" and proc.status() != psutil.STATUS_ZOMBIE
+                            and Path(proc.cwd()).resolve() == self.data_dir):
+                        found.append(proc)
+                except psutil.Error:
+                    continue
+            return found
+
+        left = orphans()
+        if left:
+            _, left = psutil.wait_procs(left, timeout=STOP_TIMEOUT_S / 3)
+        for proc in left:
+            log.warning("killing orphaned postgres backend %d of %s", proc.pid, self.data_dir)
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
 
     def stop(self) -> None:
         if self._server is None:

@@ -191,6 +191,10 @@ def _change_order(ch: Changes, order: str, seq: int, matched=0, remaining=0, can
     d.seq = seq
 
 
+def _pool_staked(ch: Changes, seq, idx, e: ev.PoolStaked):
+    _change_order(ch, e.order, seq, matched=e.size_minor, remaining=-e.size_minor)
+
+
 def _bet_matched(ch: Changes, seq, idx, e: ev.BetMatched):
     value = e.price * e.size_minor
     for order in (e.taker_order, e.maker_order):
@@ -266,6 +270,7 @@ _FOLDERS = {
     ev.SelectionSuspended: _selection_suspended,
     ev.OrderPlaced: _order_placed,
     ev.BetMatched: _bet_matched,
+    ev.PoolStaked: _pool_staked,
     ev.OrderCancelled: _order_cancelled,
     ev.OrderLapsed: _order_lapsed,
     ev.OrderReleased: _order_released,

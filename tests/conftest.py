@@ -95,7 +95,8 @@ def migrated_database_url(database_url) -> str:
 def trading_commands():
     """Unstamped commands for a short but complete trading day, for seqs 1.. in order: markets,
     deposits, matched, partly matched, cancelled, replaced and lapsed orders, a rejection, a
-    withdrawal approved and one rejected, a settled and a voided market."""
+    withdrawal approved and one rejected, a settled and a voided market, limits, and house
+    quotes from a trader's prices matched and re-quoted."""
     from engine import commands as c
 
     place = c.PlaceOrder
@@ -129,6 +130,16 @@ def trading_commands():
         c.SetMarketStatus(market="m1", in_play=True, bet_delay_ms=0),
         c.SettleMarket(market="m1", winners=("s1",)),
         c.VoidMarket(market="m2"),
+        # the house quotes m3 from a trader's prices, within its liability limit
+        c.CreateMarket(market="m3", event="e2", name="Winner",
+                       selections=(("h", "Home"), ("a", "Away"))),
+        c.SetMarketStatus(market="m3", status="open"),
+        c.SetMarketLimits(market="m3", max_liability_minor=50_000, min_stake_minor=100,
+                          max_stake_minor=100_000),
+        c.SetUserLimits(user="u1", max_stake_minor=50_000),
+        c.SetPrices(market="m3", prices=(("h", 210), ("a", 190)), margin_bp=500),
+        place(user="u1", market="m3", selection="h", side="back", price=190, size_minor=5_000),
+        place(user="u1", market="m3", selection="h", side="back", price=150, size_minor=30_000),
     ]
 
 

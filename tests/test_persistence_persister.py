@@ -70,7 +70,7 @@ def test_the_read_model_matches_the_engine(
         assert (row["matched_minor"], row["remaining_minor"], row["cancelled_minor"],
                 row["lapsed_minor"], row["matched_value"], row["status"]) == (
             o.matched, o.remaining, o.cancelled, o.lapsed, o.matched_value, o.status), oid
-    assert markets == {"m1": "SETTLED", "m2": "VOIDED"}
+    assert markets == {"m1": "SETTLED", "m2": "VOIDED", "m3": "OPEN"}
     assert withdrawals == {"w20": "APPROVED", "w22": "REJECTED"}
     assert fills == sum(isinstance(e, ev.BetMatched) for _, _, es in records for e in es)
 
