@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/backlay demo
+	$(BIN)/backlay serve --demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -23,11 +23,11 @@ class Settings(BaseSettings):
     currency: str = "BDT"
 
     # auth
-    jwt_secret: str = "dev-secret-change-me"  # HS256 in development
+    jwt_secret: str = "backlay-development-secret-change-me"  # HS256 in development
     jwt_public_key: str | None = None  # RS256 PEM in production: set it and HS256 is refused
     allowed_origins: list[str] = ["http://127.0.0.1:8080", "http://localhost:8080"]
     auth_timeout_s: float = 5.0
-    webhook_secret: str = "dev-webhook-secret"
+    webhook_secret: str = "backlay-development-webhook-secret"
     webhook_tolerance_s: int = 300
 
     # per-connection bounds

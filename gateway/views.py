@@ -95,3 +95,35 @@ def delta(market_id: str, old: dict, new: dict, depth: int) -> dict | None:
     if selections:
         out["selections"] = selections
     return out if len(out) > 3 else None
+
+
+def market_view(engine, market_id: str) -> dict:
+    """A market as traders and operators see it: status, selections, house prices, limits."""
+    m = engine.markets[market_id]
+    q = m.quotes
+    limits = m.limits
+    return {
+        "market": m.id, "event": m.event, "name": m.name, "type": m.type,
+        "currency": m.currency, "status": m.status, "in_play": m.in_play,
+        "bet_delay_ms": m.bet_delay_ms,
+        "selections": [{"id": sid, "name": m.selection_names[i],
+                        "offered": format_odds(q.offered[i]) if q and q.offered[i] else None,
+                        "suspended": bool(q and q.suspended[i]),
+                        "traded": format_money(m.traded[i])}
+                       for i, sid in enumerate(m.selection_ids)],
+        "limits": {name: (format_money(getattr(limits, name + "_minor"))
+                          if limits and getattr(limits, name + "_minor") is not None else None)
+                   for name in ("max_liability", "selection_max_liability", "min_stake",
+                                "max_stake")},
+    }
+
+
+def user_limits_view(engine, user: str) -> dict:
+    risk = engine.risk.get(user)
+    limits = risk.limits if risk is not None else None
+    out = {name: (format_money(getattr(limits, name + "_minor"))
+                  if limits and getattr(limits, name + "_minor") is not None else None)
+           for name in ("max_stake", "daily_stake", "weekly_stake", "max_exposure")}
+    factor = limits.stake_factor if limits else None
+    out["stake_factor"] = f"{factor[0]}/{factor[1]}" if factor else None
+    return out

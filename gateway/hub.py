@@ -1,0 +1,264 @@
+"""Fan-out: journaled events -> owner pushes, conflated market data, slips, operator exposure.
+
+`on_batch` is a sequencer listener: it runs right after a batch is journaled, on the sequencer
+task, when the engine holds exactly the journaled state. It pushes each order, fill and wallet
+change to its owner at once and notes which markets changed. The flush loop then, at most once
+per `conflation_ms`, reads those markets between batches and sends each subscriber one delta per
+market (with its own seq) however many matches happened meanwhile.
+"""
+
+import asyncio
+import logging
+import time
+
+from engine import events as e
+from engine.money import format_money, format_odds
+
+from . import slips as slip_pricing
+from .session import Session, Subscription
+from .views import delta, image, market_state, order_view, wallet_view
+
+log = logging.getLogger(__name__)
+
+_ORDER_EVENTS = (e.OrderCancelled, e.OrderLapsed, e.OrderReleased, e.PoolStaked)
+
+
+class Hub:
+    def __init__(self, exchange) -> None:
+        self.exchange = exchange
+        self.settings = exchange.settings
+        self.metrics = exchange.metrics
+        self.sessions: set[Session] = set()
+        self.order_watchers: dict[str, set[Session]] = {}
+        self.market_watchers: dict[str, set[Session]] = {}
+        self.exposure_watchers: set[Session] = set()
+        self.slip_watchers: set[Session] = set()
+        self.user_orders: dict[str, dict[str, str]] = {}  # user -> order id -> market
+        self.published: dict[str, dict] = {}
+        self._dirty: dict[str, None] = {}
+        self._stale: dict[tuple[Session, str], None] = {}
+        self._exposure_dirty = True
+        self._tasks: list[asyncio.Task] = []
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def index_orders(self, engine) -> None:
+        """After recovery: who owns which current order (the `orders` op lists them)."""
+        for oid, o in engine.orders.items():
+            if engine.markets[o.market].status not in ("SETTLED", "VOIDED"):
+                self.user_orders.setdefault(o.user, {})[oid] = o.market
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._flush_loop(), name="hub-flush"),
+                       asyncio.create_task(self._exposure_loop(), name="hub-exposure"),
+                       asyncio.create_task(self._heartbeat_loop(), name="hub-heartbeat")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def add(self, session: Session) -> None:
+        self.sessions.add(session)
+
+    def remove(self, session: Session) -> None:
+        self.sessions.discard(session)
+        self.exposure_watchers.discard(session)
+        self.slip_watchers.discard(session)
+        if session.user is not None:
+            watchers = self.order_watchers.get(session.user)
+            if watchers is not None:
+                watchers.discard(session)
+                if not watchers:
+                    del self.order_watchers[session.user]
+        for market in session.subs:
+            self._unwatch(session, market)
+
+    def watch_orders(self, session: Session) -> None:
+        session.watching_orders = True
+        self.order_watchers.setdefault(session.user, set()).add(session)
+
+    def watch_market(self, session: Session, market: str, depth: int, state: dict) -> int:
+        """Subscribe (or re-subscribe) and return the image's seq."""
+        sub = session.subs.get(market)
+        if sub is None:
+            sub = session.subs[market] = Subscription(depth, state)
+            self.market_watchers.setdefault(market, set()).add(session)
+        sub.depth, sub.state, sub.stale = depth, state, False
+        sub.seq += 1
+        return sub.seq
+
+    def unwatch_market(self, session: Session, market: str) -> None:
+        if session.subs.pop(market, None) is not None:
+            self._unwatch(session, market)
+
+    def _unwatch(self, session: Session, market: str) -> None:
+        watchers = self.market_watchers.get(market)
+        if watchers is not None:
+            watchers.discard(session)
+            if not watchers:
+                del self.market_watchers[market]
+        self._stale.pop((session, market), None)
+
+    # -- the journaled-batch listener ---------------------------------------------------------
+
+    def on_batch(self, records) -> None:
+        engine = self.exchange.sequencer.engine
+        watched = self.order_watchers
+        changed_orders: dict[str, str] = {}  # order id -> owner, pushed once per batch
+        wallets: dict[tuple[str, str], None] = {}
+        for _, _, events in records:
+            for ev in events:
+                kind = type(ev)
+                if kind is e.BetMatched:
+                    self._dirty[ev.market] = None
+                    for oid, user in ((ev.taker_order, ev.taker_user),
+                                      (ev.maker_order, ev.maker_user)):
+                        if user in watched:
+                            changed_orders[oid] = user
+                            self._to_owner(user, {"op": "fill", "order": oid,
+                                                  "price": format_odds(ev.price),
+                                                  "size": format_money(ev.size_minor),
+                                                  "seq": ev.seq})
+                elif kind is e.OrderPlaced:
+                    self.user_orders.setdefault(ev.user, {})[ev.order] = ev.market
+                    self._dirty[ev.market] = None
+                    if ev.user in watched:
+                        changed_orders[ev.order] = ev.user
+                elif kind in _ORDER_EVENTS:
+                    market = self.user_orders.get(ev.user, {}).get(ev.order)
+                    if market is not None:
+                        self._dirty[market] = None
+                    if ev.user in watched:
+                        changed_orders[ev.order] = ev.user
+                elif kind is e.WalletChanged:
+                    if ev.user in watched:
+                        wallets[(ev.user, ev.currency)] = None
+                elif kind in (e.MarketStatusChanged, e.MarketCreated, e.PricesSet):
+                    self._dirty[ev.market] = None
+                elif kind in (e.MarketSettled, e.MarketVoided):
+                    self._forget_market(ev.market)
+        if self._dirty:
+            self._exposure_dirty = True
+        for oid, user in changed_orders.items():
+            if oid in engine.orders:
+                self._to_owner(user, {"op": "ord", "order": order_view(engine, oid)})
+        for user, currency in wallets:
+            self._to_owner(user, {"op": "wallet", **wallet_view(engine, user, currency)})
+
+    def _to_owner(self, user: str, message: dict) -> None:
+        for session in self.order_watchers.get(user, ()):
+            session.push(message)
+
+    def _forget_market(self, market: str) -> None:
+        self._dirty[market] = None
+        for orders in self.user_orders.values():
+            for oid in [oid for oid, m in orders.items() if m == market]:
+                del orders[oid]
+
+    # -- conflated market data ----------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        interval_s = self.settings.conflation_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("market-data flush failed")
+
+    async def flush(self) -> None:
+        markets = list(self._dirty)
+        self._dirty.clear()
+        if markets:
+            states = await self.exchange.read(
+                lambda engine: {m: market_state(engine, m) for m in markets})
+            for market, state in states.items():
+                if state is not None:
+                    self.published[market] = state
+                    self._send_deltas(market, state)
+            self._update_slips(set(markets))
+        self._resend_stale()
+
+    def _send_deltas(self, market: str, state: dict) -> None:
+        shared: dict[tuple[int, int], dict | None] = {}  # one delta per (from-state, depth)
+        for session in self.market_watchers.get(market, ()):
+            sub = session.subs[market]
+            if sub.stale:
+                continue  # gets a fresh image from _resend_stale instead
+            key = (id(sub.state), sub.depth)
+            if key not in shared:
+                shared[key] = delta(market, sub.state, state, sub.depth)
+            change = shared[key]
+            if change is None:
+                continue
+            sub.seq += 1
+            if session.push({**change, "seq": sub.seq}, droppable=True):
+                sub.state = state
+            else:
+                sub.seq -= 1
+                sub.stale = True
+                self._stale[(session, market)] = None
+                self.metrics.drops.inc()
+        # every subscriber now refers to `state` (or is stale), so old states can be freed
+
+    def _resend_stale(self) -> None:
+        for session, market in list(self._stale):
+            if session.closed or market not in session.subs:
+                del self._stale[(session, market)]
+                continue
+            if not session.has_room():
+                continue
+            state = self.published.get(market)
+            if state is None:
+                continue
+            sub = session.subs[market]
+            sub.seq += 1
+            if session.push(image(market, state, sub.depth, sub.seq), droppable=True):
+                sub.state, sub.stale = state, False
+                del self._stale[(session, market)]
+            else:
+                sub.seq -= 1
+
+    def _update_slips(self, markets: set[str]) -> None:
+        for session in list(self.slip_watchers):
+            slip = session.slip
+            if slip is None or not (slip.markets() & markets):
+                continue
+            legs = slip_pricing.reprice(slip, self.published)
+            if legs is not None:
+                session.push({"op": "slip", "legs": legs})
+
+    # -- operator exposure channel -------------------------------------------------------------
+
+    async def _exposure_loop(self) -> None:
+        from .exposure import exposure_view
+
+        interval_s = self.settings.exposure_push_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self._exposure_dirty or not self.exposure_watchers:
+                continue
+            self._exposure_dirty = False
+            try:
+                view = await self.exchange.read(exposure_view)
+            except Exception:
+                log.exception("exposure view failed")
+                continue
+            for session in list(self.exposure_watchers):
+                session.push({"op": "exposure", **view}, droppable=True)
+
+    # -- heartbeats ---------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        every_s = self.settings.heartbeat_s
+        while True:
+            await asyncio.sleep(min(1.0, every_s / 2))
+            now = time.monotonic()
+            for session in list(self.sessions):
+                if now - session.sent_at >= every_s:
+                    session.push({"op": "hb", "ts": time.time_ns() // 1_000_000},
+                                 droppable=True)
+                    session.sent_at = now

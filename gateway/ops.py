@@ -1,0 +1,308 @@
+"""Every WebSocket op of PROTOCOL.md: request model -> engine command or read -> reply.
+
+Each handler submits (or queries) before its first await, so requests pipelined on one
+connection reach the sequencer in the order they were sent. Replies are rendered by a `view`
+that runs right after the journal write, so they show exactly journaled state.
+"""
+
+from engine import commands as c
+from engine import events as e
+from engine.money import format_money, format_odds
+from engine.rejections import Code
+from pricing.ladder import MAX_PRICE, MIN_PRICE
+
+from . import protocol as p
+from . import slips
+from .exchange import Unavailable
+from .session import Session
+from .views import (image, market_state, market_view, order_view, user_limits_view,
+                    wallet_view)
+
+
+class OpError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def rejected(events: list) -> e.CommandRejected | None:
+    for ev in events:
+        if isinstance(ev, e.CommandRejected):
+            return ev
+    return None
+
+
+def _raise_if_rejected(events: list) -> None:
+    r = rejected(events)
+    if r is not None:
+        raise OpError(r.code, r.reason)
+
+
+class Ops:
+    def __init__(self, exchange, hub) -> None:
+        self.exchange = exchange
+        self.hub = hub
+        self.settings = exchange.settings
+        self._handlers = {
+            p.Subscribe: self.subscribe, p.Unsubscribe: self.unsubscribe, p.Place: self.place,
+            p.Preview: self.preview, p.Cancel: self.cancel, p.Replace: self.replace,
+            p.CancelAll: self.cancel_all, p.Orders: self.orders, p.Wallet: self.wallet,
+            p.SlipSet: self.slip_set, p.SlipPlace: self.slip_place,
+            p.MarketCreate: self.market_create, p.MarketStatus: self.market_status,
+            p.PricesSet: self.prices_set, p.LimitsSet: self.limits_set,
+            p.MarketSettle: self.market_settle, p.MarketVoid: self.market_void,
+        }
+
+    async def handle(self, session: Session, req: p.Request) -> None:
+        """Run one request and send its reply or error; never raises for a client's mistake."""
+        try:
+            if req.op in p.TRADER_OPS and not session.can("trader"):
+                raise OpError(Code.FORBIDDEN, f"{req.op} needs the trader role")
+            if isinstance(req, p.Auth):
+                raise OpError(Code.BAD_REQUEST, "already authenticated")
+            reply = await self._handlers[type(req)](session, req)
+        except OpError as err:
+            self.exchange.metrics.rejections.labels(err.code).inc()
+            session.push({"op": "error", "id": req.id, "code": str(err.code),
+                          "message": err.message})
+            return
+        except Unavailable as err:
+            session.push({"op": "error", "id": req.id, "code": str(err.code),
+                          "message": err.message})
+            return
+        if reply is not None:
+            session.push({"id": req.id, **reply})
+
+    # -- market data --------------------------------------------------------------------------
+
+    async def subscribe(self, session: Session, req: p.Subscribe):
+        if req.channel == "exposure":
+            if not session.can("operator"):
+                raise OpError(Code.FORBIDDEN, "the exposure channel needs the operator role")
+            from .exposure import exposure_view
+
+            view = await self.exchange.read(exposure_view)
+            self.hub.exposure_watchers.add(session)
+            session.push({"op": "subscribed", "id": req.id, "channel": "exposure"})
+            return {"op": "exposure", **view}
+        markets = list(dict.fromkeys(req.markets or []))
+        if not markets:
+            raise OpError(Code.BAD_REQUEST, "subscribe needs markets or a channel")
+        if len(set(session.subs) | set(markets)) > self.settings.subscriptions_max:
+            raise OpError(Code.LIMIT_EXCEEDED,
+                          f"at most {self.settings.subscriptions_max} market subscriptions")
+        states = await self.exchange.read(
+            lambda engine: {m: market_state(engine, m) for m in markets})
+        unknown = [m for m, state in states.items() if state is None]
+        if unknown:
+            raise OpError(Code.UNKNOWN_MARKET, f"no market {unknown[0]!r}")
+        session.push({"op": "subscribed", "id": req.id, "markets": markets})
+        for market, state in states.items():
+            seq = self.hub.watch_market(session, market, req.depth, state)
+            session.push(image(market, state, req.depth, seq))
+        return None
+
+    async def unsubscribe(self, session: Session, req: p.Unsubscribe):
+        if req.channel == "exposure":
+            self.hub.exposure_watchers.discard(session)
+            return {"op": "unsubscribed", "channel": "exposure"}
+        markets = req.markets if req.markets is not None else list(session.subs)
+        for market in markets:
+            self.hub.unwatch_market(session, market)
+        return {"op": "unsubscribed", "markets": markets}
+
+    # -- orders -------------------------------------------------------------------------------
+
+    def _place_command(self, session: Session, req: p.Place) -> c.PlaceOrder:
+        return c.PlaceOrder(user=session.user, market=req.market, selection=req.selection,
+                            side=req.side, price=req.price, size_minor=req.size,
+                            persistence=req.persistence, tif=req.tif,
+                            min_fill_minor=req.min_fill or 0, ref=req.ref or "")
+
+    async def place(self, session: Session, req: p.Place):
+        return await self.exchange.submit(self._place_command(session, req),
+                                          view=lambda eng, evs: self._placed(session, eng, evs))
+
+    def _placed(self, session: Session, engine, events: list) -> dict:
+        _raise_if_rejected(events)
+        for ev in events:
+            if isinstance(ev, (e.OrderPlaced, e.PlaceRepeated)):
+                if isinstance(ev, e.OrderPlaced):
+                    session.placed[ev.order] = None
+                return {"op": "placed", "order": order_view(engine, ev.order)}
+        raise OpError(Code.INTERNAL, "place produced no order")
+
+    async def preview(self, session: Session, req: p.Preview):
+        cmd = self._place_command(session, req)
+        result = await self.exchange.read(lambda engine: engine.preview(cmd))
+        if result.code is not None:
+            raise OpError(result.code, result.reason)
+        return {"op": "preview",
+                "fills": [[format_odds(price), format_money(size)] for price, size in result.fills],
+                "rest": format_money(result.rest_minor), "bet_delay_ms": result.bet_delay_ms,
+                "wallet_after": {"currency": self.settings.currency,
+                                 "balance": format_money(result.balance_minor),
+                                 "held": format_money(result.held_after_minor),
+                                 "available": format_money(result.balance_minor
+                                                           - result.held_after_minor)},
+                "exposure_after": format_money(result.exposure_after_minor)}
+
+    async def cancel(self, session: Session, req: p.Cancel):
+        cmd = c.CancelOrder(user=session.user, order=req.order,
+                            size_reduction_minor=req.size_reduction or 0)
+
+        def view(engine, events):
+            _raise_if_rejected(events)
+            return {"op": "cancelled", "order": order_view(engine, req.order)}
+
+        return await self.exchange.submit(cmd, view=view)
+
+    async def replace(self, session: Session, req: p.Replace):
+        cmd = c.ReplaceOrder(user=session.user, order=req.order, price=req.price)
+
+        def view(engine, events):
+            _raise_if_rejected(events)
+            replaced = next(ev for ev in events if isinstance(ev, e.OrderReplaced))
+            session.placed[replaced.new_order] = None
+            return {"op": "replaced", "cancelled": order_view(engine, replaced.order),
+                    "order": order_view(engine, replaced.new_order)}
+
+        return await self.exchange.submit(cmd, view=view)
+
+    async def cancel_all(self, session: Session, req: p.CancelAll):
+        cmd = c.CancelAll(user=session.user, market=req.market or "")
+
+        def view(engine, events):
+            _raise_if_rejected(events)
+            ids = dict.fromkeys(ev.order for ev in events if isinstance(ev, e.OrderCancelled))
+            return {"op": "cancelled_all", "orders": [order_view(engine, oid) for oid in ids]}
+
+        return await self.exchange.submit(cmd, view=view)
+
+    async def orders(self, session: Session, req: p.Orders):
+        ids = list(self.hub.user_orders.get(session.user, {}))
+        views = await self.exchange.read(
+            lambda engine: [order_view(engine, oid) for oid in ids if oid in engine.orders])
+        self.hub.watch_orders(session)
+        return {"op": "orders", "orders": views}
+
+    async def wallet(self, session: Session, req: p.Wallet):
+        user, currency = session.user, self.settings.currency
+        view = await self.exchange.read(lambda engine: wallet_view(engine, user, currency))
+        return {"op": "wallet", **view}
+
+    # -- bet slips ----------------------------------------------------------------------------
+
+    async def slip_set(self, session: Session, req: p.SlipSet):
+        if len(req.legs) > self.settings.slip_legs_max:
+            raise OpError(Code.LIMIT_EXCEEDED, f"at most {self.settings.slip_legs_max} legs")
+        slip = slips.Slip([slips.Leg(leg.market, leg.selection, leg.side, leg.stake)
+                           for leg in req.legs])
+        markets = list(slip.markets())
+        states = await self.exchange.read(
+            lambda engine: {m: market_state(engine, m) for m in markets})
+        session.slip = slip
+        self.hub.slip_watchers.add(session)
+        legs = slips.reprice(slip, states) or [leg.view for leg in slip.legs]
+        return {"op": "slip", "legs": legs}
+
+    async def slip_place(self, session: Session, req: p.SlipPlace):
+        slip = session.slip
+        if slip is None or not slip.legs:
+            raise OpError(Code.BAD_REQUEST, "no bet slip: send slip.set first")
+        markets = list(slip.markets())
+        states = await self.exchange.read(
+            lambda engine: {m: market_state(engine, m) for m in markets})
+        results = []
+        pending = []
+        for i, leg in enumerate(slip.legs):
+            current = slips.price_leg(leg, states.get(leg.market))[1]
+            if req.accept == "any":
+                limit = MIN_PRICE if leg.side == "back" else MAX_PRICE
+            elif not leg.price:
+                results.append({"leg": i, "error": {"code": Code.FOK_NOT_FILLED,
+                                                    "message": "no price was shown"}})
+                continue
+            elif req.accept == "exact" and current != leg.price:
+                results.append({"leg": i, "error": {
+                    "code": Code.PRICE_CHANGED,
+                    "message": f"shown {format_odds(leg.price)}, now "
+                               f"{format_odds(current) if current else 'none'}"}})
+                continue
+            else:
+                limit = leg.price  # better: the shown price or anything better
+            cmd = c.PlaceOrder(user=session.user, market=leg.market, selection=leg.selection,
+                               side=leg.side, price=limit, size_minor=leg.stake, tif=c.FOK)
+            pending.append((i, self.exchange.submit(
+                cmd, view=lambda eng, evs: self._placed(session, eng, evs))))
+        for i, future in pending:
+            try:
+                results.append({"leg": i, "order": (await future)["order"]})
+            except OpError as err:
+                results.append({"leg": i, "error": {"code": err.code, "message": err.message}})
+        results.sort(key=lambda r: r["leg"])
+        return {"op": "slip.placed", "results": results}
+
+    # -- trader -------------------------------------------------------------------------------
+
+    async def _market_command(self, cmd: c.Command, market: str):
+        def view(engine, events):
+            _raise_if_rejected(events)
+            return {"op": "market", "market": market_view(engine, market)}
+
+        return await self.exchange.submit(cmd, view=view)
+
+    async def market_create(self, session: Session, req: p.MarketCreate):
+        cmd = c.CreateMarket(market=req.market, event=req.event, name=req.name, type=req.type,
+                             currency=req.currency,
+                             selections=tuple((s.id, s.name) for s in req.selections),
+                             commission_bp=500 if req.commission is None else req.commission,
+                             take_bp=1000 if req.take is None else req.take)
+        return await self._market_command(cmd, req.market)
+
+    async def market_status(self, session: Session, req: p.MarketStatus):
+        cmd = c.SetMarketStatus(market=req.market, status=req.status, in_play=req.in_play,
+                                bet_delay_ms=req.bet_delay_ms)
+        return await self._market_command(cmd, req.market)
+
+    async def prices_set(self, session: Session, req: p.PricesSet):
+        cmd = c.SetPrices(market=req.market, prices=tuple(req.prices.items()),
+                          margin_bp=req.margin)
+        return await self._market_command(cmd, req.market)
+
+    async def limits_set(self, session: Session, req: p.LimitsSet):
+        if (req.market is None) == (req.user is None):
+            raise OpError(Code.BAD_REQUEST, "limits.set takes either market or user")
+        if req.market is not None:
+            if any(v is not None for v in (req.daily_stake, req.weekly_stake, req.stake_factor,
+                                           req.max_exposure)):
+                raise OpError(Code.BAD_REQUEST, "that limit is per user, not per market")
+            cmd = c.SetMarketLimits(market=req.market, max_liability_minor=req.max_liability,
+                                    selection_max_liability_minor=req.selection_max_liability,
+                                    min_stake_minor=req.min_stake,
+                                    max_stake_minor=req.max_stake)
+            return await self._market_command(cmd, req.market)
+        if any(v is not None for v in (req.max_liability, req.selection_max_liability,
+                                       req.min_stake)):
+            raise OpError(Code.BAD_REQUEST, "that limit is per market, not per user")
+        cmd = c.SetUserLimits(user=req.user, max_stake_minor=req.max_stake,
+                              daily_stake_minor=req.daily_stake,
+                              weekly_stake_minor=req.weekly_stake,
+                              stake_factor=req.stake_factor, max_exposure_minor=req.max_exposure)
+        user = req.user
+
+        def view(engine, events):
+            _raise_if_rejected(events)
+            return {"op": "limits", "user": user, "limits": user_limits_view(engine, user)}
+
+        return await self.exchange.submit(cmd, view=view)
+
+    async def market_settle(self, session: Session, req: p.MarketSettle):
+        cmd = c.SettleMarket(market=req.market, winners=tuple(req.winners),
+                             dead_heat=tuple((sid, num, den) for sid, (num, den)
+                                             in (req.dead_heat or {}).items()))
+        return await self._market_command(cmd, req.market)
+
+    async def market_void(self, session: Session, req: p.MarketVoid):
+        return await self._market_command(c.VoidMarket(market=req.market), req.market)

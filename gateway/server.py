@@ -1,0 +1,168 @@
+"""`backlay serve`: one process running the whole exchange.
+
+Start-up: storage servers (embedded unless REDIS_URL / DATABASE_URL) -> migrations -> recovery
+(newest snapshot + journal replay, verified byte for byte) -> sequencer -> persister -> fan-out
+hub -> WebSocket and HTTP servers. Shutdown (SIGTERM/SIGINT): stop intake, flush what is
+queued through the journal, close connections with 1001, let the persister catch up, stop.
+"""
+
+import asyncio
+import logging
+import signal
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from engine.config import EngineConfig
+from engine.engine import Engine
+from persistence.embedded import start_servers
+from persistence.journal import Journal
+from persistence.migrate import migrate
+from persistence.persister import Persister
+from persistence.recovery import recover, trim_journal
+from persistence.sequencer import Sequencer
+from persistence.snapshots import SnapshotStore
+
+from .exchange import Exchange
+from .hub import Hub
+from .metrics import Metrics
+from .settings import Settings
+from .ws import TradingSocket
+
+log = logging.getLogger(__name__)
+
+PERSISTER_CATCH_UP_S = 5.0
+
+
+class Server:
+    def __init__(self, settings: Settings, engine_config: EngineConfig | None = None) -> None:
+        self.settings = settings
+        self.engine_config = engine_config or EngineConfig()
+        self.storage = None
+        self.exchange: Exchange | None = None
+        self.socket: TradingSocket | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._http_runner = None
+        self.http_port = settings.http_port
+        self.ws_port = settings.ws_port
+
+    async def start(self) -> None:
+        s = self.settings
+        environ = {"REDIS_URL": s.redis_url or "", "DATABASE_URL": s.database_url or ""}
+        self.storage = await asyncio.to_thread(start_servers, s.var_dir, s.appendfsync, environ)
+        self.redis = aioredis.from_url(self.storage.redis_url)
+        self.pg_pool = await asyncpg.create_pool(self.storage.database_url, min_size=1,
+                                                 max_size=4)
+        async with self.pg_pool.acquire() as conn:
+            await migrate(conn)
+        self.snapshots = SnapshotStore(self.pg_pool)
+        journal = Journal(self.redis, s.stream)
+        recovered = await recover(journal, self.snapshots,
+                                  engine_factory=lambda: Engine(self.engine_config))
+        log.info("recovered seq %d (snapshot %d + %d replayed)", recovered.last_seq,
+                 recovered.snapshot_seq, recovered.replayed)
+        metrics = Metrics()
+        sequencer = Sequencer(recovered.engine, journal, last_seq=recovered.last_seq)
+        self.persister = Persister(self.redis, self.storage.database_url, stream=s.stream)
+        self.exchange = Exchange(s, sequencer, metrics, redis=self.redis, pg_pool=self.pg_pool,
+                                 persister=self.persister)
+        hub = self.exchange.hub = Hub(self.exchange)
+        hub.index_orders(recovered.engine)
+        sequencer.add_listener(hub.on_batch)
+        sequencer.add_listener(self._count)
+        await sequencer.start()
+        self.exchange.replay_finished = True
+        metrics.sequencer_healthy.set(1)
+        await self.persister.start()
+        hub.start()
+        self.socket = TradingSocket(self.exchange, hub)
+        await self.socket.start()
+        self.ws_port = self.socket.port
+        await self._start_http()
+        self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="snapshots"))
+        self._tasks.append(asyncio.create_task(self._watch_sequencer(), name="watchdog"))
+
+    async def _start_http(self) -> None:
+        from aiohttp import web
+
+        from .http import build_http_app
+
+        app = build_http_app(self.exchange)
+        self._http_runner = web.AppRunner(app, access_log=None)
+        await self._http_runner.setup()
+        site = web.TCPSite(self._http_runner, self.settings.host, self.settings.http_port)
+        await site.start()
+        self.http_port = self._http_runner.addresses[0][1]
+
+    def _count(self, records) -> None:
+        metrics = self.exchange.metrics
+        metrics.batch_size.observe(len(records))
+        for _, cmd, _ in records:
+            metrics.commands.labels(type(cmd).__name__).inc()
+
+    async def _snapshot_loop(self) -> None:
+        """Snapshot every `snapshot_every_commands`; trim what snapshot and persister both hold."""
+        sequencer = self.exchange.sequencer
+        every = self.settings.snapshot_every_commands
+        last = sequencer.last_seq
+        while True:
+            await asyncio.sleep(1.0)
+            if sequencer.last_seq - last < every or not sequencer.healthy:
+                continue
+            try:
+                seq, blob = await sequencer.snapshot()
+                await self.snapshots.save(seq, blob)
+                last = seq
+                trimmed = await trim_journal(sequencer.journal, self.snapshots,
+                                             self.persister.persisted_seq)
+                log.info("snapshot at seq %d (%d bytes); trimmed %d journal entries", seq,
+                         len(blob), trimmed)
+            except Exception:
+                log.exception("snapshot failed; will retry")
+
+    async def _watch_sequencer(self) -> None:
+        """Fail-stop is visible: unhealthy metric and /ready; the process exits non-zero."""
+        while self.exchange.sequencer.healthy:
+            await asyncio.sleep(0.2)
+        self.exchange.metrics.sequencer_healthy.set(0)
+        log.critical("sequencer stopped journaling: shutting down so a restart can recover")
+        self.failed = True
+        self._stop_requested.set()
+
+    async def serve_forever(self) -> int:
+        self.failed = False
+        self._stop_requested = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop_requested.set)
+        await self._stop_requested.wait()
+        await self.stop()
+        return 1 if self.failed else 0
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.socket is not None:
+            await self.socket.stop()
+        if self.exchange is not None:
+            await self.exchange.sequencer.stop()
+            await self.exchange.hub.stop()
+            await self._persister_catch_up()
+            await self.persister.stop()
+        if self._http_runner is not None:
+            await self._http_runner.cleanup()
+        if self.storage is not None:
+            await self.pg_pool.close()
+            await self.redis.aclose()
+            await asyncio.to_thread(self.storage.stop)
+
+    async def _persister_catch_up(self) -> None:
+        target = self.exchange.sequencer.last_seq
+        deadline = asyncio.get_running_loop().time() + PERSISTER_CATCH_UP_S
+        while self.persister.persisted_seq < target:
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("persister at seq %d of %d at shutdown; it resumes on restart",
+                            self.persister.persisted_seq, target)
+                return
+            await asyncio.sleep(0.05)

@@ -1,0 +1,95 @@
+"""One WebSocket connection's state: who it is, what it watches, and its bounded send queue.
+
+Frames wait in a queue of at most `send_queue_max` for the connection's writer task. Market
+data is droppable: when the queue is full it is dropped and the subscription marked stale, to be
+replaced by a fresh image once the client catches up. Replies and owner pushes are not
+droppable: if even those overflow, the client is not reading at all and is disconnected rather
+than allowed to grow memory without bound (its orders and money are untouched).
+"""
+
+import asyncio
+import time
+
+import orjson
+
+CLOSE_SLOW_CONSUMER = 1008  # policy violation: the client stopped reading
+
+
+class Subscription:
+    __slots__ = ("depth", "seq", "state", "stale")
+
+    def __init__(self, depth: int, state: dict) -> None:
+        self.depth = depth
+        self.seq = 0
+        self.state = state  # the market state this client was last brought up to
+        self.stale = False  # market data was dropped: next send must be a fresh image
+
+
+class Session:
+    def __init__(self, ws, queue_max: int, on_sent=None) -> None:
+        self.ws = ws
+        self.user: str | None = None
+        self.roles: tuple[str, ...] = ()
+        self.subs: dict[str, Subscription] = {}
+        self.watching_orders = False
+        self.watching_exposure = False
+        self.slip = None
+        self.cancel_on_disconnect = False
+        self.placed: dict[str, None] = {}  # orders placed through this connection (dead-man)
+        self.sent_at = time.monotonic()
+        self.closed = False
+        self._queue: asyncio.Queue = asyncio.Queue(maxsize=queue_max)
+        self._queue_max = queue_max
+        self._on_sent = on_sent
+        self._writer = asyncio.create_task(self._write(), name="ws-writer")
+
+    def can(self, role: str) -> bool:
+        return role in self.roles or "admin" in self.roles
+
+    def has_room(self) -> bool:
+        """Room enough to send a fresh image without crowding out replies."""
+        return self._queue.qsize() < self._queue_max // 2
+
+    def push(self, message: dict, droppable: bool = False) -> bool:
+        """Queue one frame; False if it was dropped (droppable) or the client was cut off."""
+        if self.closed:
+            return False
+        try:
+            self._queue.put_nowait(orjson.dumps(message).decode())
+        except asyncio.QueueFull:
+            if droppable:
+                return False
+            self.close(CLOSE_SLOW_CONSUMER, "send queue overflow: client is not reading")
+            return False
+        if self._on_sent is not None:
+            self._on_sent(message.get("op", ""))
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._writer.cancel()
+        asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+
+    async def _write(self) -> None:
+        queue = self._queue
+        try:
+            while True:
+                frame = await queue.get()
+                await self.ws.send(frame)
+                self.sent_at = time.monotonic()
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # connection gone: the reader side notices and cleans up
+            self.closed = True
+
+    async def drain(self, timeout_s: float) -> None:
+        """Give queued frames a moment to go out (graceful shutdown)."""
+        deadline = time.monotonic() + timeout_s
+        while not self._queue.empty() and not self.closed and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    def stop(self) -> None:
+        self.closed = True
+        self._writer.cancel()

@@ -1,0 +1,173 @@
+"""The trading WebSocket (`websockets`): auth, per-connection bounds, request dispatch.
+
+Bounds: frames over `frame_bytes_max` close the connection (1009, by websockets itself);
+messages beyond a token bucket get RATE_LIMITED, and a client that keeps flooding is closed
+(4029); at most `inflight_max` requests per connection are in progress (reading pauses beyond
+it); the send queue is bounded (see session.py). Auth must be the first frame, within
+`auth_timeout_s`, never a token in the URL (4001 on failure).
+"""
+
+import asyncio
+import logging
+import time
+from http import HTTPStatus
+
+import orjson
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
+
+from engine import commands as c
+from engine.rejections import Code
+
+from .auth import AuthError, verify
+from .ops import Ops
+from .protocol import Auth, ProtocolError, parse
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+CLOSE_AUTH = 4001
+CLOSE_RATE = 4029
+INFLIGHT_MAX = 64
+
+
+class TokenBucket:
+    __slots__ = ("rate", "burst", "tokens", "at")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class TradingSocket:
+    def __init__(self, exchange, hub) -> None:
+        self.exchange = exchange
+        self.hub = hub
+        self.settings = exchange.settings
+        self.metrics = exchange.metrics
+        self.ops = Ops(exchange, hub)
+        self.server = None
+
+    async def start(self) -> None:
+        s = self.settings
+        # None admits clients that send no Origin (trading tools, Locust); browsers always do
+        origins = [*s.allowed_origins, None]
+        self.server = await serve(self._handle, s.host, s.ws_port, max_size=s.frame_bytes_max,
+                                  origins=origins, process_request=self._only_ws_path,
+                                  compression=None, max_queue=16, ping_interval=20,
+                                  ping_timeout=20)
+
+    @property
+    def port(self) -> int:
+        return self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            for session in list(self.hub.sessions):
+                await session.drain(0.5)
+            self.server.close()  # closes every connection with 1001 (going away)
+            await self.server.wait_closed()
+
+    @staticmethod
+    def _only_ws_path(connection, request):
+        if request.path != "/ws":
+            return connection.respond(HTTPStatus.NOT_FOUND, "the trading WebSocket is at /ws\n")
+        return None
+
+    async def _handle(self, ws) -> None:
+        if len(self.hub.sessions) >= self.settings.connections_max:
+            await ws.close(1013, "too many connections")
+            return
+        session = Session(ws, self.settings.send_queue_max,
+                          on_sent=lambda op: self.metrics.messages_out.labels(op).inc())
+        self.metrics.connections.inc()
+        try:
+            if await self._authenticate(ws, session):
+                self.hub.add(session)
+                await self._serve(ws, session)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.hub.remove(session)
+            session.stop()
+            self.metrics.connections.dec()
+            if session.cancel_on_disconnect and session.placed:
+                asyncio.get_running_loop().create_task(self._dead_man(session))
+
+    async def _authenticate(self, ws, session: Session) -> bool:
+        async def refuse(request_id, message: str) -> bool:
+            await ws.send(orjson.dumps({"op": "error", "id": request_id,
+                                        "code": Code.UNAUTHENTICATED,
+                                        "message": message}).decode())
+            await ws.close(CLOSE_AUTH, "authentication failed")
+            return False
+
+        try:
+            async with asyncio.timeout(self.settings.auth_timeout_s):
+                frame = await ws.recv()
+        except TimeoutError:
+            return await refuse(None, f"send auth within {self.settings.auth_timeout_s:g} s")
+        try:
+            req = parse(frame)
+        except ProtocolError as err:
+            return await refuse(err.request_id, f"the first frame must be auth: {err.message}")
+        if not isinstance(req, Auth):
+            return await refuse(req.id, "the first frame must be auth")
+        try:
+            identity = verify(req.token, self.settings.jwt_secret, self.settings.jwt_public_key)
+        except AuthError as err:
+            return await refuse(req.id, str(err))
+        session.user, session.roles = identity.user, identity.roles
+        session.cancel_on_disconnect = req.cancel_on_disconnect
+        session.push({"op": "authed", "id": req.id, "user": identity.user,
+                      "roles": list(identity.roles)})
+        return True
+
+    async def _serve(self, ws, session: Session) -> None:
+        bucket = TokenBucket(self.settings.messages_per_s_max, self.settings.message_burst_max)
+        inflight = asyncio.Semaphore(INFLIGHT_MAX)
+        refused = 0
+        async for frame in ws:
+            if not bucket.take():
+                refused += 1
+                if refused > self.settings.message_burst_max:
+                    session.close(CLOSE_RATE, "rate limit exceeded")
+                    return
+                session.push({"op": "error", "id": None, "code": Code.RATE_LIMITED,
+                              "message": "too many messages: slow down"}, droppable=True)
+                continue
+            refused = 0
+            try:
+                req = parse(frame)
+            except ProtocolError as err:
+                session.push({"op": "error", "id": err.request_id, "code": str(err.code),
+                              "message": err.message})
+                continue
+            await inflight.acquire()
+            # the handler submits before its first await, so tasks created in arrival order
+            # reach the sequencer in arrival order
+            task = asyncio.create_task(self.ops.handle(session, req))
+            task.add_done_callback(lambda _: inflight.release())
+
+    async def _dead_man(self, session: Session) -> None:
+        """cancel_on_disconnect: cancel what this connection left resting (journaled)."""
+        user, placed = session.user, list(session.placed)
+        try:
+            still_open = await self.exchange.read(
+                lambda engine: [oid for oid in placed
+                                if oid in engine.orders and engine.orders[oid].remaining])
+            await asyncio.gather(*(self.exchange.submit(c.CancelOrder(user=user, order=oid))
+                                   for oid in still_open))
+        except Exception:
+            log.exception("dead-man switch for %s failed", user)
