@@ -77,9 +77,18 @@ class HalfBook:
         return out
 
     def queue_ahead(self, order) -> int:
-        """Size resting ahead of `order` at its price (exact: walks its level)."""
+        """Size resting ahead of `order` at its price, exact.
+
+        The common cases are O(1): a just-rested order is last in its level (everything else
+        is ahead) and a maker being filled is first (nothing is). Others walk the level.
+        """
         level = self.levels.get(order.price)
         if level is None or not order.in_book:
+            return 0
+        queue = level.orders
+        if queue[-1] is order:
+            return level.total - order.remaining
+        if queue[0] is order:
             return 0
         ahead = 0
         for o in level.orders:

@@ -18,10 +18,17 @@ def _tupled(value):
     return value
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _to_record(obj) -> dict:
-    record = {"t": type(obj).__name__}
-    for f in fields(obj):
-        record[f.name] = getattr(obj, f.name)
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:  # dataclasses.fields() is slow enough to show up in the journal path
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    record = {"t": cls.__name__}
+    for name in names:
+        record[name] = getattr(obj, name)
     return record
 
 

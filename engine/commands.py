@@ -160,12 +160,23 @@ class SetPrices(Command):
     margin_bp: int = 0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Configure(Command):
+    """Change the engine settings that decide outcomes (engine/config.py). Journaled like any
+    command, so a replay takes the same decisions as the original run."""
+
+    velocity_orders_max: int
+    velocity_window_ms: int
+    house_default_liability_minor: int
+    house_back_ticks: int
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
         CreateMarket, SetMarketStatus, SettleMarket, VoidMarket,
         PlaceOrder, CancelOrder, ReplaceOrder, CancelAll, Tick,
         Deposit, RequestWithdrawal, ApproveWithdrawal, RejectWithdrawal,
-        SetMarketLimits, SetUserLimits, SetPrices,
+        SetMarketLimits, SetUserLimits, SetPrices, Configure,
     )
 }

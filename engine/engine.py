@@ -704,6 +704,23 @@ class Engine:
                                              if q.offered[s]),
                                margin_bp=cmd.margin_bp))
 
+    def _configure(self, cmd: c.Configure) -> None:
+        if min(cmd.velocity_orders_max, cmd.house_default_liability_minor,
+               cmd.house_back_ticks) < 0 or cmd.velocity_window_ms <= 0:
+            raise Rejected(Code.BAD_REQUEST, "settings must not be negative")
+        self.config = dataclasses.replace(
+            self.config, velocity_orders_max=cmd.velocity_orders_max,
+            velocity_window_ms=cmd.velocity_window_ms,
+            house_default_liability_minor=cmd.house_default_liability_minor,
+            house_back_ticks=cmd.house_back_ticks)
+        for risk in self.risk.values():  # new velocity windows start empty for everyone
+            risk.velocity = UserRisk(self.config).velocity
+        self._emit(e.Configured(seq=self._seq, ts=self._ts,
+                                velocity_orders_max=cmd.velocity_orders_max,
+                                velocity_window_ms=cmd.velocity_window_ms,
+                                house_default_liability_minor=cmd.house_default_liability_minor,
+                                house_back_ticks=cmd.house_back_ticks))
+
     # -- queries (not journaled, no state change) ---------------------------------------------
 
     def preview(self, cmd: c.PlaceOrder) -> "Preview":
@@ -749,4 +766,5 @@ _HANDLERS = {
     c.SetMarketLimits: Engine._set_market_limits,
     c.SetUserLimits: Engine._set_user_limits,
     c.SetPrices: Engine._set_prices,
+    c.Configure: Engine._configure,
 }

@@ -244,6 +244,14 @@ class SelectionSuspended(Event):
     house_liability_minor: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Configured(Event):
+    velocity_orders_max: int
+    velocity_window_ms: int
+    house_default_liability_minor: int
+    house_back_ticks: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: _fast_init(cls)
     for cls in (
@@ -252,6 +260,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OrderLapsed,
         OrderReplaced, WalletChanged, MoneyMoved, DepositRepeated, WithdrawalRequested,
         WithdrawalApproved, WithdrawalRejected, MarketLimitsSet, UserLimitsSet, PricesSet,
-        SelectionSuspended,
+        SelectionSuspended, Configured,
     )
 }

@@ -13,6 +13,7 @@ import signal
 import asyncpg
 import redis.asyncio as aioredis
 
+from engine.commands import Configure
 from engine.config import EngineConfig
 from engine.engine import Engine
 from persistence.embedded import start_servers
@@ -35,9 +36,10 @@ PERSISTER_CATCH_UP_S = 5.0
 
 
 class Server:
-    def __init__(self, settings: Settings, engine_config: EngineConfig | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine_config = engine_config or EngineConfig()
+        # an empty journal starts from defaults; the settings then arrive as a Configure command
+        self.engine_config = EngineConfig()
         self.storage = None
         self.exchange: Exchange | None = None
         self.socket: TradingSocket | None = None
@@ -71,6 +73,7 @@ class Server:
         sequencer.add_listener(hub.on_batch)
         sequencer.add_listener(self._count)
         await sequencer.start()
+        await self._configure_engine(recovered.engine.config)
         self.exchange.replay_finished = True
         metrics.sequencer_healthy.set(1)
         await self.persister.start()
@@ -81,6 +84,18 @@ class Server:
         await self._start_http()
         self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="snapshots"))
         self._tasks.append(asyncio.create_task(self._watch_sequencer(), name="watchdog"))
+
+    async def _configure_engine(self, current: EngineConfig) -> None:
+        """Settings that decide outcomes change through the journal, never behind its back."""
+        s = self.settings
+        wanted = (s.velocity_orders_max, s.velocity_window_ms, s.house_default_liability_minor,
+                  s.house_back_ticks)
+        if wanted != (current.velocity_orders_max, current.velocity_window_ms,
+                      current.house_default_liability_minor, current.house_back_ticks):
+            await self.exchange.submit(Configure(
+                velocity_orders_max=s.velocity_orders_max, velocity_window_ms=s.velocity_window_ms,
+                house_default_liability_minor=s.house_default_liability_minor,
+                house_back_ticks=s.house_back_ticks))
 
     async def _start_http(self) -> None:
         from aiohttp import web

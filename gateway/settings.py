@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     webhook_secret: str = "backlay-development-webhook-secret"
     webhook_tolerance_s: int = 300
 
+    # engine settings that decide outcomes: journaled (a Configure command) when they change
+    velocity_orders_max: int = 20  # orders per user per rolling second; 0 = off
+    velocity_window_ms: int = 1_000
+    house_default_liability_minor: int = 1_000_000
+    house_back_ticks: int = 0
+
     # per-connection bounds
     frame_bytes_max: int = 64 * 1024
     messages_per_s_max: float = 50.0  # token bucket refill rate

@@ -262,6 +262,7 @@ _FOLDERS = {
     ev.CommandRejected: _nothing_changed,
     ev.PlaceRepeated: _nothing_changed,
     ev.DepositRepeated: _nothing_changed,
+    ev.Configured: _nothing_changed,
     ev.MarketCreated: _market_created,
     ev.MarketStatusChanged: _market_status_changed,
     ev.MarketSettled: _market_settled,

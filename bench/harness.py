@@ -1,0 +1,136 @@
+"""Shared by the end-to-end benchmarks: start `backlay serve` in a subprocess (embedded Redis
+with AOF appendfsync always, the Postgres persister on), fund users through the deposit webhook,
+and talk the real WebSocket protocol."""
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import orjson
+from websockets.asyncio.client import connect
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from gateway.auth import make_token  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
+
+
+class ServerProcess:
+    def __init__(self, **env_settings) -> None:
+        self.var_dir = tempfile.mkdtemp(prefix="backlay-bench-")
+        self.env = dict(os.environ)
+        self.env.pop("REDIS_URL", None)
+        self.env.pop("DATABASE_URL", None)
+        for key, value in env_settings.items():
+            self.env[f"BACKLAY_{key.upper()}"] = str(value)
+        self.settings = Settings(_env_file=None)
+        self.proc = None
+        self.ws_url = self.http_url = ""
+
+    def __enter__(self):
+        log = open(os.path.join(self.var_dir, "serve.log"), "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--var-dir", self.var_dir,
+             "--ws-port", "0", "--http-port", "0"], cwd=ROOT, env=self.env, stdout=log,
+            stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        path = os.path.join(self.var_dir, "serve.log")
+        while time.time() < deadline:
+            text = open(path).read()
+            ws = re.search(r"WebSocket\s+(ws://\S+)", text)
+            http = re.search(r"HTTP\s+(http://\S+?)/?\s", text)
+            if ws and http:
+                self.ws_url, self.http_url = ws.group(1), http.group(1).rstrip("/")
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited:\n{text}")
+            time.sleep(0.1)
+        raise RuntimeError("server did not start in 60 s")
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def token(self, user: str, *roles: str) -> str:
+        return make_token(self.settings.jwt_secret, user, list(roles))
+
+    def deposit(self, user: str, amount: str, ref: str) -> None:
+        body = orjson.dumps({"ref": ref, "user": user, "amount": amount, "currency": "BDT",
+                             "ts": int(time.time())})
+        sig = hmac.new(self.settings.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        req = urllib.request.Request(f"{self.http_url}/webhooks/deposits/bench", data=body,
+                                     headers={"X-Signature": f"sha256={sig}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+
+
+class Client:
+    """One authenticated connection; replies matched by id, pushes passed to `on_push`."""
+
+    def __init__(self, url: str, token: str, on_push=None) -> None:
+        self.url, self.token, self.on_push = url, token, on_push
+        self.ws = None
+        self.pending: dict = {}
+        self.next_id = 0
+        self.reader = None
+
+    async def __aenter__(self):
+        self.ws = await connect(self.url, max_size=2**22, compression=None)
+        await self.ws.send(orjson.dumps({"op": "auth", "id": 0, "token": self.token}).decode())
+        reply = orjson.loads(await self.ws.recv())
+        if reply.get("op") != "authed":
+            raise RuntimeError(f"auth failed: {reply}")
+        self.reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc):
+        self.reader.cancel()
+        await self.ws.close()
+
+    async def _read(self):
+        async for frame in self.ws:
+            msg = orjson.loads(frame)
+            rid = msg.get("id")
+            if rid is not None and rid in self.pending:
+                self.pending.pop(rid).set_result((time.perf_counter(), msg))
+            elif self.on_push is not None:
+                self.on_push(msg)
+
+    def send(self, msg: dict) -> asyncio.Future:
+        self.next_id += 1
+        msg["id"] = self.next_id
+        future = asyncio.get_running_loop().create_future()
+        self.pending[self.next_id] = future
+        asyncio.ensure_future(self.ws.send(orjson.dumps(msg).decode()))
+        return future
+
+    async def rpc(self, msg: dict) -> dict:
+        return (await self.send(msg))[1]
+
+
+def percentiles(samples_s: list[float]) -> str:
+    if not samples_s:
+        return "no samples"
+    s = sorted(samples_s)
+
+    def at(q):
+        return s[min(len(s) - 1, int(q * len(s)))] * 1000
+
+    return f"p50 {at(0.5):.2f} ms  p99 {at(0.99):.2f} ms  p99.9 {at(0.999):.2f} ms"

@@ -1,0 +1,469 @@
+"""The HTTP edge (aiohttp): health, readiness and metrics; the admin/trader/operator views;
+payment webhooks and withdrawals (PROTOCOL.md "Operator ops", "Money in and out").
+
+Like the WebSocket edge it never touches engine state except through the `Exchange`: reads run
+as sequencer queries (between batches, so they only ever show journaled state) and money moves
+as commands whose replies are computed right after their journal write. Every error is JSON
+`{"code": .., "message": ..}` with a stable code from engine/rejections.py, plus the HTTP-only
+codes below; the OpenAPI description of all of it is served at /openapi.json (gateway/openapi.py).
+"""
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from engine import commands as c
+from engine import events as ev
+from engine.engine import SYSTEM_ACCOUNTS
+from engine.house import HOUSE
+from engine.market import FINAL
+from engine.money import format_money, format_odds
+from engine.rejections import Code
+
+from .auth import AuthError, Identity, verify
+from .exchange import Exchange, Unavailable
+from .exposure import exposure_view
+from .openapi import build_openapi
+from .protocol import Id, Money
+from .views import order_view, wallet_view
+from .webhooks import SIGNATURE_HEADER, fresh, signature_valid
+
+log = logging.getLogger(__name__)
+
+BODY_BYTES_MAX = 64 * 1024
+BOOK_DEPTH = 3
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LAG_TIMEOUT_S = 1.0  # /metrics renders without the lag gauges rather than hang on Redis
+PROVIDER = re.compile(r"^[a-z0-9_-]{1,32}$")
+WITHDRAWAL_ID = re.compile(r"^w[1-9][0-9]{0,18}$")
+
+# HTTP-only codes, for things the engine has no name for (documented in gateway/openapi.py)
+UNKNOWN_USER = "UNKNOWN_USER"
+UNKNOWN_WITHDRAWAL = "UNKNOWN_WITHDRAWAL"
+WITHDRAWAL_DECIDED = "WITHDRAWAL_DECIDED"
+NOT_FOUND = "NOT_FOUND"
+
+STATUS_BY_CODE: dict[str, int] = {
+    Code.UNAUTHENTICATED: 401,
+    Code.FORBIDDEN: 403,
+    Code.BAD_REQUEST: 400,
+    Code.RATE_LIMITED: 429,
+    Code.UNKNOWN_MARKET: 404,
+    Code.UNKNOWN_SELECTION: 404,
+    Code.UNKNOWN_ORDER: 404,
+    Code.DUPLICATE_REF: 409,
+    Code.MARKET_NOT_OPEN: 409,
+    Code.MARKET_SUSPENDED: 409,
+    Code.INVALID_ODDS: 400,
+    Code.INVALID_SIZE: 400,
+    Code.STAKE_TOO_LOW: 409,
+    Code.STAKE_TOO_HIGH: 409,
+    Code.LIMIT_EXCEEDED: 409,
+    Code.LIABILITY_LIMIT: 409,
+    Code.INSUFFICIENT_FUNDS: 409,
+    Code.FOK_NOT_FILLED: 409,
+    Code.INTERNAL: 500,
+    UNKNOWN_USER: 404,
+    UNKNOWN_WITHDRAWAL: 404,
+    WITHDRAWAL_DECIDED: 409,
+    NOT_FOUND: 404,
+}
+
+
+class HttpError(Exception):
+    def __init__(self, code: str, message: str, status: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = str(code)
+        self.message = message
+        self.status = status or STATUS_BY_CODE.get(self.code, 400)
+        self.headers = headers
+
+
+# -- request bodies ---------------------------------------------------------------------------
+
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+ProviderRef = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+
+
+class DepositNotice(BaseModel):
+    """A provider's deposit notice. Unknown fields are ignored: providers add fields freely."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    ref: ProviderRef
+    user: Id
+    amount: Money
+    currency: Currency
+    ts: StrictInt  # unix seconds
+
+
+class WithdrawalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    amount: Money
+    currency: Currency | None = None  # the exchange's currency when absent
+
+
+def _parse(model: type[BaseModel], body: bytes) -> BaseModel:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise HttpError(Code.BAD_REQUEST, "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise HttpError(Code.BAD_REQUEST, "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        detail = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'body'}: {err['msg']}"
+                           for err in exc.errors(include_url=False))
+        raise HttpError(Code.BAD_REQUEST, detail) from None
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+def _json(data, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, headers=headers,
+                        content_type="application/json")
+
+
+def _error(status: int, code: str, message: str, headers=None) -> web.Response:
+    return _json({"code": code, "message": message}, status, headers)
+
+
+def _rejection(events: list) -> ev.CommandRejected | None:
+    for event in events:
+        if isinstance(event, ev.CommandRejected):
+            return event
+    return None
+
+
+def _raise_rejected(events: list) -> None:
+    rejected = _rejection(events)
+    if rejected is not None:
+        raise HttpError(rejected.code, rejected.reason)
+
+
+def _money_or_none(minor: int | None) -> str | None:
+    return None if minor is None else format_money(minor)
+
+
+def _rate(bp: int) -> str:
+    """Basis points as a decimal rate: 500 -> "0.05"."""
+    whole, frac = divmod(bp, 10_000)
+    return f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
+
+
+def _factor(factor: tuple[int, int] | None) -> str | None:
+    if factor is None:
+        return None
+    num, den = factor
+    bp, rest = divmod(num * 10_000, den)
+    return _rate(bp) if not rest else f"{num}/{den}"
+
+
+# -- engine views (run inside sequencer queries or submit views) -------------------------------
+
+
+def market_detail(engine, market_id: str) -> dict | None:
+    m = engine.markets.get(market_id)
+    if m is None:
+        return None
+    q = m.quotes
+    selections = []
+    for i, sid in enumerate(m.selection_ids):
+        book = m.books[i]
+        fair = q.fair.get(sid) if q is not None else None
+        selection = {
+            "id": sid, "name": m.selection_names[i],
+            # to_back: resting lays, what a backer can take; to_lay: resting backs
+            "to_back": [[format_odds(p), format_money(s)] for p, s in book.lays.depth(BOOK_DEPTH)],
+            "to_lay": [[format_odds(p), format_money(s)] for p, s in book.backs.depth(BOOK_DEPTH)],
+            "traded": format_money(m.traded[i]),
+            "ltp": format_odds(m.ltp[i]) if m.ltp[i] else None,
+            "house_fair": format_odds(fair) if fair else None,
+            "house_offered": format_odds(q.offered[i]) if q is not None and q.offered[i] else None,
+            "house_suspended": bool(q is not None and q.suspended[i]),
+        }
+        if m.type == c.POOL:
+            selection["pool_stake"] = format_money(m.pool_stakes[i])
+        selections.append(selection)
+    limits = m.limits
+    house = m.positions.get(HOUSE)
+    return {
+        "market": m.id, "event": m.event, "name": m.name, "type": m.type,
+        "currency": m.currency, "status": m.status, "in_play": m.in_play,
+        "bet_delay_ms": m.bet_delay_ms, "commission": _rate(m.commission_bp),
+        "take": _rate(m.take_bp),
+        "matched": format_money(sum(m.traded)),
+        "limits": {
+            "min_stake": _money_or_none(limits.min_stake_minor if limits else None),
+            "max_stake": _money_or_none(limits.max_stake_minor if limits else None),
+            "max_liability": _money_or_none(limits.max_liability_minor if limits else None),
+            "selection_max_liability": _money_or_none(
+                limits.selection_max_liability_minor if limits else None),
+        },
+        "house": {
+            "priced": q is not None,
+            "margin": _rate(q.margin_bp) if q is not None else None,
+            "liability": format_money(house.needed_hold() if house is not None else 0),
+        },
+        "selections": selections,
+    }
+
+
+def user_detail(engine, user: str, currencies: set[str]) -> dict | None:
+    currencies = currencies | {m.currency for m in engine.markets.values()}
+    wallets = [wallet_view(engine, user, cur) for cur in sorted(currencies)
+               if (user, cur) in engine.wallets]
+    risk = engine.risk.get(user)
+    limits = risk.limits if risk is not None else None
+    positions = []
+    orders = []
+    for m in engine.markets.values():
+        pos = m.positions.get(user)
+        if pos is None or m.status in FINAL:
+            continue
+        positions.append({"market": m.id, "exposure": format_money(pos.hold)})
+        orders.extend(order_view(engine, o.id) for o in m.open_orders.values() if o.user == user)
+    if not wallets and risk is None and not positions:
+        return None
+    return {
+        "user": user,
+        "wallets": wallets,
+        "limits": {
+            "max_stake": _money_or_none(limits.max_stake_minor if limits else None),
+            "daily_stake": _money_or_none(limits.daily_stake_minor if limits else None),
+            "weekly_stake": _money_or_none(limits.weekly_stake_minor if limits else None),
+            "stake_factor": _factor(limits.stake_factor if limits else None),
+            "max_exposure": _money_or_none(limits.max_exposure_minor if limits else None),
+        },
+        "positions": positions,
+        "open_orders": orders,
+    }
+
+
+def _deposit_view(provider_ref: str, ref: str) -> Callable:
+    def view(engine, events):
+        _raise_rejected(events)
+        user, currency, amount = engine.deposits[provider_ref]  # kept forever: a repeat sees it
+        return {"ref": ref, "user": user, "amount": format_money(amount), "currency": currency,
+                "status": "credited"}
+    return view
+
+
+def _wallet_from(events: list, user: str, currency: str) -> dict | None:
+    """The wallet exactly as this command left it (later commands of the batch may have moved
+    it since, so engine state is not read here)."""
+    for event in events:
+        if (isinstance(event, ev.WalletChanged) and event.user == user
+                and event.currency == currency):
+            return {"currency": currency, "balance": format_money(event.balance_minor),
+                    "held": format_money(event.held_minor),
+                    "available": format_money(event.balance_minor - event.held_minor)}
+    return None
+
+
+def _requested_view(engine, events):
+    _raise_rejected(events)
+    req = next(e for e in events if isinstance(e, ev.WithdrawalRequested))
+    return {"withdrawal": req.withdrawal, "amount": format_money(req.amount_minor),
+            "currency": req.currency, "status": "pending",
+            "wallet": _wallet_from(events, req.user, req.currency)}
+
+
+def _decided_view(wid: str, event_type: type, status: str) -> Callable:
+    def view(engine, events):
+        rejected = _rejection(events)
+        if rejected is not None:
+            wd = engine.withdrawals.get(wid)
+            # a withdrawal requested later in the same batch did not exist when this ran
+            if wd is None or int(wid[1:]) > rejected.seq:
+                raise HttpError(UNKNOWN_WITHDRAWAL, f"no withdrawal {wid!r}")
+            raise HttpError(WITHDRAWAL_DECIDED, f"withdrawal {wid} is already {wd[3]}")
+        done = next(e for e in events if isinstance(e, event_type))
+        return {"withdrawal": wid, "user": done.user, "amount": format_money(done.amount_minor),
+                "currency": done.currency, "status": status,
+                "wallet": _wallet_from(events, done.user, done.currency)}
+    return view
+
+
+# -- the application --------------------------------------------------------------------------
+
+
+class HttpApi:
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self.settings = exchange.settings
+        self.openapi = orjson.dumps(build_openapi())
+
+    # -- cross-cutting ------------------------------------------------------------------------
+
+    @web.middleware
+    async def errors(self, request: web.Request, handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except HttpError as exc:
+            return self._refuse(exc.status, exc.code, exc.message, exc.headers)
+        except Unavailable as exc:
+            return self._refuse(503, exc.code, exc.message, {"Retry-After": "1"})
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = NOT_FOUND if exc.status == 404 else Code.BAD_REQUEST
+            return self._refuse(exc.status, code, exc.reason, dict(exc.headers))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("HTTP %s %s failed", request.method, request.path)
+            return self._refuse(500, Code.INTERNAL, "internal error")
+
+    def _refuse(self, status: int, code: str, message: str, headers=None) -> web.Response:
+        self.exchange.metrics.rejections.labels(str(code)).inc()
+        if headers:
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        return _error(status, str(code), message, headers)
+
+    def _identity(self, request: web.Request, role: str, *more_roles: str) -> Identity:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        challenge = {"WWW-Authenticate": 'Bearer realm="backlay"'}
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HttpError(Code.UNAUTHENTICATED, "an Authorization: Bearer <JWT> header is "
+                            "required", headers=challenge)
+        try:
+            identity = verify(token.strip(), self.settings.jwt_secret,
+                              self.settings.jwt_public_key)
+        except AuthError as exc:
+            raise HttpError(Code.UNAUTHENTICATED, str(exc), headers=challenge) from None
+        roles = (role, *more_roles)
+        if not any(identity.can(r) for r in roles):
+            raise HttpError(Code.FORBIDDEN, f"needs role {' or '.join(roles)}")
+        return identity
+
+    def _currency(self, currency: str | None) -> str:
+        if currency is None:
+            return self.settings.currency
+        if currency != self.settings.currency:
+            raise HttpError(Code.BAD_REQUEST, f"currency {currency} is not supported here; "
+                            f"this exchange runs {self.settings.currency}")
+        return currency
+
+    # -- process ------------------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        return _json({"status": "up"})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        ok, checks = await self.exchange.ready()
+        return _json({"status": "ready" if ok else "not_ready", "checks": checks},
+                     200 if ok else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        m = self.exchange.metrics
+        m.sequencer_healthy.set(1 if self.exchange.sequencer.healthy else 0)
+        persister = self.exchange.persister
+        if persister is not None:
+            try:
+                async with asyncio.timeout(LAG_TIMEOUT_S):
+                    lag = await persister.lag()
+            except Exception as exc:  # stale gauges beat no metrics while Redis is away
+                log.warning("persister lag unavailable: %r", exc)
+            else:
+                m.persister_lag_entries.set(lag.seqs)
+                m.persister_lag_seconds.set(lag.seconds)
+        return web.Response(body=m.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    async def openapi_json(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.openapi, content_type="application/json")
+
+    # -- admin views --------------------------------------------------------------------------
+
+    async def exposure(self, request: web.Request) -> web.Response:
+        self._identity(request, "operator")
+        return _json(await self.exchange.read(exposure_view))
+
+    async def admin_market(self, request: web.Request) -> web.Response:
+        self._identity(request, "operator", "trader")
+        market_id = request.match_info["id"]
+        detail = await self.exchange.read(lambda engine: market_detail(engine, market_id))
+        if detail is None:
+            raise HttpError(Code.UNKNOWN_MARKET, f"no market {market_id!r}")
+        return _json(detail)
+
+    async def admin_user(self, request: web.Request) -> web.Response:
+        self._identity(request, "operator")
+        user = request.match_info["id"]
+        currencies = {self.settings.currency}
+        detail = await self.exchange.read(lambda engine: user_detail(engine, user, currencies))
+        if detail is None:
+            raise HttpError(UNKNOWN_USER, f"no user {user!r}")
+        return _json(detail)
+
+    # -- money in and out ---------------------------------------------------------------------
+
+    async def deposit_webhook(self, request: web.Request) -> web.Response:
+        provider = request.match_info["provider"]
+        if not PROVIDER.match(provider):
+            raise HttpError(NOT_FOUND, f"no provider {provider!r}")
+        body = await request.read()
+        if not signature_valid(self.settings.webhook_secret, body,
+                               request.headers.get(SIGNATURE_HEADER)):
+            raise HttpError(Code.UNAUTHENTICATED, f"missing or bad {SIGNATURE_HEADER}")
+        notice = _parse(DepositNotice, body)
+        if not fresh(notice.ts, time.time(), self.settings.webhook_tolerance_s):
+            raise HttpError(Code.BAD_REQUEST, f"stale notice: ts {notice.ts} is more than "
+                            f"{self.settings.webhook_tolerance_s} s from now")
+        if notice.user in SYSTEM_ACCOUNTS:
+            raise HttpError(Code.BAD_REQUEST, f"{notice.user!r} is a system account")
+        currency = self._currency(notice.currency)
+        provider_ref = f"{provider}:{notice.ref}"
+        cmd = c.Deposit(user=notice.user, currency=currency, amount_minor=notice.amount,
+                        ref=provider_ref)
+        return _json(await self.exchange.submit(cmd, view=_deposit_view(provider_ref,
+                                                                        notice.ref)))
+
+    async def request_withdrawal(self, request: web.Request) -> web.Response:
+        identity = self._identity(request, "bettor")
+        body = _parse(WithdrawalRequest, await request.read())
+        cmd = c.RequestWithdrawal(user=identity.user, currency=self._currency(body.currency),
+                                  amount_minor=body.amount)
+        return _json(await self.exchange.submit(cmd, view=_requested_view), 201)
+
+    async def approve_withdrawal(self, request: web.Request) -> web.Response:
+        return await self._decide(request, c.ApproveWithdrawal, ev.WithdrawalApproved, "approved")
+
+    async def reject_withdrawal(self, request: web.Request) -> web.Response:
+        return await self._decide(request, c.RejectWithdrawal, ev.WithdrawalRejected, "rejected")
+
+    async def _decide(self, request, command: type, event: type, status: str) -> web.Response:
+        self._identity(request, "operator")
+        wid = request.match_info["id"]
+        if not WITHDRAWAL_ID.match(wid):
+            raise HttpError(UNKNOWN_WITHDRAWAL, f"no withdrawal {wid!r}")
+        return _json(await self.exchange.submit(command(withdrawal=wid),
+                                                view=_decided_view(wid, event, status)))
+
+
+def build_http_app(exchange: Exchange) -> web.Application:
+    api = HttpApi(exchange)
+    app = web.Application(client_max_size=BODY_BYTES_MAX, middlewares=[api.errors])
+    app.add_routes([
+        web.get("/health", api.health),
+        web.get("/ready", api.ready),
+        web.get("/metrics", api.metrics),
+        web.get("/openapi.json", api.openapi_json),
+        web.get("/admin/exposure", api.exposure),
+        web.get("/admin/markets/{id}", api.admin_market),
+        web.get("/admin/users/{id}", api.admin_user),
+        web.post("/webhooks/deposits/{provider}", api.deposit_webhook),
+        web.post("/wallet/withdrawals", api.request_withdrawal),
+        web.post("/admin/withdrawals/{id}/approve", api.approve_withdrawal),
+        web.post("/admin/withdrawals/{id}/reject", api.reject_withdrawal),
+    ])
+    return app

@@ -1,0 +1,284 @@
+"""The OpenAPI 3.1 description of the HTTP edge (gateway/http.py), served at /openapi.json.
+
+Written out by hand so it reads as the contract; tests/test_http_openapi.py checks that every
+route of the application is described here and nothing else is, and that the request bodies
+require what the handlers' models require.
+"""
+
+import copy
+
+MONEY = {"type": "string", "pattern": r"^-?(0|[1-9][0-9]{0,12})\.[0-9]{2}$",
+         "examples": ["10.50"], "description": "money: a decimal string with two decimals"}
+MONEY_IN = {"type": "string", "pattern": r"^(0|[1-9][0-9]{0,12})(\.[0-9]{1,2})?$",
+            "examples": ["10.50"], "description": "money: at most two decimals, not negative"}
+ODDS = {"type": "string", "examples": ["2.50"], "description": "decimal odds"}
+NULLABLE_MONEY = {"oneOf": [MONEY, {"type": "null"}]}
+NULLABLE_ODDS = {"oneOf": [ODDS, {"type": "null"}]}
+RATE = {"type": "string", "examples": ["0.05"], "description": "a rate: 0.05 is 5%"}
+CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["BDT"]}
+ID = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_.:\-]+$"}
+
+ERROR_CODES = [
+    "UNAUTHENTICATED", "FORBIDDEN", "BAD_REQUEST", "RATE_LIMITED", "UNKNOWN_MARKET",
+    "UNKNOWN_SELECTION", "UNKNOWN_ORDER", "DUPLICATE_REF", "MARKET_NOT_OPEN",
+    "MARKET_SUSPENDED", "INVALID_ODDS", "INVALID_SIZE", "STAKE_TOO_LOW", "STAKE_TOO_HIGH",
+    "LIMIT_EXCEEDED", "LIABILITY_LIMIT", "INSUFFICIENT_FUNDS", "FOK_NOT_FILLED", "INTERNAL",
+    # HTTP only
+    "UNKNOWN_USER", "UNKNOWN_WITHDRAWAL", "WITHDRAWAL_DECIDED", "NOT_FOUND",
+]
+
+
+def _obj(properties: dict, required: list[str] | None = None, **extra) -> dict:
+    schema = {"type": "object", "properties": properties,
+              "required": list(properties) if required is None else required}
+    schema.update(extra)
+    return schema
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json_content(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": _json_content(_ref("Error"))}
+
+
+def _ok(description: str, schema: dict, status: str = "200") -> dict:
+    return {status: {"description": description, "content": _json_content(schema)}}
+
+
+AUTH_ERRORS = {
+    "401": _error("UNAUTHENTICATED: no, malformed, expired or wrongly signed bearer token"),
+    "403": _error("FORBIDDEN: the token lacks the role"),
+}
+UNAVAILABLE = {"503": _error("the exchange cannot take work now (busy or stopped); retry")}
+
+LEVELS = {"type": "array", "items": {"type": "array", "prefixItems": [ODDS, MONEY],
+                                     "minItems": 2, "maxItems": 2},
+          "description": "[price, size] best first"}
+
+SCHEMAS = {
+    "Error": _obj({"code": {"type": "string", "enum": ERROR_CODES},
+                   "message": {"type": "string"}}),
+    "Wallet": _obj({"currency": CURRENCY, "balance": MONEY, "held": MONEY, "available": MONEY}),
+    "Order": _obj({
+        "order": {"type": "string"}, "market": {"type": "string"},
+        "selection": {"type": "string"}, "side": {"enum": ["back", "lay"]}, "price": ODDS,
+        "size": MONEY, "matched": MONEY, "remaining": MONEY, "cancelled": MONEY,
+        "lapsed": MONEY, "avg_price_matched": ODDS,
+        "status": {"enum": ["EXECUTABLE", "EXECUTION_COMPLETE"]},
+        "persistence": {"enum": ["lapse", "persist"]},
+        "ref": {"type": ["string", "null"]}, "placed_seq": {"type": "integer"},
+        "queue_ahead": MONEY,
+    }),
+    "Ready": _obj({
+        "status": {"enum": ["ready", "not_ready"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "boolean"},
+                   "description": "replay_finished, sequencer_healthy, redis, postgres"},
+    }),
+    "MarketExposure": _obj({
+        "market": {"type": "string"}, "name": {"type": "string"},
+        "status": {"enum": ["INACTIVE", "OPEN", "SUSPENDED", "CLOSED"]},
+        "matched": {**MONEY, "description": "total matched (traded) on the market"},
+        "house_liability": {**MONEY, "description":
+                            "the house's worst case: most it can lose whatever wins"},
+        "selections": {"type": "array", "items": _obj({
+            "id": {"type": "string"},
+            "house_pnl": {**MONEY, "description": "house P&L if it wins, matched bets only"}})},
+        "top_users": {"type": "array", "maxItems": 5, "items": _obj({
+            "user": {"type": "string"},
+            "exposure": {**MONEY, "description": "the user's hold on the market"}})},
+    }),
+    "Exposure": _obj({"markets": {"type": "array", "items": _ref("MarketExposure")}},
+                     description="every exchange market not settled or voided"),
+    "MarketDetail": _obj({
+        "market": {"type": "string"}, "event": {"type": "string"}, "name": {"type": "string"},
+        "type": {"enum": ["exchange", "pool"]}, "currency": CURRENCY,
+        "status": {"enum": ["INACTIVE", "OPEN", "SUSPENDED", "CLOSED", "SETTLED", "VOIDED"]},
+        "in_play": {"type": "boolean"}, "bet_delay_ms": {"type": "integer"},
+        "commission": RATE, "take": RATE, "matched": MONEY,
+        "limits": _obj({"min_stake": NULLABLE_MONEY, "max_stake": NULLABLE_MONEY,
+                        "max_liability": NULLABLE_MONEY,
+                        "selection_max_liability": NULLABLE_MONEY}),
+        "house": _obj({"priced": {"type": "boolean"},
+                       "margin": {"oneOf": [RATE, {"type": "null"}]},
+                       "liability": MONEY}),
+        "selections": {"type": "array", "items": _obj({
+            "id": {"type": "string"}, "name": {"type": "string"},
+            "to_back": {**LEVELS, "description": "resting lays a backer can take, top 3"},
+            "to_lay": {**LEVELS, "description": "resting backs a layer can take, top 3"},
+            "traded": MONEY, "ltp": NULLABLE_ODDS, "house_fair": NULLABLE_ODDS,
+            "house_offered": NULLABLE_ODDS, "house_suspended": {"type": "boolean"},
+            "pool_stake": {**MONEY, "description": "pool markets only"},
+        }, required=["id", "name", "to_back", "to_lay", "traded", "ltp", "house_fair",
+                     "house_offered", "house_suspended"])},
+    }),
+    "UserDetail": _obj({
+        "user": {"type": "string"},
+        "wallets": {"type": "array", "items": _ref("Wallet")},
+        "limits": _obj({"max_stake": NULLABLE_MONEY, "daily_stake": NULLABLE_MONEY,
+                        "weekly_stake": NULLABLE_MONEY,
+                        "stake_factor": {"type": ["string", "null"], "examples": ["0.5"]},
+                        "max_exposure": NULLABLE_MONEY}),
+        "positions": {"type": "array", "items": _obj({"market": {"type": "string"},
+                                                       "exposure": MONEY}),
+                      "description": "markets not settled or voided where the user bet"},
+        "open_orders": {"type": "array", "items": _ref("Order")},
+    }),
+    "DepositNotice": _obj({
+        "ref": {"type": "string", "minLength": 1, "maxLength": 100,
+                "pattern": r"^[A-Za-z0-9_.:\-]+$",
+                "description": "the provider's reference: credited once, ever"},
+        "user": ID, "amount": MONEY_IN, "currency": CURRENCY,
+        "ts": {"type": "integer", "description": "unix seconds; must be within the tolerance"},
+    }, additionalProperties=True),
+    "DepositResult": _obj({"ref": {"type": "string"}, "user": {"type": "string"},
+                           "amount": MONEY, "currency": CURRENCY,
+                           "status": {"const": "credited"}}),
+    "WithdrawalRequest": _obj({"amount": MONEY_IN,
+                               "currency": {**CURRENCY,
+                                            "description": "default: the exchange's currency"}},
+                              required=["amount"], additionalProperties=False),
+    "Withdrawal": _obj({
+        "withdrawal": {"type": "string", "examples": ["w123"]},
+        "user": {"type": "string"}, "amount": MONEY, "currency": CURRENCY,
+        "status": {"enum": ["pending", "approved", "rejected"]},
+        "wallet": {**_ref("Wallet"), "description": "the wallet as this command left it"},
+    }, required=["withdrawal", "amount", "currency", "status", "wallet"]),
+}
+
+ID_PARAM = {"in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _path_param(name: str, description: str) -> dict:
+    return {"name": name, "description": description, **ID_PARAM}
+
+
+def _decide(verb: str, status: str) -> dict:
+    return {"post": {
+        "summary": f"{verb} a pending withdrawal",
+        "operationId": f"{verb.lower()}Withdrawal",
+        "tags": ["money"], "security": [{"bearer": []}], "x-roles": ["operator", "admin"],
+        "parameters": [_path_param("id", "withdrawal id, e.g. w123")],
+        "responses": {
+            **_ok(f"{status}; the hold is released"
+                  + (" and the money paid out" if status == "approved" else ""),
+                  _ref("Withdrawal")),
+            **AUTH_ERRORS,
+            "404": _error("UNKNOWN_WITHDRAWAL"),
+            "409": _error("WITHDRAWAL_DECIDED: already approved or rejected"),
+            **UNAVAILABLE,
+        },
+    }}
+
+
+PATHS = {
+    "/health": {"get": {
+        "summary": "liveness: the process is up", "operationId": "health", "tags": ["ops"],
+        "responses": _ok("up", _obj({"status": {"const": "up"}})),
+    }},
+    "/ready": {"get": {
+        "summary": "readiness: journal and Postgres reachable, replay done, sequencer healthy",
+        "operationId": "ready", "tags": ["ops"],
+        "responses": {**_ok("ready", _ref("Ready")),
+                      "503": {"description": "not ready", "content": _json_content(
+                          _ref("Ready"))}},
+    }},
+    "/metrics": {"get": {
+        "summary": "Prometheus metrics (text exposition format 0.0.4)",
+        "operationId": "metrics", "tags": ["ops"],
+        "responses": {"200": {"description": "metrics", "content": {
+            "text/plain": {"schema": {"type": "string"}}}}},
+    }},
+    "/openapi.json": {"get": {
+        "summary": "this document", "operationId": "openapi", "tags": ["ops"],
+        "responses": _ok("OpenAPI 3.1", {"type": "object"}),
+    }},
+    "/admin/exposure": {"get": {
+        "summary": "house liability and top user exposures per live exchange market",
+        "operationId": "exposure", "tags": ["admin"], "security": [{"bearer": []}],
+        "x-roles": ["operator", "admin"],
+        "responses": {**_ok("exposure", _ref("Exposure")), **AUTH_ERRORS, **UNAVAILABLE},
+    }},
+    "/admin/markets/{id}": {"get": {
+        "summary": "a market: status, top 3 of each book, traded, limits, house prices",
+        "operationId": "adminMarket", "tags": ["admin"], "security": [{"bearer": []}],
+        "x-roles": ["trader", "operator", "admin"],
+        "parameters": [_path_param("id", "market id")],
+        "responses": {**_ok("the market", _ref("MarketDetail")), **AUTH_ERRORS,
+                      "404": _error("UNKNOWN_MARKET"), **UNAVAILABLE},
+    }},
+    "/admin/users/{id}": {"get": {
+        "summary": "a user: wallets, limits, positions and open orders",
+        "operationId": "adminUser", "tags": ["admin"], "security": [{"bearer": []}],
+        "x-roles": ["operator", "admin"],
+        "parameters": [_path_param("id", "user id")],
+        "responses": {**_ok("the user", _ref("UserDetail")), **AUTH_ERRORS,
+                      "404": _error("UNKNOWN_USER: no wallet, limits or position"),
+                      **UNAVAILABLE},
+    }},
+    "/webhooks/deposits/{provider}": {"post": {
+        "summary": "a payment provider's deposit notice: credited once per provider ref",
+        "description": "The body is signed: `X-Signature: sha256=<hex HMAC-SHA256 of the raw "
+                       "body under the webhook secret>`. A repeat of a credited ref with the "
+                       "same user, amount and currency returns the first result and credits "
+                       "nothing; the same ref with anything different is DUPLICATE_REF.",
+        "operationId": "depositWebhook", "tags": ["money"],
+        "security": [{"webhookSignature": []}],
+        "parameters": [{"name": "provider", "in": "path", "required": True,
+                        "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"}}],
+        "requestBody": {"required": True, "content": _json_content(_ref("DepositNotice"))},
+        "responses": {
+            **_ok("credited (now or by the first notice with this ref)", _ref("DepositResult")),
+            "400": _error("BAD_REQUEST: malformed body, stale ts, unsupported currency; "
+                          "INVALID_SIZE: amount not positive"),
+            "401": _error("UNAUTHENTICATED: missing or bad signature"),
+            "404": _error("NOT_FOUND: provider name malformed"),
+            "409": _error("DUPLICATE_REF: the ref was credited with different fields"),
+            "413": _error("body larger than 64 KiB"),
+            **UNAVAILABLE,
+        },
+    }},
+    "/wallet/withdrawals": {"post": {
+        "summary": "request a withdrawal: the amount is held until an operator decides",
+        "operationId": "requestWithdrawal", "tags": ["money"], "security": [{"bearer": []}],
+        "x-roles": ["bettor", "admin"],
+        "requestBody": {"required": True, "content": _json_content(_ref("WithdrawalRequest"))},
+        "responses": {
+            **_ok("pending", _ref("Withdrawal"), "201"),
+            "400": _error("BAD_REQUEST or INVALID_SIZE"),
+            **AUTH_ERRORS,
+            "409": _error("INSUFFICIENT_FUNDS: above the available balance"),
+            "413": _error("body larger than 64 KiB"),
+            **UNAVAILABLE,
+        },
+    }},
+    "/admin/withdrawals/{id}/approve": _decide("Approve", "approved"),
+    "/admin/withdrawals/{id}/reject": _decide("Reject", "rejected"),
+}
+
+
+def build_openapi() -> dict:
+    return copy.deepcopy({
+        "openapi": "3.1.0",
+        "info": {"title": "Backlay HTTP API", "version": "1",
+                 "description": "Health, metrics, admin views, deposits and withdrawals. "
+                                "Money is a decimal string with at most two decimals. Errors "
+                                "are {code, message}; the trading API is the WebSocket "
+                                "protocol (PROTOCOL.md)."},
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                           "description": "sub = user id, roles ⊆ bettor, trader, operator, "
+                                          "admin; admin implies every role"},
+                "webhookSignature": {"type": "apiKey", "in": "header", "name": "X-Signature",
+                                     "description": "sha256=<hex HMAC-SHA256 of the raw body>"},
+            },
+        },
+    })
