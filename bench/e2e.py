@@ -112,22 +112,19 @@ async def bench(server: ServerProcess, args) -> None:
     try:
         traders = [Trader(c, "bench", random.Random(rng.random())) for c in clients]
         await saturate(traders, 2, 2.0)  # warm-up
-        for t in traders:
-            t.latencies.clear()
-            t.done = t.errors = 0
-        elapsed, lat = await fixed_rate(traders, args.rate, args.seconds)
-        done = sum(t.done for t in traders)
-        errors = sum(t.errors for t in traders)
-        print(f"fixed rate  offered {args.rate:,}/s: sustained {done / elapsed:,.0f} orders/s, "
-              f"ack {percentiles(lat)}  ({done:,} requests, {errors} rejected)")
-        for t in traders:
-            t.latencies.clear()
-            t.done = t.errors = 0
-        elapsed, lat = await saturate(traders, args.window, args.seconds)
-        done = sum(t.done for t in traders)
-        errors = sum(t.errors for t in traders)
-        print(f"saturation  window {args.window}/client: sustained {done / elapsed:,.0f} "
-              f"orders/s, ack {percentiles(lat)}  ({done:,} requests, {errors} rejected)")
+        for label, phase in (
+                (f"fixed rate  offered {args.rate:,}/s",
+                 fixed_rate(traders, args.rate, args.seconds)),
+                (f"saturation  window {args.window}/client",
+                 saturate(traders, args.window, args.seconds))):
+            for t in traders:
+                t.latencies.clear()
+                t.done = t.errors = 0
+            elapsed, lat = await phase
+            done = sum(t.done for t in traders)
+            errors = sum(t.errors for t in traders)
+            print(f"{label}: sustained {done / elapsed:,.0f} orders/s, ack {percentiles(lat)}  "
+                  f"({done:,} requests, {errors} rejected)", flush=True)
     finally:
         for c in clients:
             await c.__aexit__(None, None, None)

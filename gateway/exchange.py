@@ -37,6 +37,7 @@ class Exchange:
         self.persister = persister
         self.replay_finished = False
         self.hub = None  # gateway.hub.Hub, set by the server
+        self.ws_port: int | None = None  # the trading WebSocket's bound port, once listening
 
     async def submit(self, cmd: Command, view: Callable[[Any, list], Any] | None = None):
         """Journal `cmd`; returns its events, or view(engine, events) computed right after the

@@ -80,7 +80,7 @@ class Server:
         hub.start()
         self.socket = TradingSocket(self.exchange, hub)
         await self.socket.start()
-        self.ws_port = self.socket.port
+        self.ws_port = self.exchange.ws_port = self.socket.port
         await self._start_http()
         self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="snapshots"))
         self._tasks.append(asyncio.create_task(self._watch_sequencer(), name="watchdog"))

@@ -94,22 +94,25 @@ def week_index(ts_ms: int) -> int:
 
 @dataclass(slots=True)
 class StakeWindows:
-    """A user's staked totals in the current UTC day and ISO week (reset when the index moves).
+    """A user's staked totals in the current UTC day and ISO week (reset when a stake falls past
+    the window's end).
 
-    A timestamp older than the stored window counts toward the stored window, never resetting
-    it, so an out-of-order timestamp cannot give a user a fresh allowance.
+    The ends are kept as timestamps so the hot path compares one int instead of recomputing
+    day and week indexes. A timestamp older than the stored window counts toward the stored
+    window, never resetting it, so an out-of-order timestamp cannot give a fresh allowance.
     """
 
     day_index: int = 0
     day_total_minor: int = 0
     week_index: int = 0
     week_total_minor: int = 0
+    day_end_ms: int = 0  # first ms after the stored day; 0: nothing recorded yet
+    week_end_ms: int = 0
 
     def totals_at(self, ts_ms: int) -> tuple[int, int]:
         """(day total, week total) as they stand at `ts_ms`, without changing anything."""
-        day = self.day_total_minor if day_index(ts_ms) <= self.day_index else 0
-        week = self.week_total_minor if week_index(ts_ms) <= self.week_index else 0
-        return day, week
+        return (self.day_total_minor if ts_ms < self.day_end_ms else 0,
+                self.week_total_minor if ts_ms < self.week_end_ms else 0)
 
 
 def check_user_stake(
@@ -119,39 +122,46 @@ def check_user_stake(
     ts_ms: int,
     market_max_stake_minor: int | None,
 ) -> Denial | None:
-    max_stake = effective_max_stake(user, market_max_stake_minor)
+    if user.stake_factor is None:
+        max_stake = user.max_stake_minor
+    else:
+        max_stake = effective_max_stake(user, market_max_stake_minor)
     if max_stake is not None and stake_minor > max_stake:
         return Denial(
             Code.STAKE_TOO_HIGH,
             f"stake {format_money(stake_minor)} above your maximum {format_money(max_stake)}",
         )
-    if user.daily_stake_minor is None and user.weekly_stake_minor is None:
-        return None
-    day_total, week_total = windows.totals_at(ts_ms)
-    if user.daily_stake_minor is not None and day_total + stake_minor > user.daily_stake_minor:
-        return Denial(
-            Code.LIMIT_EXCEEDED,
-            f"stake {format_money(stake_minor)} would take today's total "
-            f"{format_money(day_total)} above your daily limit "
-            f"{format_money(user.daily_stake_minor)}",
-        )
-    if user.weekly_stake_minor is not None and week_total + stake_minor > user.weekly_stake_minor:
-        return Denial(
-            Code.LIMIT_EXCEEDED,
-            f"stake {format_money(stake_minor)} would take this week's total "
-            f"{format_money(week_total)} above your weekly limit "
-            f"{format_money(user.weekly_stake_minor)}",
-        )
+    daily = user.daily_stake_minor
+    if daily is not None:
+        day_total = windows.day_total_minor if ts_ms < windows.day_end_ms else 0
+        if day_total + stake_minor > daily:
+            return Denial(
+                Code.LIMIT_EXCEEDED,
+                f"stake {format_money(stake_minor)} would take today's total "
+                f"{format_money(day_total)} above your daily limit {format_money(daily)}",
+            )
+    weekly = user.weekly_stake_minor
+    if weekly is not None:
+        week_total = windows.week_total_minor if ts_ms < windows.week_end_ms else 0
+        if week_total + stake_minor > weekly:
+            return Denial(
+                Code.LIMIT_EXCEEDED,
+                f"stake {format_money(stake_minor)} would take this week's total "
+                f"{format_money(week_total)} above your weekly limit {format_money(weekly)}",
+            )
     return None
 
 
 def record(windows: StakeWindows, stake_minor: int, ts_ms: int) -> None:
     """Count an accepted stake in the user's day and week windows."""
-    day, week = day_index(ts_ms), week_index(ts_ms)
-    if day > windows.day_index:
+    if ts_ms >= windows.day_end_ms:
+        day = ts_ms // MS_PER_DAY
         windows.day_index, windows.day_total_minor = day, 0
-    if week > windows.week_index:
+        windows.day_end_ms = (day + 1) * MS_PER_DAY
+    if ts_ms >= windows.week_end_ms:
+        week = week_index(ts_ms)
         windows.week_index, windows.week_total_minor = week, 0
+        windows.week_end_ms = (7 * (week + 1) - _EPOCH_WEEKDAY_OFFSET) * MS_PER_DAY
     windows.day_total_minor += stake_minor
     windows.week_total_minor += stake_minor
 
