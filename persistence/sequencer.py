@@ -105,8 +105,10 @@ class Sequencer:
     def submit(self, cmd: Command, view: Callable[[Any, list], Any] | None = None
                ) -> asyncio.Future:
         """Queue a command; the future resolves to its events once they are journaled, or, with
-        `view`, to view(engine, events) computed right after the journal write, before any later
-        command is applied: a reply rendered there shows exactly the journaled state."""
+        `view`, to view(engine, events) computed right after the batch's journal write and
+        before the next batch is applied: a reply rendered there shows only journaled state
+        (it may include the effects of later commands of the same batch, never unjournaled
+        ones)."""
         return self._enqueue(cmd, view)
 
     def query(self, fn: Callable[[Any], Any]) -> asyncio.Future:
