@@ -32,7 +32,7 @@ from .exchange import Exchange, Unavailable
 from .exposure import exposure_view
 from .openapi import build_openapi
 from .protocol import Id, Money
-from .views import order_view, wallet_view
+from .views import format_factor, format_rate, order_view, wallet_view
 from .webhooks import SIGNATURE_HEADER, fresh, signature_valid
 
 log = logging.getLogger(__name__)
@@ -154,20 +154,6 @@ def _money_or_none(minor: int | None) -> str | None:
     return None if minor is None else format_money(minor)
 
 
-def _rate(bp: int) -> str:
-    """Basis points as a decimal rate: 500 -> "0.05"."""
-    whole, frac = divmod(bp, 10_000)
-    return f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
-
-
-def _factor(factor: tuple[int, int] | None) -> str | None:
-    if factor is None:
-        return None
-    num, den = factor
-    bp, rest = divmod(num * 10_000, den)
-    return _rate(bp) if not rest else f"{num}/{den}"
-
-
 # -- engine views (run inside sequencer queries or submit views) -------------------------------
 
 
@@ -199,8 +185,8 @@ def market_detail(engine, market_id: str) -> dict | None:
     return {
         "market": m.id, "event": m.event, "name": m.name, "type": m.type,
         "currency": m.currency, "status": m.status, "in_play": m.in_play,
-        "bet_delay_ms": m.bet_delay_ms, "commission": _rate(m.commission_bp),
-        "take": _rate(m.take_bp),
+        "bet_delay_ms": m.bet_delay_ms, "commission": format_rate(m.commission_bp),
+        "take": format_rate(m.take_bp),
         "matched": format_money(sum(m.traded)),
         "limits": {
             "min_stake": _money_or_none(limits.min_stake_minor if limits else None),
@@ -211,7 +197,7 @@ def market_detail(engine, market_id: str) -> dict | None:
         },
         "house": {
             "priced": q is not None,
-            "margin": _rate(q.margin_bp) if q is not None else None,
+            "margin": format_rate(q.margin_bp) if q is not None else None,
             "liability": format_money(house.needed_hold() if house is not None else 0),
         },
         "selections": selections,
@@ -241,7 +227,7 @@ def user_detail(engine, user: str, currencies: set[str]) -> dict | None:
             "max_stake": _money_or_none(limits.max_stake_minor if limits else None),
             "daily_stake": _money_or_none(limits.daily_stake_minor if limits else None),
             "weekly_stake": _money_or_none(limits.weekly_stake_minor if limits else None),
-            "stake_factor": _factor(limits.stake_factor if limits else None),
+            "stake_factor": format_factor(limits.stake_factor if limits else None),
             "max_exposure": _money_or_none(limits.max_exposure_minor if limits else None),
         },
         "positions": positions,

@@ -9,7 +9,6 @@ from engine import commands as c
 from engine import events as e
 from engine.money import format_money, format_odds
 from engine.rejections import Code
-from pricing.ladder import MAX_PRICE, MIN_PRICE
 
 from . import protocol as p
 from . import slips
@@ -219,7 +218,14 @@ class Ops:
         for i, leg in enumerate(slip.legs):
             current = slips.price_leg(leg, states.get(leg.market))[1]
             if req.accept == "any":
-                limit = MIN_PRICE if leg.side == "back" else MAX_PRICE
+                # whatever the book offers now for the whole stake; not the ladder's far end,
+                # which would make a lay hold 999 x its stake while it is checked
+                limit = current
+                if not limit:
+                    results.append({"leg": i, "error": {
+                        "code": Code.FOK_NOT_FILLED,
+                        "message": "not enough offered for the whole stake"}})
+                    continue
             elif not leg.price:
                 results.append({"leg": i, "error": {"code": Code.FOK_NOT_FILLED,
                                                     "message": "no price was shown"}})

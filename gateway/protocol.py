@@ -74,7 +74,8 @@ RequestId = str | int | None
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a wrong type is an error, never coerced ("3" is not a depth, "yes" not true)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     id: RequestId = None
 
 
@@ -146,7 +147,7 @@ class Wallet(Request):
 
 
 class SlipLeg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     market: Id
     selection: Id
     side: Literal["back", "lay"]
@@ -167,7 +168,7 @@ class SlipPlace(Request):
 
 
 class SelectionSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     id: Id
     name: Annotated[str, Field(max_length=200)]
 

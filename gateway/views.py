@@ -9,6 +9,21 @@ from engine.money import average_price, format_money, format_odds
 LEVELS_MAX = 10  # the deepest subscription PROTOCOL.md allows
 
 
+def format_rate(bp: int) -> str:
+    """Basis points as a decimal rate: 500 -> "0.05"."""
+    whole, frac = divmod(bp, 10_000)
+    return f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
+
+
+def format_factor(factor: tuple[int, int] | None) -> str | None:
+    """(1, 2) -> "0.5"; a factor with no short decimal form stays a fraction: "1/3"."""
+    if factor is None:
+        return None
+    num, den = factor
+    bp, rest = divmod(num * 10_000, den)
+    return format_rate(bp) if not rest else f"{num}/{den}"
+
+
 def order_view(engine, oid: str) -> dict:
     o = engine.orders[oid]
     m = engine.markets[o.market]
@@ -124,6 +139,5 @@ def user_limits_view(engine, user: str) -> dict:
     out = {name: (format_money(getattr(limits, name + "_minor"))
                   if limits and getattr(limits, name + "_minor") is not None else None)
            for name in ("max_stake", "daily_stake", "weekly_stake", "max_exposure")}
-    factor = limits.stake_factor if limits else None
-    out["stake_factor"] = f"{factor[0]}/{factor[1]}" if factor else None
+    out["stake_factor"] = format_factor(limits.stake_factor if limits else None)
     return out

@@ -92,13 +92,18 @@ class TradingSocket:
         session = Session(ws, self.settings.send_queue_max,
                           on_sent=lambda op: self.metrics.messages_out.labels(op).inc())
         self.metrics.connections.inc()
+        liveness = None
         try:
             if await self._authenticate(ws, session):
                 self.hub.add(session)
+                if session.cancel_on_disconnect:
+                    liveness = asyncio.create_task(self._check_alive(ws))
                 await self._serve(ws, session)
         except ConnectionClosed:
             pass
         finally:
+            if liveness is not None:
+                liveness.cancel()
             self.hub.remove(session)
             session.stop()
             self.metrics.connections.dec()
@@ -142,7 +147,9 @@ class TradingSocket:
             if not bucket.take():
                 refused += 1
                 if refused > self.settings.message_burst_max:
-                    session.close(CLOSE_RATE, "rate limit exceeded")
+                    await session.drain(0.2)
+                    session.stop()
+                    await ws.close(CLOSE_RATE, "rate limit exceeded")
                     return
                 session.push({"op": "error", "id": None, "code": Code.RATE_LIMITED,
                               "message": "too many messages: slow down"}, droppable=True)
@@ -159,6 +166,22 @@ class TradingSocket:
             # reach the sequencer in arrival order
             task = asyncio.create_task(self.ops.handle(session, req))
             task.add_done_callback(lambda _: inflight.release())
+
+    async def _check_alive(self, ws) -> None:
+        """For dead-man connections: a silent drop (no FIN, no RST) must be noticed within a
+        second, not after the server-wide ping timeout, so ping every interval and close when
+        a pong is late."""
+        every_s = self.settings.cancel_on_disconnect_ms / 1000
+        try:
+            while True:
+                await asyncio.sleep(every_s)
+                pong = await ws.ping()
+                async with asyncio.timeout(every_s):
+                    await pong
+        except TimeoutError:
+            await ws.close(1011, "no pong: connection presumed dead")
+        except (ConnectionClosed, asyncio.CancelledError):
+            pass
 
     async def _dead_man(self, session: Session) -> None:
         """cancel_on_disconnect: cancel what this connection left resting (journaled)."""
