@@ -1,0 +1,220 @@
+"""Journal benchmark: commands/s through Sequencer + Engine + Redis journal vs the bare engine.
+
+The same seeded command stream (bench/workload.order_stream) runs, in one process and one run:
+
+  bare       Engine.apply on every command, nothing else;
+  journaled  every command submitted to a Sequencer (group commit, up to --in-flight commands
+             outstanding, as from that many clients) that applies it and journals each batch
+             in one XADD to an embedded redis-server, and acknowledges after Redis confirms;
+
+for appendfsync `always` (the default: one fsync per batch) and `everysec`, each with its own
+redis-server in a temporary directory, with a fresh bare run right before each journaled one.
+Prints commands/s, `ratio` = journaled/bare (target with always: >= 0.5), batch size and ack
+latency. Both use EngineConfig(velocity_orders_max=0): the sequencer stamps wall-clock time,
+the stream's own stamps are 1 ms apart, so a velocity limit would reject differently in the
+two; the journaled engine's state is checked equal to the bare one's.
+
+Then `always` once more with the Persister running in the same process and event loop (as in
+`backlay serve`) against a fresh embedded Postgres: the journal rate beside it, the persister's
+throughput (commands and rows/s) during the run and while catching up after it, and its lag
+(commands, seconds) sampled while the journal bench runs.
+
+    python bench/journal.py [--count 100000] [--in-flight 2000] [--seed 7]
+"""
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import asyncpg  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+
+from bench.workload import order_stream  # noqa: E402
+from engine.config import EngineConfig  # noqa: E402
+from engine.engine import Engine  # noqa: E402
+from persistence.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+from persistence.journal import Journal  # noqa: E402
+from persistence.migrate import migrate  # noqa: E402
+from persistence.persister import Persister  # noqa: E402
+from persistence.sequencer import Sequencer  # noqa: E402
+
+CONFIG = EngineConfig(velocity_orders_max=0)
+RATIO_TARGET = 0.5
+LAG_SAMPLE_S = 0.2
+ROW_TABLES = ("orders", "fills", "ledger_entries", "wallets", "markets", "selections")
+
+
+def bare_run(stamped: list) -> tuple[float, Engine]:
+    engine = Engine(CONFIG)
+    apply = engine.apply
+    started = time.perf_counter()
+    for cmd in stamped:
+        apply(cmd)
+    return len(stamped) / (time.perf_counter() - started), engine
+
+
+def wallets(engine: Engine) -> dict:
+    return {k: (w.balance, w.held) for k, w in engine.wallets.items()}
+
+
+async def drive(sequencer: Sequencer, unstamped: list, in_flight: int) -> dict:
+    """Submit every command with at most `in_flight` outstanding; wait for every ack."""
+    window = asyncio.Semaphore(in_flight)
+    latencies: list[float] = []
+    failures: list[BaseException] = []
+    clock = time.perf_counter
+
+    def on_done(submitted: float, future: asyncio.Future) -> None:
+        window.release()
+        if future.cancelled() or future.exception() is not None:
+            failures.append(future.exception() or asyncio.CancelledError())
+        else:
+            latencies.append(clock() - submitted)
+
+    started = clock()
+    for cmd in unstamped:
+        await window.acquire()
+        future = sequencer.submit(cmd)
+        future.add_done_callback(lambda f, t=clock(): on_done(t, f))
+    for _ in range(in_flight):
+        await window.acquire()
+    elapsed = clock() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} commands failed: {failures[0]!r}")
+    latencies.sort()
+    return {"per_s": len(unstamped) / elapsed, "seconds": elapsed,
+            "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+            "batch": sequencer.commands_written / max(1, sequencer.batches_written)}
+
+
+async def journaled_run(redis_url: str, stream: str, unstamped: list, in_flight: int,
+                        database_url: str | None = None) -> dict:
+    redis = aioredis.from_url(redis_url)
+    engine = Engine(CONFIG)
+    sequencer = Sequencer(engine, Journal(redis, stream))
+    await sequencer.start()
+    persister = sampler = None
+    lags: list[tuple[int, float]] = []
+    if database_url is not None:
+        persister = Persister(redis, database_url, stream=stream)
+        await persister.start()
+
+        async def sample() -> None:
+            while True:
+                await asyncio.sleep(LAG_SAMPLE_S)
+                lag = await persister.lag()
+                lags.append((lag.seqs, lag.seconds))
+
+        sampler = asyncio.create_task(sample())
+    try:
+        result = await drive(sequencer, unstamped, in_flight)
+        result["engine"] = engine
+        if persister is not None:
+            sampler.cancel()
+            during = persister.persisted_seq
+            end_lag = await persister.lag()
+            started = time.perf_counter()
+            while persister.persisted_seq < sequencer.last_seq:
+                await asyncio.sleep(0.01)
+            catch_up = time.perf_counter() - started
+            conn = await asyncpg.connect(database_url)
+            rows = 0
+            for table in ROW_TABLES:
+                rows += await conn.fetchval(f"SELECT count(*) FROM {table}")
+            await conn.close()
+            total_s = result["seconds"] + catch_up
+            result["persister"] = {
+                "during": during, "during_per_s": during / result["seconds"],
+                "after": sequencer.last_seq - during, "catch_up_s": catch_up,
+                "after_per_s": (sequencer.last_seq - during) / catch_up if catch_up else 0.0,
+                "overall_per_s": sequencer.last_seq / total_s, "rows": rows,
+                "rows_per_s": rows / total_s, "end_lag": end_lag,
+                "max_lag_seqs": max((s for s, _ in lags), default=0),
+                "max_lag_s": max((s for _, s in lags), default=0.0),
+                "median_lag_seqs": statistics.median([s for s, _ in lags]) if lags else 0,
+                "samples": len(lags),
+            }
+    finally:
+        await sequencer.stop()
+        if persister is not None:
+            await persister.stop()
+        await redis.aclose()
+    return result
+
+
+def line(name: str, r: dict, bare: float) -> str:
+    ratio = r["per_s"] / bare
+    return (f"{name:<22} {r['per_s']:>9,.0f} cmd/s   bare {bare:>9,.0f} cmd/s   ratio "
+            f"{ratio:.2f}   batch {r['batch']:5.0f}   ack p50 {r['p50_ms']:6.1f} ms   "
+            f"p99 {r['p99_ms']:6.1f} ms")
+
+
+async def bench(args, tmp: str) -> None:
+    stamped = order_stream(args.count, seed=args.seed)
+    unstamped = [dataclasses.replace(cmd, seq=0, ts=0) for cmd in stamped]
+    print(f"journal bench: order_stream({args.count:,}, seed {args.seed}) = {len(stamped):,} "
+          f"commands, up to {args.in_flight:,} in flight, velocity limit off in both runs")
+    results = {}
+    for mode in ("always", "everysec"):
+        server = EmbeddedRedis(f"{tmp}/redis-{mode}", appendfsync=mode)
+        server.start()
+        try:
+            bare, bare_engine = bare_run(stamped)
+            r = await journaled_run(server.url, f"bench:{mode}", unstamped, args.in_flight)
+            assert wallets(r.pop("engine")) == wallets(bare_engine)
+            results[mode] = (r, bare)
+            print(line(f"appendfsync {mode}", r, bare))
+        finally:
+            server.stop()
+    always = results["always"][0]["per_s"] / results["always"][1]
+    print(f"ratio with appendfsync always: {always:.2f} (target >= {RATIO_TARGET}: "
+          f"{'met' if always >= RATIO_TARGET else 'NOT met'})")
+
+    server = EmbeddedRedis(f"{tmp}/redis-persister", appendfsync="always")
+    server.start()
+    pg = EmbeddedPostgres(f"{tmp}/pg")
+    pg.start()
+    try:
+        conn = await asyncpg.connect(pg.url)
+        await migrate(conn)
+        await conn.close()
+        bare, bare_engine = bare_run(stamped)
+        r = await journaled_run(server.url, "bench:persisted", unstamped, args.in_flight,
+                                database_url=pg.url)
+        assert wallets(r.pop("engine")) == wallets(bare_engine)
+        print(line("always + persister", r, bare))
+        p = r["persister"]
+        print(f"persister (same process and loop, fresh Postgres): {p['during']:,} commands "
+              f"persisted during the {r['seconds']:.1f} s run = {p['during_per_s']:,.0f}/s; the "
+              f"other {p['after']:,} in {p['catch_up_s']:.1f} s after it = "
+              f"{p['after_per_s']:,.0f}/s; overall {p['overall_per_s']:,.0f} commands/s, "
+              f"{p['rows']:,} rows = {p['rows_per_s']:,.0f} rows/s")
+        print(f"persister lag while the journal bench ran ({p['samples']} samples every "
+              f"{LAG_SAMPLE_S} s): median {p['median_lag_seqs']:,.0f} commands, max "
+              f"{p['max_lag_seqs']:,} commands / {p['max_lag_s']:.1f} s; at the end of the run "
+              f"{p['end_lag'].seqs:,} commands / {p['end_lag'].seconds:.1f} s")
+    finally:
+        pg.stop()
+        server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=100_000)
+    ap.add_argument("--in-flight", type=int, default=2_000)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="backlay-journal-bench-") as tmp:
+        asyncio.run(bench(args, tmp))
+
+
+if __name__ == "__main__":
+    main()
