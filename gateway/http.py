@@ -32,6 +32,8 @@ from .exchange import Exchange, Unavailable
 from .exposure import exposure_view
 from .openapi import build_openapi
 from .protocol import Id, Money
+from .ops_page import add_ops_routes
+from .reports import add_report_routes
 from .views import format_factor, format_rate, order_view, wallet_view
 from .webhooks import SIGNATURE_HEADER, fresh, signature_valid
 
@@ -452,4 +454,6 @@ def build_http_app(exchange: Exchange) -> web.Application:
         web.post("/admin/withdrawals/{id}/approve", api.approve_withdrawal),
         web.post("/admin/withdrawals/{id}/reject", api.reject_withdrawal),
     ])
+    add_ops_routes(app, exchange)
+    add_report_routes(app, exchange)
     return app

@@ -262,6 +262,14 @@ PATHS = {
 }
 
 
+def _pages_and_reports() -> dict:
+    # described next to their code, so the description moves with the handler
+    from .ops_page import OPENAPI_PATHS as ops_paths
+    from .reports import OPENAPI_PATHS as report_paths
+
+    return {**ops_paths, **report_paths}
+
+
 def build_openapi() -> dict:
     return copy.deepcopy({
         "openapi": "3.1.0",
@@ -270,7 +278,7 @@ def build_openapi() -> dict:
                                 "Money is a decimal string with at most two decimals. Errors "
                                 "are {code, message}; the trading API is the WebSocket "
                                 "protocol (PROTOCOL.md)."},
-        "paths": PATHS,
+        "paths": {**PATHS, **_pages_and_reports()},
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {

@@ -7,6 +7,7 @@ queued through the journal, close connections with 1001, let the persister catch
 """
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -22,7 +23,7 @@ from persistence.migrate import migrate
 from persistence.persister import Persister
 from persistence.recovery import recover, trim_journal
 from persistence.sequencer import Sequencer
-from persistence.snapshots import SnapshotStore
+from persistence.snapshots import SnapshotStore, background_snapshot
 
 from .exchange import Exchange
 from .hub import Hub
@@ -63,6 +64,9 @@ class Server:
                                   engine_factory=lambda: Engine(self.engine_config))
         log.info("recovered seq %d (snapshot %d + %d replayed)", recovered.last_seq,
                  recovered.snapshot_seq, recovered.replayed)
+        # engine state lives as long as the process and holds no reference cycles: keep the
+        # cyclic collector from rescanning it (refcounting still frees what is dropped)
+        gc.freeze()
         metrics = Metrics()
         sequencer = Sequencer(recovered.engine, journal, last_seq=recovered.last_seq)
         self.persister = Persister(self.redis, self.storage.database_url, stream=s.stream)
@@ -108,6 +112,8 @@ class Server:
         site = web.TCPSite(self._http_runner, self.settings.host, self.settings.http_port)
         await site.start()
         self.http_port = self._http_runner.addresses[0][1]
+        for host in {self.settings.host, "127.0.0.1", "localhost"}:
+            self.socket.allow_origin(f"http://{host}:{self.http_port}")
 
     def _count(self, records) -> None:
         metrics = self.exchange.metrics
@@ -125,13 +131,12 @@ class Server:
             if sequencer.last_seq - last < every or not sequencer.healthy:
                 continue
             try:
-                seq, blob = await sequencer.snapshot()
-                await self.snapshots.save(seq, blob)
+                seq = await background_snapshot(sequencer, self.snapshots, self.settings.var_dir)
                 last = seq
+                gc.freeze()  # what survived until now is long-lived: out of the collector's way
                 trimmed = await trim_journal(sequencer.journal, self.snapshots,
                                              self.persister.persisted_seq)
-                log.info("snapshot at seq %d (%d bytes); trimmed %d journal entries", seq,
-                         len(blob), trimmed)
+                log.info("snapshot at seq %d; trimmed %d journal entries", seq, trimmed)
             except Exception:
                 log.exception("snapshot failed; will retry")
 

@@ -58,13 +58,12 @@ class TradingSocket:
         self.metrics = exchange.metrics
         self.ops = Ops(exchange, hub)
         self.server = None
+        self.origins = set(self.settings.allowed_origins)
 
     async def start(self) -> None:
         s = self.settings
-        # None admits clients that send no Origin (trading tools, Locust); browsers always do
-        origins = [*s.allowed_origins, None]
         self.server = await serve(self._handle, s.host, s.ws_port, max_size=s.frame_bytes_max,
-                                  origins=origins, process_request=self._only_ws_path,
+                                  process_request=self._check_request,
                                   compression=None, max_queue=16, ping_interval=20,
                                   ping_timeout=20)
 
@@ -79,10 +78,17 @@ class TradingSocket:
             self.server.close()  # closes every connection with 1001 (going away)
             await self.server.wait_closed()
 
-    @staticmethod
-    def _only_ws_path(connection, request):
+    def allow_origin(self, origin: str) -> None:
+        """Admit browsers from `origin` too (the server's own HTTP origin, for /ops)."""
+        self.origins.add(origin)
+
+    def _check_request(self, connection, request):
         if request.path != "/ws":
             return connection.respond(HTTPStatus.NOT_FOUND, "the trading WebSocket is at /ws\n")
+        # no Origin: a trading tool or Locust, not a browser; browsers always send one
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in self.origins:
+            return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin} not allowed\n")
         return None
 
     async def _handle(self, ws) -> None:
@@ -149,12 +155,13 @@ class TradingSocket:
                 if refused > self.settings.message_burst_max:
                     await session.drain(0.2)
                     session.stop()
-                    await ws.close(CLOSE_RATE, "rate limit exceeded")
+                    await self._close_flooder(ws)
                     return
                 session.push({"op": "error", "id": None, "code": Code.RATE_LIMITED,
                               "message": "too many messages: slow down"}, droppable=True)
                 continue
-            refused = 0
+            if bucket.tokens >= bucket.burst / 2:
+                refused = 0  # calmed down: a token trickling in mid-flood does not count
             try:
                 req = parse(frame)
             except ProtocolError as err:
@@ -166,6 +173,21 @@ class TradingSocket:
             # reach the sequencer in arrival order
             task = asyncio.create_task(self.ops.handle(session, req))
             task.add_done_callback(lambda _: inflight.release())
+
+    @staticmethod
+    async def _close_flooder(ws) -> None:
+        """Close 4029 without a 10 s stall: the frames it already sent sit unread ahead of its
+        close reply (reading is paused), so read past them, discarding, for a bounded time."""
+        closing = asyncio.create_task(ws.close(CLOSE_RATE, "rate limit exceeded"))
+        try:
+            async with asyncio.timeout(2.0):
+                async for _ in ws:
+                    pass
+        except (ConnectionClosed, TimeoutError):
+            pass
+        if not closing.done():
+            ws.transport.abort()
+        await asyncio.gather(closing, return_exceptions=True)
 
     async def _check_alive(self, ws) -> None:
         """For dead-man connections: a silent drop (no FIN, no RST) must be noticed within a

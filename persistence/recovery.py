@@ -6,6 +6,7 @@ means the engine is not deterministic (or the code changed meaning under a live 
 continuing would fork history, so recovery stops with DeterminismError.
 """
 
+import gc
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,23 +41,31 @@ def _new_engine():
 
 async def recover(journal: Journal, snapshot_store: SnapshotStore | None,
                   engine_factory: Callable[[], object] = _new_engine) -> Recovered:
-    snapshot = await snapshot_store.latest() if snapshot_store is not None else None
-    if snapshot is None:
-        engine, seq = engine_factory(), 0
-    else:
-        seq, blob = snapshot
-        engine = pickle.loads(blob)
-    snapshot_seq, replayed = seq, 0
-    async for journaled_seq, cmd, journaled_events in journal.read_raw(after_seq=seq):
-        if journaled_seq != seq + 1:
-            raise JournalGap(f"journal jumps from seq {seq} to {journaled_seq} "
-                             f"(snapshot at {snapshot_seq})")
-        events = encode_events(engine.apply(cmd))
-        if events != journaled_events:
-            raise DeterminismError(
-                f"seq {journaled_seq} {type(cmd).__name__}: replay gave {events[:500]!r}, "
-                f"the journal holds {journaled_events[:500]!r}")
-        seq, replayed = journaled_seq, replayed + 1
+    # Recovery builds millions of long-lived objects; the cyclic collector would rescan them
+    # over and over while they are created (most of a large unpickle's time), so it pauses here.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        snapshot = await snapshot_store.latest() if snapshot_store is not None else None
+        if snapshot is None:
+            engine, seq = engine_factory(), 0
+        else:
+            seq, blob = snapshot
+            engine = pickle.loads(blob)
+        snapshot_seq, replayed = seq, 0
+        async for journaled_seq, cmd, journaled_events in journal.read_raw(after_seq=seq):
+            if journaled_seq != seq + 1:
+                raise JournalGap(f"journal jumps from seq {seq} to {journaled_seq} "
+                                 f"(snapshot at {snapshot_seq})")
+            events = encode_events(engine.apply(cmd))
+            if events != journaled_events:
+                raise DeterminismError(
+                    f"seq {journaled_seq} {type(cmd).__name__}: replay gave {events[:500]!r}, "
+                    f"the journal holds {journaled_events[:500]!r}")
+            seq, replayed = journaled_seq, replayed + 1
+    finally:
+        if collecting:
+            gc.enable()
     journal_seq = await journal.last_seq()
     if journal_seq > seq:  # entries after `seq` were trimmed away
         raise JournalGap(f"replay reached seq {seq} but the journal went up to {journal_seq}")

@@ -16,14 +16,13 @@ journaled; they run between batches, when the engine holds exactly the journaled
 """
 
 import asyncio
-import dataclasses
 import logging
 import pickle
 import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.commands import Command, Tick
+from engine.commands import Command, Tick, stamped
 
 from .journal import Journal, Record
 
@@ -174,7 +173,7 @@ class Sequencer:
                 continue  # its submitter gave up before it was applied: never happened
             seq = self.last_seq + 1
             ts = max(self.clock_ms(), self.last_ts)
-            cmd = dataclasses.replace(item, seq=seq, ts=ts)
+            cmd = stamped(item, seq, ts)
             try:
                 events = self.engine.apply(cmd)
             except Exception as exc:  # a bug: the engine's state can no longer be trusted

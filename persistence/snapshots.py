@@ -6,6 +6,8 @@ the newest one and replays the journal after it, so snapshots bound both restart
 much journal must be kept.
 """
 
+import asyncio
+import os
 import pickle
 
 import asyncpg
@@ -36,3 +38,41 @@ class SnapshotStore:
 async def save_snapshot(store: SnapshotStore, engine, seq: int) -> None:
     """Pickle and store `engine`, which must hold exactly the journaled commands up to `seq`."""
     await store.save(seq, pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _fork_pickle(engine, path: str) -> int:
+    """Fork; the child writes the engine's pickle to `path` and exits. The parent returns the
+    child's pid at once: the child sees a copy-on-write image of memory as of the fork, so the
+    snapshot is consistent while the sequencer goes on (Redis's BGSAVE, for the same reason)."""
+    pid = os.fork()
+    if pid == 0:  # child: no event loop, no sockets; pickle, write, leave without cleanup
+        code = 1
+        try:
+            with open(path, "wb") as f:
+                pickle.dump(engine, f, protocol=pickle.HIGHEST_PROTOCOL)
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+async def background_snapshot(sequencer, store: SnapshotStore, directory: str) -> int:
+    """Snapshot without stalling the sequencer for more than a fork; returns the seq saved."""
+    path = os.path.join(directory, f"snapshot-{os.getpid()}.pickle")
+    seq, pid = await sequencer.query(lambda engine: (sequencer.last_seq,
+                                                     _fork_pickle(engine, path)))
+    _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+    try:
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"snapshot child for seq {seq} failed ({status})")
+        blob = await asyncio.to_thread(_read, path)
+        await store.save(seq, blob)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    return seq
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
