@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean chromium
+.PHONY: run test bench simulate clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(STAMP) chromium
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+
+simulate: $(STAMP)
+	$(BIN)/backlay simulate
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

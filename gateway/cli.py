@@ -1,4 +1,4 @@
-"""`backlay` command line: serve, token, replay, demo."""
+"""`backlay` command line: serve, token, replay, simulate, demo."""
 
 import argparse
 import asyncio
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=86_400)
     sub.add_parser("replay", help="rebuild state from the journal and print entries/s",
                    add_help=False)
+    sub.add_parser("simulate", help="seeded bots under Locust for a bounded time, then audit "
+                                    "the books", add_help=False)
     sub.add_parser("demo", help="drive the engine in-process through a short session")
     args, rest = parser.parse_known_args(argv)
     if args.command == "serve":
@@ -79,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         from persistence.replay_tool import main as replay_main
 
         return replay_main(rest)
+    if args.command == "simulate":
+        from loadtests.run import main as simulate_main
+
+        return simulate_main(rest)
     if args.command == "demo":
         from .demo import run_demo
 

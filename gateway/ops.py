@@ -148,6 +148,9 @@ class Ops:
                 "exposure_after": format_money(result.exposure_after_minor)}
 
     async def cancel(self, session: Session, req: p.Cancel):
+        if req.size_reduction == 0:
+            raise OpError(Code.INVALID_SIZE,
+                          "size_reduction must be positive; leave it out to cancel everything")
         cmd = c.CancelOrder(user=session.user, order=req.order,
                             size_reduction_minor=req.size_reduction or 0)
 

@@ -54,6 +54,8 @@ class Session:
         """Queue one frame; False if it was dropped (droppable) or the client was cut off."""
         if self.closed:
             return False
+        if droppable and self._queue.qsize() >= self._queue_max // 2:
+            return False  # market data gives way early: the other half is kept for replies
         try:
             self._queue.put_nowait(orjson.dumps(message).decode())
         except asyncio.QueueFull:

@@ -9,6 +9,7 @@ it); the send queue is bounded (see session.py). Auth must be the first frame, w
 
 import asyncio
 import logging
+import socket
 import time
 from http import HTTPStatus
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 CLOSE_AUTH = 4001
 CLOSE_RATE = 4029
 INFLIGHT_MAX = 64
+KERNEL_SEND_BUFFER_BYTES = 64 * 1024
 
 
 class TokenBucket:
@@ -95,6 +97,7 @@ class TradingSocket:
         if len(self.hub.sessions) >= self.settings.connections_max:
             await ws.close(1013, "too many connections")
             return
+        self._cap_kernel_buffer(ws)
         session = Session(ws, self.settings.send_queue_max,
                           on_sent=lambda op: self.metrics.messages_out.labels(op).inc())
         self.metrics.connections.inc()
@@ -115,6 +118,14 @@ class TradingSocket:
             self.metrics.connections.dec()
             if session.cancel_on_disconnect and session.placed:
                 asyncio.get_running_loop().create_task(self._dead_man(session))
+
+    @staticmethod
+    def _cap_kernel_buffer(ws) -> None:
+        """A client that stops reading should fill our bounded send queue, where market data is
+        dropped and replaced by a fresh image, not megabytes of kernel buffer first."""
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER_BYTES)
 
     async def _authenticate(self, ws, session: Session) -> bool:
         async def refuse(request_id, message: str) -> bool:
@@ -197,11 +208,12 @@ class TradingSocket:
         try:
             while True:
                 await asyncio.sleep(every_s)
-                pong = await ws.ping()
                 async with asyncio.timeout(every_s):
+                    pong = await ws.ping()  # inside: sending waits too when it stopped reading
                     await pong
         except TimeoutError:
-            await ws.close(1011, "no pong: connection presumed dead")
+            # presumed dead: a closing handshake would wait close_timeout (10 s) for its reply
+            ws.transport.abort()
         except (ConnectionClosed, asyncio.CancelledError):
             pass
 
