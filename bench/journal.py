@@ -24,6 +24,7 @@ throughput (commands and rows/s) during the run and while catching up after it, 
 
 import argparse
 import asyncio
+import collections
 import dataclasses
 import os
 import statistics
@@ -43,7 +44,7 @@ from persistence.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from persistence.journal import Journal  # noqa: E402
 from persistence.migrate import migrate  # noqa: E402
 from persistence.persister import Persister  # noqa: E402
-from persistence.sequencer import Sequencer  # noqa: E402
+from persistence.sequencer import Sequencer, tune_collector  # noqa: E402
 
 CONFIG = EngineConfig(velocity_orders_max=0)
 RATIO_TARGET = 0.5
@@ -65,14 +66,16 @@ def wallets(engine: Engine) -> dict:
 
 
 async def drive(sequencer: Sequencer, unstamped: list, in_flight: int) -> dict:
-    """Submit every command with at most `in_flight` outstanding; wait for every ack."""
-    window = asyncio.Semaphore(in_flight)
+    """Submit every command with at most `in_flight` outstanding; wait for every ack.
+
+    The window is a FIFO of futures, not an asyncio.Semaphore: on Python 3.11
+    Semaphore.acquire scans its waiters, which made the driver itself the bottleneck."""
     latencies: list[float] = []
     failures: list[BaseException] = []
     clock = time.perf_counter
+    window: collections.deque = collections.deque()
 
     def on_done(submitted: float, future: asyncio.Future) -> None:
-        window.release()
         if future.cancelled() or future.exception() is not None:
             failures.append(future.exception() or asyncio.CancelledError())
         else:
@@ -80,11 +83,15 @@ async def drive(sequencer: Sequencer, unstamped: list, in_flight: int) -> dict:
 
     started = clock()
     for cmd in unstamped:
-        await window.acquire()
+        if len(window) >= in_flight:
+            oldest = window.popleft()
+            if not oldest.done():  # a batch completes at once: its successors are done too
+                await asyncio.wait([oldest])
         future = sequencer.submit(cmd)
         future.add_done_callback(lambda f, t=clock(): on_done(t, f))
-    for _ in range(in_flight):
-        await window.acquire()
+        window.append(future)
+    if window:
+        await asyncio.wait(window)
     elapsed = clock() - started
     if failures:
         raise RuntimeError(f"{len(failures)} commands failed: {failures[0]!r}")
@@ -115,6 +122,7 @@ async def journaled_run(redis_url: str, stream: str, unstamped: list, in_flight:
 
         sampler = asyncio.create_task(sample())
     try:
+        tune_collector()  # as `backlay serve` does
         result = await drive(sequencer, unstamped, in_flight)
         result["engine"] = engine
         if persister is not None:

@@ -7,7 +7,6 @@ queued through the journal, close connections with 1001, let the persister catch
 """
 
 import asyncio
-import gc
 import logging
 import signal
 
@@ -22,7 +21,7 @@ from persistence.journal import Journal
 from persistence.migrate import migrate
 from persistence.persister import Persister
 from persistence.recovery import recover, trim_journal
-from persistence.sequencer import Sequencer
+from persistence.sequencer import Sequencer, tune_collector
 from persistence.snapshots import SnapshotStore, background_snapshot
 
 from .exchange import Exchange
@@ -64,9 +63,7 @@ class Server:
                                   engine_factory=lambda: Engine(self.engine_config))
         log.info("recovered seq %d (snapshot %d + %d replayed)", recovered.last_seq,
                  recovered.snapshot_seq, recovered.replayed)
-        # engine state lives as long as the process and holds no reference cycles: keep the
-        # cyclic collector from rescanning it (refcounting still frees what is dropped)
-        gc.freeze()
+        tune_collector()
         metrics = Metrics()
         sequencer = Sequencer(recovered.engine, journal, last_seq=recovered.last_seq)
         self.persister = Persister(self.redis, self.storage.database_url, stream=s.stream)
@@ -133,7 +130,7 @@ class Server:
             try:
                 seq = await background_snapshot(sequencer, self.snapshots, self.settings.var_dir)
                 last = seq
-                gc.freeze()  # what survived until now is long-lived: out of the collector's way
+                tune_collector()  # what survived until now is long-lived
                 trimmed = await trim_journal(sequencer.journal, self.snapshots,
                                              self.persister.persisted_seq)
                 log.info("snapshot at seq %d; trimmed %d journal entries", seq, trimmed)

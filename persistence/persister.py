@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
+from engine.codec import decode_command
+
 from .fold import UnknownEvent, fold
 from .journal import STREAM, Record, decode_entry, entry_id_seq
 from .readmodel import ReadModelMismatch, read_persisted, write_changes, write_persisted
@@ -267,8 +269,19 @@ class Persister:
             return Lag(0, 0.0)
         entries = await self.redis.xrange(self.stream, min=f"{self.persisted_seq + 1}-0",
                                           count=1)
-        oldest_ts_ms = next((cmd.ts for seq, cmd, _ in decode_entry(entries[0][1])
-                             if seq > self.persisted_seq), None) if entries else None
+        oldest_ts_ms = _first_ts_after(entries[0][1], self.persisted_seq) if entries else None
         if oldest_ts_ms is None:
             return Lag(seqs, 0.0)
         return Lag(seqs, max(0.0, (self.clock_ms() - oldest_ts_ms) / 1000))
+
+
+def _first_ts_after(fields: dict, seq: int) -> int | None:
+    """The ts of an entry's first command after `seq`, decoding commands only (an entry can
+    hold hundreds, and their events are most of its bytes)."""
+    i = 0
+    while (raw := fields.get(f"c{i}".encode())) is not None:
+        cmd = decode_command(raw)
+        if cmd.seq > seq:
+            return cmd.ts
+        i += 1
+    return None

@@ -77,11 +77,13 @@ def effective_max_stake(user: UserLimits, market_max_stake_minor: int | None) ->
     """
     if user.stake_factor is None:
         return user.max_stake_minor
-    caps = [cap for cap in (user.max_stake_minor, market_max_stake_minor) if cap is not None]
-    if not caps:
+    cap = user.max_stake_minor
+    if market_max_stake_minor is not None and (cap is None or market_max_stake_minor < cap):
+        cap = market_max_stake_minor
+    if cap is None:
         return None
     num, den = user.stake_factor
-    return min(caps) * num // den
+    return cap * num // den
 
 
 def day_index(ts_ms: int) -> int:
