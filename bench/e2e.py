@@ -120,14 +120,45 @@ async def bench(server: ServerProcess, args) -> None:
             for t in traders:
                 t.latencies.clear()
                 t.done = t.errors = 0
+            before = server_ack_buckets(server)
             elapsed, lat = await phase
+            inside = server_quantiles(before, server_ack_buckets(server))
             done = sum(t.done for t in traders)
             errors = sum(t.errors for t in traders)
             print(f"{label}: sustained {done / elapsed:,.0f} orders/s, ack {percentiles(lat)}  "
-                  f"({done:,} requests, {errors} rejected)", flush=True)
+                  f"({done:,} requests, {errors} rejected); inside the server "
+                  f"(submit -> journaled reply): {inside}", flush=True)
     finally:
         for c in clients:
             await c.__aexit__(None, None, None)
+
+
+def server_ack_buckets(server: ServerProcess) -> list[tuple[float, float]]:
+    """(upper bound s, cumulative count) of the server's ack-latency histogram."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"{server.http_url}/metrics", timeout=10).read().decode()
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith("backlay_ack_latency_seconds_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if bound == "+Inf" else float(bound),
+                            float(line.rsplit(" ", 1)[1])))
+    return buckets
+
+
+def server_quantiles(before: list, after: list) -> str:
+    """p50/p99 bucket bounds of the acks between two histogram readings."""
+    diff = [(bound, a - b) for (bound, a), (_, b) in zip(after, before)]
+    total = diff[-1][1] if diff else 0
+    if not total:
+        return "no samples"
+
+    def upper(q: float) -> str:
+        bound = next(b for b, count in diff if count >= q * total)
+        return f"<= {bound * 1000:g} ms"
+
+    return f"p50 {upper(0.5)}, p99 {upper(0.99)}"
 
 
 def main() -> None:

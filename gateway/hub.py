@@ -1,8 +1,8 @@
 """Fan-out: journaled events -> owner pushes, conflated market data, slips, operator exposure.
 
-`on_batch` is a sequencer listener: it runs right after a batch is journaled, on the sequencer
-task, when the engine holds exactly the journaled state. It pushes each order, fill and wallet
-change to its owner at once and notes which markets changed. The flush loop then, at most once
+`on_batch` is a sequencer renderer: it runs right after a batch is applied, when the engine
+holds exactly that batch's state, renders each order, fill and wallet change for its owner, and
+returns the sends, which the sequencer releases once the batch is journaled. The flush loop then, at most once
 per `conflation_ms`, reads those markets between batches and sends each subscriber one delta per
 market (with its own seq) however many matches happened meanwhile.
 """
@@ -104,56 +104,71 @@ class Hub:
 
     # -- the journaled-batch listener ---------------------------------------------------------
 
-    def on_batch(self, records) -> None:
+    def on_batch(self, records):
+        """Sequencer renderer: runs right after the batch is applied (the engine holds exactly
+        its state), renders every owner push now, and returns what sends them, which the
+        sequencer runs once the batch is journaled."""
         engine = self.exchange.sequencer.engine
         watched = self.order_watchers
+        out: list[tuple[str, dict]] = []
         changed_orders: dict[str, str] = {}  # order id -> owner, pushed once per batch
         wallets: dict[tuple[str, str], None] = {}
+        dirty: dict[str, None] = {}
+        forgotten: list[str] = []
         for _, _, events in records:
             for ev in events:
                 kind = type(ev)
                 if kind is e.BetMatched:
-                    self._dirty[ev.market] = None
+                    dirty[ev.market] = None
                     for oid, user in ((ev.taker_order, ev.taker_user),
                                       (ev.maker_order, ev.maker_user)):
                         if user in watched:
                             changed_orders[oid] = user
-                            self._to_owner(user, {"op": "fill", "order": oid,
-                                                  "price": format_odds(ev.price),
-                                                  "size": format_money(ev.size_minor),
-                                                  "seq": ev.seq})
+                            out.append((user, {"op": "fill", "order": oid,
+                                               "price": format_odds(ev.price),
+                                               "size": format_money(ev.size_minor),
+                                               "seq": ev.seq}))
                 elif kind is e.OrderPlaced:
                     self.user_orders.setdefault(ev.user, {})[ev.order] = ev.market
-                    self._dirty[ev.market] = None
+                    dirty[ev.market] = None
                     if ev.user in watched:
                         changed_orders[ev.order] = ev.user
                 elif kind in _ORDER_EVENTS:
                     market = self.user_orders.get(ev.user, {}).get(ev.order)
                     if market is not None:
-                        self._dirty[market] = None
+                        dirty[market] = None
                     if ev.user in watched:
                         changed_orders[ev.order] = ev.user
                 elif kind is e.WalletChanged:
                     if ev.user in watched:
                         wallets[(ev.user, ev.currency)] = None
                 elif kind in (e.MarketStatusChanged, e.MarketCreated, e.PricesSet):
-                    self._dirty[ev.market] = None
+                    dirty[ev.market] = None
                 elif kind in (e.MarketSettled, e.MarketVoided):
-                    self._forget_market(ev.market)
-        if self._dirty:
-            self._exposure_dirty = True
+                    dirty[ev.market] = None
+                    forgotten.append(ev.market)
         for oid, user in changed_orders.items():
             if oid in engine.orders:
-                self._to_owner(user, {"op": "ord", "order": order_view(engine, oid)})
+                out.append((user, {"op": "ord", "order": order_view(engine, oid)}))
         for user, currency in wallets:
-            self._to_owner(user, {"op": "wallet", **wallet_view(engine, user, currency)})
+            out.append((user, {"op": "wallet", **wallet_view(engine, user, currency)}))
+
+        def release() -> None:
+            for user, message in out:
+                self._to_owner(user, message)
+            self._dirty.update(dirty)
+            if dirty:
+                self._exposure_dirty = True
+            for market in forgotten:
+                self._forget_market(market)
+
+        return release
 
     def _to_owner(self, user: str, message: dict) -> None:
         for session in self.order_watchers.get(user, ()):
             session.push(message)
 
     def _forget_market(self, market: str) -> None:
-        self._dirty[market] = None
         for orders in self.user_orders.values():
             for oid in [oid for oid, m in orders.items() if m == market]:
                 del orders[oid]

@@ -3,8 +3,10 @@
 Commands wait in a bounded inbox. The task takes up to `batch_max` of them, stamps each with the
 next seq and the current time, applies them to the engine, journals the whole batch in one write
 (group commit: one fsync covers the batch), and only after Redis confirms does it resolve each
-submitter's future with its events and hand the batch to the fan-out listeners. So nobody ever
-hears of a command that is not in the journal.
+submitter's future and release the batch's fan-out. So nobody ever hears of a command that is
+not in the journal. Batches are pipelined: the next batch is applied while the previous one's
+write is in flight, so replies and pushes are rendered right after their own batch is applied
+and held until its write is confirmed.
 
 If the journal write fails, nothing of that batch is acknowledged: the sequencer fail-stops
 (every pending submitter gets SequencerStopped, no more work is taken) and the process must be
@@ -35,6 +37,19 @@ JOURNAL_WRITE_TIMEOUT_S = 5.0
 TICK_RETRY_MS = 100  # how long to wait before re-checking a release that a Tick did not clear
 
 Listener = Callable[[list[Record]], None]
+Renderer = Callable[[list[Record]], Callable[[], None] | None]
+
+
+class _Batch:
+    """Applied commands waiting for their journal write, with everything to release after."""
+
+    __slots__ = ("records", "waiters", "results", "releases")
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.waiters: list[asyncio.Future] = []
+        self.results: list[tuple[bool, Any]] = []  # (ok, events or view result / exception)
+        self.releases: list[Callable[[], None]] = []
 
 
 def wall_clock_ms() -> int:
@@ -89,6 +104,7 @@ class Sequencer:
         self.commands_written = 0
         self._inbox: asyncio.Queue = asyncio.Queue(maxsize=inbox_max)
         self._listeners: list[Listener] = []
+        self._renderers: list[Renderer] = []
         self._accepting = False
         self._task: asyncio.Task | None = None
         self._timer: asyncio.Task | None = None
@@ -101,9 +117,16 @@ class Sequencer:
     def queue_depth(self) -> int:
         return self._inbox.qsize()
 
+    def add_renderer(self, renderer: Renderer) -> None:
+        """Called with each batch right after it is applied, while the engine holds exactly
+        that state (on the sequencer task: render, do not block). It returns what to run once
+        the batch is journaled, or None; if the write fails that is never run."""
+        self._renderers.append(renderer)
+
     def add_listener(self, listener: Listener) -> None:
-        """Called with each batch of (seq, command, events) once it is journaled. It runs on the
-        sequencer task, so it must only enqueue; an exception is logged, never fatal."""
+        """Called with each batch of (seq, command, events) once it is journaled. It must only
+        enqueue, and must not read engine state: by then the engine may already hold the next
+        batch, applied but not yet journaled (use add_renderer to render from state)."""
         self._listeners.append(listener)
 
     async def start(self) -> None:
@@ -161,6 +184,7 @@ class Sequencer:
         return future
 
     async def _run(self) -> None:
+        writing: asyncio.Task | None = None  # the previous batch's journal write, in flight
         while True:
             items = [await self._inbox.get()]
             while len(items) < self.batch_max and not self._inbox.empty():
@@ -168,79 +192,124 @@ class Sequencer:
             items = [item for item in items if item is not None]
             if items:
                 try:
-                    await self._process(items)
+                    writing = await self._process(items, writing)
                 except Exception as exc:  # a bug here must not leave submitters hanging
                     self._fail_stop(exc, "sequencer loop raised", [f for _, f, _ in items])
-            if not self.healthy or (not self._accepting and self._inbox.empty()):
+            if not self.healthy:
+                return
+            if not self._accepting and self._inbox.empty():
+                if writing is not None:
+                    await writing
                 return
 
-    async def _process(self, items: list) -> None:
-        records: list[Record] = []
-        waiters: list[asyncio.Future] = []
+    async def _process(self, items: list, writing: asyncio.Task | None) -> asyncio.Task | None:
+        """Apply a batch while the previous one is still being journaled (the engine is the
+        CPU, Redis the fsync: they overlap), then hand this batch to its own journal write.
+
+        Replies and pushes are rendered now, while the engine holds exactly this batch's
+        state, and released only once Redis confirms the write. Queries must see journaled
+        state only, so a batch carrying queries waits for its own write before running them.
+        """
+        commands = []
         queries = []
-        engine_error = None
-        views: list = []
-        for i, (item, future, view) in enumerate(items):
+        for item, future, view in items:
             if isinstance(item, _Query):
                 queries.append((item, future))
-                continue
-            if future.cancelled():
-                continue  # its submitter gave up before it was applied: never happened
+            elif not future.cancelled():  # a submitter that gave up before apply: never happened
+                commands.append((item, future, view))
+        batch, engine_error, unapplied = self._apply(commands)
+        if writing is not None:
+            await writing
+            if not self.healthy:  # the previous write failed: this batch is never journaled
+                self._fail_stop(self.failure, "earlier journal write failed",
+                                batch.waiters + [f for _, f, _ in unapplied]
+                                + [f for _, f in queries])
+                return None
+        writing = asyncio.create_task(self._journal(batch)) if batch.records else None
+        if engine_error is None and not queries:
+            return writing
+        if writing is not None:
+            await writing
+        if engine_error is not None:
+            self._fail_stop(engine_error, "engine.apply raised",
+                            [f for _, f, _ in unapplied] + [f for _, f in queries])
+            return None
+        if self.healthy:
+            for query, future in queries:
+                if future.done():
+                    continue
+                try:
+                    future.set_result(query.fn(self.engine))
+                except Exception as exc:
+                    future.set_exception(exc)
+        return None
+
+    def _apply(self, commands: list) -> tuple["_Batch", BaseException | None, list]:
+        batch = _Batch()
+        for i, (item, future, view) in enumerate(commands):
             seq = self.last_seq + 1
             ts = max(self.clock_ms(), self.last_ts)
             cmd = stamped(item, seq, ts)
             try:
                 events = self.engine.apply(cmd)
             except Exception as exc:  # a bug: the engine's state can no longer be trusted
-                engine_error = exc
-                unprocessed = items[i:]
-                break
+                return self._render(batch), exc, commands[i:]
             self.last_seq, self.last_ts = seq, ts
-            records.append((seq, cmd, events))
-            waiters.append(future)
-            views.append(view)
-
-        if records:
-            try:
-                async with asyncio.timeout(self.journal_write_timeout_s):
-                    await self.journal.append(records)
-            except BaseException as exc:
-                self._fail_stop(exc, f"journal write of seq {records[0][0]}..{records[-1][0]} "
-                                     "failed", [f for _, f, _ in items])
-                if not isinstance(exc, Exception):
-                    raise  # CancelledError / KeyboardInterrupt: still propagate after failing
-                return
-            self.batches_written += 1
-            self.commands_written += len(records)
-            for future, view, (_, _, events) in zip(waiters, views, records):
-                if future.done():
-                    continue
-                if view is None:
-                    future.set_result(events)
-                    continue
-                try:
-                    future.set_result(view(self.engine, events))
+            batch.records.append((seq, cmd, events))
+            batch.waiters.append(future)
+            if view is None:
+                batch.results.append((True, events))
+            else:
+                try:  # right after its own command: the reply shows exactly that state
+                    batch.results.append((True, view(self.engine, events)))
                 except Exception as exc:  # a broken view fails its caller, not the sequencer
-                    future.set_exception(exc)
-            for listener in self._listeners:
-                try:
-                    listener(records)
-                except Exception:
-                    log.exception("fan-out listener %r failed on seq %d..%d", listener,
-                                  records[0][0], records[-1][0])
-            self._note_release()
+                    batch.results.append((False, exc))
+        return self._render(batch), None, []
 
-        if engine_error is not None:
-            self._fail_stop(engine_error, "engine.apply raised",
-                            [f for _, f, _ in unprocessed] + [f for _, f in queries])
+    def _render(self, batch: "_Batch") -> "_Batch":
+        if batch.records:
+            for renderer in self._renderers:
+                try:
+                    release = renderer(batch.records)
+                except Exception:
+                    log.exception("renderer %r failed on seq %d..%d", renderer,
+                                  batch.records[0][0], batch.records[-1][0])
+                    continue
+                if release is not None:
+                    batch.releases.append(release)
+        return batch
+
+    async def _journal(self, batch: "_Batch") -> None:
+        records = batch.records
+        try:
+            async with asyncio.timeout(self.journal_write_timeout_s):
+                await self.journal.append(records)
+        except BaseException as exc:
+            self._fail_stop(exc, f"journal write of seq {records[0][0]}..{records[-1][0]} "
+                                 "failed", list(batch.waiters))
+            if not isinstance(exc, Exception):
+                raise  # CancelledError / KeyboardInterrupt: still propagate after failing
             return
-        for query, future in queries:
-            if future.done():
-                continue
+        self.batches_written += 1
+        self.commands_written += len(records)
+        for future, (ok, value) in zip(batch.waiters, batch.results):
+            if not future.done():
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        for release in batch.releases:
             try:
-                future.set_result(query.fn(self.engine))
-            except Exception as exc:
-                future.set_exception(exc)
+                release()
+            except Exception:
+                log.exception("release of seq %d..%d failed", records[0][0], records[-1][0])
+        for listener in self._listeners:
+            try:
+                listener(records)
+            except Exception:
+                log.exception("fan-out listener %r failed on seq %d..%d", listener,
+                              records[0][0], records[-1][0])
+        self._note_release()
 
     def _fail_stop(self, exc: BaseException, what: str, futures: list[asyncio.Future]) -> None:
         self.healthy = False

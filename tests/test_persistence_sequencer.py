@@ -256,3 +256,50 @@ def test_a_tick_releases_a_delayed_in_play_order_when_its_bet_delay_is_over(
     order = next(e for e in placed if isinstance(e, ev.OrderPlaced))
     assert order.release_ts > 0
     assert len(ticks) == 1 and ticks[0].ts >= order.release_ts
+
+
+def test_a_rendered_batch_is_released_only_after_its_journal_write(redis_url, stream, run):
+    """Renderers see the state right after their batch is applied; what they return runs only
+    once Redis confirmed the write, and never for a batch whose write failed."""
+    rendered, released = [], []
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        sequencer = Sequencer(Engine(), Journal(redis, stream))
+
+        def renderer(batch):
+            seqs = [seq for seq, _, _ in batch]
+            balance = sequencer.engine.wallets[("u1", "BDT")].balance
+            rendered.append((seqs, balance))
+            return lambda: released.append(seqs)
+
+        sequencer.add_renderer(renderer)
+        await sequencer.start()
+        await sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=7, ref="a"))
+        await redis.xadd(stream, {"c0": b"{}"}, id="1000-0")  # the stream moves ahead of us
+        doomed = sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=5, ref="b"))
+        outcome = await asyncio.gather(doomed, return_exceptions=True)
+        await sequencer.stop()
+        await redis.aclose()
+        return outcome
+
+    outcome = run(scenario())
+    assert isinstance(outcome[0], SequencerStopped)
+    assert rendered == [([1], 7), ([2], 12)]  # rendered from applied state, batch by batch
+    assert released == [[1]]  # the failed batch's pushes never left
+
+
+def test_a_view_renders_the_state_right_after_its_own_command(redis_url, stream, run):
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        sequencer = Sequencer(Engine(), Journal(redis, stream))
+        await sequencer.start()
+        balance = lambda engine, events: engine.wallets[("u1", "BDT")].balance  # noqa: E731
+        futures = [sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=10,
+                                              ref=f"r{i}"), view=balance) for i in range(5)]
+        results = await asyncio.gather(*futures)
+        await sequencer.stop()
+        await redis.aclose()
+        return results
+
+    assert run(scenario()) == [10, 20, 30, 40, 50]
