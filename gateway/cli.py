@@ -37,8 +37,11 @@ def _serve(args) -> int:
                                 ("admin1", ["admin"])]:
                 print(f"  {user:<8} {','.join(roles):<9} "
                       f"{make_token(settings.jwt_secret, user, roles)}")
+            ops_token = make_token(settings.jwt_secret, "ops1", ["operator", "trader"])
             print("\nDemo markets: demo-m1 (Match Odds), demo-m2 (Over/Under 2.5); "
-                  "u1..u3 hold 10000.00 BDT each.", flush=True)
+                  "u1..u3 hold 10000.00 BDT each.")
+            print(f"Live exposure page: http://{host}:{server.http_port}/ops#token={ops_token}",
+                  flush=True)
         return await server.serve_forever()
 
     return uvloop.run(main())

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from engine import commands as c
 from engine import events as ev
@@ -31,7 +31,7 @@ from .auth import AuthError, Identity, verify
 from .exchange import Exchange, Unavailable
 from .exposure import exposure_view
 from .openapi import build_openapi
-from .protocol import Id, Money
+from .protocol import Id, Money, ProtocolError, load_object, validated
 from .ops_page import add_ops_routes
 from .reports import add_report_routes
 from .views import format_factor, format_rate, order_view, wallet_view
@@ -113,18 +113,11 @@ class WithdrawalRequest(BaseModel):
 
 
 def _parse(model: type[BaseModel], body: bytes) -> BaseModel:
+    """The body as `model`, with the same error codes as the WebSocket protocol."""
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise HttpError(Code.BAD_REQUEST, "the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise HttpError(Code.BAD_REQUEST, "the body must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        detail = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'body'}: {err['msg']}"
-                           for err in exc.errors(include_url=False))
-        raise HttpError(Code.BAD_REQUEST, detail) from None
+        return validated(model, load_object(body, "the body"))
+    except ProtocolError as err:
+        raise HttpError(err.code, err.message) from None
 
 
 # -- responses --------------------------------------------------------------------------------

@@ -246,14 +246,32 @@ class ProtocolError(Exception):
         self.request_id = request_id
 
 
+def load_object(raw: str | bytes, what: str = "frame") -> dict:
+    """JSON text -> a dict, or ProtocolError(BAD_REQUEST). Shared by the WebSocket and HTTP."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ProtocolError(Code.BAD_REQUEST, f"{what} is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(Code.BAD_REQUEST, f"{what} must be a JSON object")
+    return data
+
+
+def validated(model: type[BaseModel], data: dict, request_id: RequestId = None):
+    """`model` from `data`, or ProtocolError whose code says what was wrong: malformed money
+    INVALID_SIZE, malformed odds INVALID_ODDS, anything else BAD_REQUEST."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        code = _ERROR_CODES.get(first["type"], Code.BAD_REQUEST)
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ProtocolError(code, f"{where}: {first['msg']}", request_id) from None
+
+
 def parse(frame: str | bytes) -> Request:
     """One text frame -> a validated request, or ProtocolError (with the id when readable)."""
-    try:
-        data = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        raise ProtocolError(Code.BAD_REQUEST, "frame is not JSON") from None
-    if not isinstance(data, dict):
-        raise ProtocolError(Code.BAD_REQUEST, "frame must be a JSON object")
+    data = load_object(frame)
     request_id = data.get("id")
     if not isinstance(request_id, (str, int, type(None))) or isinstance(request_id, bool):
         request_id = None
@@ -261,13 +279,7 @@ def parse(frame: str | bytes) -> Request:
     model = BY_OP.get(op) if isinstance(op, str) else None
     if model is None:
         raise ProtocolError(Code.BAD_REQUEST, f"unknown op {op!r}", request_id)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        code = _ERROR_CODES.get(first["type"], Code.BAD_REQUEST)
-        where = ".".join(str(p) for p in first["loc"]) or "frame"
-        raise ProtocolError(code, f"{where}: {first['msg']}", request_id) from None
+    return validated(model, data, request_id)
 
 
 def json_schema() -> dict:

@@ -312,3 +312,10 @@ def house_resting(driver: Driver, selection: str = "s1", market: str = "m1",
     return [(o.id, price, o.remaining)
             for price, level in half.levels.items()
             for o in level.orders if o.remaining and o.user == HOUSE]
+
+
+def market_limits(d: Driver, market: str = "m1", **fields) -> list[e.Event]:
+    """Set market limits and insist they were accepted."""
+    events = d(c.SetMarketLimits, market=market, **fields)
+    assert rejection(events) is None, events
+    return events

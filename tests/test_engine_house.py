@@ -19,6 +19,7 @@ from pricing.ladder import is_valid, next_tick, prev_tick
 from tests.engine_helpers import (
     Driver,
     accepted,
+    market_limits,
     expect_denied,
     expect_place_denied,
     fills,
@@ -50,12 +51,6 @@ def make_driver(cap: int | None = CAP, **config) -> Driver:
 @pytest.fixture
 def d() -> Driver:
     return make_driver()
-
-
-def market_limits(d: Driver, market: str = "m1", **fields) -> list[e.Event]:
-    events = d(c.SetMarketLimits, market=market, **fields)
-    assert rejection(events) is None, events
-    return events
 
 
 def set_prices(d: Driver, prices=EVEN, margin_bp: int = 0, market: str = "m1") -> list[e.Event]:

@@ -18,6 +18,7 @@ from engine.rejections import PRECEDENCE, Code
 from tests.engine_helpers import (
     Driver,
     accepted,
+    market_limits,
     expect_denied,
     expect_place_denied,
     one,
@@ -47,12 +48,6 @@ def make_driver(start_ts: int = MONDAY + 12 * 3_600_000, **config) -> Driver:
 @pytest.fixture
 def d() -> Driver:
     return make_driver()
-
-
-def market_limits(d: Driver, market: str = "m1", **fields) -> list[e.Event]:
-    events = d(c.SetMarketLimits, market=market, **fields)
-    assert rejection(events) is None, events
-    return events
 
 
 def user_limits(d: Driver, user: str = "u1", **fields) -> list[e.Event]:

@@ -129,9 +129,10 @@ def test_a_stale_or_future_notice_is_400_even_when_signed(http_exchange, age_s):
     (b"[1, 2]", "BAD_REQUEST"),
     (orjson.dumps({"ref": "x", "user": "u1", "amount": "1.00", "currency": "BDT"}),
      "BAD_REQUEST"),  # no ts
-    (orjson.dumps(notice(amount="1.005")), "BAD_REQUEST"),
-    (orjson.dumps(notice(amount=100)), "BAD_REQUEST"),
-    (orjson.dumps(notice(amount="-5.00")), "BAD_REQUEST"),
+    (orjson.dumps(notice(amount="1.005")), "INVALID_SIZE"),
+    # malformed money is INVALID_SIZE, as on the WebSocket
+    (orjson.dumps(notice(amount=100)), "INVALID_SIZE"),
+    (orjson.dumps(notice(amount="-5.00")), "INVALID_SIZE"),
     (orjson.dumps(notice(ts="now")), "BAD_REQUEST"),
     (orjson.dumps(notice(user="")), "BAD_REQUEST"),
     (orjson.dumps(notice(user="house")), "BAD_REQUEST"),

@@ -140,8 +140,8 @@ def test_deciding_needs_a_token(http_exchange):
 
 
 @pytest.mark.parametrize("body, code", [
-    ({"amount": "1.005"}, "BAD_REQUEST"),
-    ({"amount": 5}, "BAD_REQUEST"),
+    ({"amount": "1.005"}, "INVALID_SIZE"),  # malformed money, as on the WebSocket
+    ({"amount": 5}, "INVALID_SIZE"),
     ({}, "BAD_REQUEST"),
     ({"amount": "1.00", "currency": "USD"}, "BAD_REQUEST"),
     ({"amount": "1.00", "user": "u2"}, "BAD_REQUEST"),  # the user comes from the token only
