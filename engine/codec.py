@@ -32,9 +32,19 @@ def _to_record(obj) -> dict:
     return record
 
 
+_TUPLE_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _from_record(types: dict, record: dict):
     cls = types[record.pop("t")]
-    return cls(**{k: _tupled(v) for k, v in record.items()})
+    names = _TUPLE_FIELDS.get(cls)
+    if names is None:  # JSON has no tuples: only these fields come back as lists
+        names = _TUPLE_FIELDS[cls] = tuple(f.name for f in fields(cls) if "tuple" in str(f.type))
+    for name in names:
+        value = record.get(name)
+        if isinstance(value, list):
+            record[name] = _tupled(value)
+    return cls(**record)
 
 
 def encode_command(cmd: Command) -> bytes:

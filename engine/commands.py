@@ -9,6 +9,8 @@ Money fields are int minor units (`*_minor`), odds are int hundredths on the lad
 
 from dataclasses import dataclass, fields
 
+from .frozen import fast_init
+
 BACK = "back"
 LAY = "lay"
 LAPSE = "lapse"
@@ -172,7 +174,7 @@ class Configure(Command):
 
 
 COMMAND_TYPES: dict[str, type[Command]] = {
-    cls.__name__: cls
+    cls.__name__: fast_init(cls)
     for cls in (
         CreateMarket, SetMarketStatus, SettleMarket, VoidMarket,
         PlaceOrder, CancelOrder, ReplaceOrder, CancelAll, Tick,

@@ -6,23 +6,9 @@ into replies and pushes, so they carry everything those need without reading eng
 Money fields are int minor units, odds int hundredths.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-
-def _fast_init(cls):
-    """Give a frozen slotted dataclass an __init__ that writes through its slot descriptors.
-
-    A frozen dataclass's generated __init__ goes through object.__setattr__ for every field,
-    which costs about twice as much; events are built on the matching hot path. Semantics are
-    unchanged: instances stay frozen (assignment raises), and eq/hash/repr are the dataclass's.
-    """
-    names = [f.name for f in fields(cls)]
-    setters = {f"_set_{n}": getattr(cls, n).__set__ for n in names}
-    body = "".join(f"    _set_{n}(self, {n})\n" for n in names) or "    pass\n"
-    namespace = dict(setters)
-    exec(f"def __init__(self, *, {', '.join(names)}):\n{body}", namespace)
-    cls.__init__ = namespace["__init__"]
-    return cls
+from .frozen import fast_init
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -253,7 +239,7 @@ class Configured(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__name__: _fast_init(cls)
+    cls.__name__: fast_init(cls)
     for cls in (
         CommandRejected, MarketCreated, MarketStatusChanged, MarketSettled, MarketVoided,
         OrderPlaced, OrderReleased, PlaceRepeated, BetMatched, PoolStaked, OrderCancelled,
