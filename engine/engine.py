@@ -180,7 +180,7 @@ class Engine:
         o = Order(f"o{self._seq}", user, m.id, cmd.selection, sel, cmd.side == c.BACK, cmd.price,
                   cmd.size_minor, cmd.persistence, cmd.tif, cmd.min_fill_minor, cmd.ref,
                   self._seq, pos, pos.wallet)
-        self.orders[o.id] = o
+        self._register(m, o)
         if cmd.ref:
             self.refs[(user, cmd.ref)] = (o.id, _place_fields(cmd))
         if risk is None:
@@ -265,6 +265,23 @@ class Engine:
                 raise Rejected(Code.FOK_NOT_FILLED, "not enough at that price or better")
 
         return m, sel, pos, wallet, risk, delayed
+
+    def _register(self, m: Market, o: Order) -> None:
+        self.orders[o.id] = o
+        m.order_ids.append(o.id)
+
+    def _retire(self, m: Market) -> None:
+        """A settled or voided market is final and its history is journaled (and persisted):
+        forget its orders, positions and refs, so engine memory, snapshots and restart time
+        follow the open markets, not every bet ever placed."""
+        for oid in m.order_ids:
+            o = self.orders.pop(oid, None)
+            if o is not None and o.ref and self.refs.get((o.user, o.ref), ("",))[0] == oid:
+                del self.refs[(o.user, o.ref)]
+        m.order_ids = []
+        m.positions = {}
+        if m.quotes is not None:
+            m.quotes.orders = [[] for _ in m.selection_ids]
 
     def _admit(self, m: Market, o: Order, delayed: bool) -> None:
         """Record an accepted order, hold for it as unmatched, then delay it or execute it."""
@@ -406,7 +423,7 @@ class Engine:
         self._emit(e.OrderReplaced(seq=self._seq, ts=self._ts, order=o.id, user=o.user,
                                    new_order=new.id))
         self._take_off(m, o, size, "replaced", lapse=False)
-        self.orders[new.id] = new
+        self._register(m, new)
         self._admit(m, new, m.in_play and m.bet_delay_ms > 0)
 
     def _tick(self, cmd: c.Tick) -> None:
@@ -416,9 +433,9 @@ class Engine:
         delayed = self.delayed
         while delayed and delayed[0][0] <= self._ts:
             _, _, oid = heapq.heappop(delayed)
-            o = self.orders[oid]
-            if not o.remaining or not o.release_ts:
-                continue  # cancelled or lapsed while waiting
+            o = self.orders.get(oid)
+            if o is None or not o.remaining or not o.release_ts:
+                continue  # cancelled, lapsed or retired while waiting
             m = self.markets[o.market]
             o.release_ts = 0
             self._emit(e.OrderReleased(seq=self._seq, ts=self._ts, order=o.id, user=o.user))
@@ -459,6 +476,7 @@ class Engine:
         else:
             self._settle_exchange(m, factors)
         m.status = SETTLED
+        self._retire(m)
         self._emit(e.MarketSettled(seq=self._seq, ts=self._ts, market=m.id, winners=cmd.winners,
                                    dead_heat=cmd.dead_heat))
         self._emit(e.MarketStatusChanged(seq=self._seq, ts=self._ts, market=m.id, status=SETTLED,
@@ -544,6 +562,7 @@ class Engine:
         self._close(m, "voided")
         self._release_holds(m)
         m.status = VOIDED
+        self._retire(m)
         self._emit(e.MarketVoided(seq=self._seq, ts=self._ts, market=m.id))
         self._emit(e.MarketStatusChanged(seq=self._seq, ts=self._ts, market=m.id, status=VOIDED,
                                          in_play=m.in_play, bet_delay_ms=m.bet_delay_ms))

@@ -114,7 +114,7 @@ def _post(engine, m, s: int, is_back: bool, price: int, size: int) -> str:
     engine._house_order_count += 1
     o = Order(oid, HOUSE, m.id, m.selection_ids[s], s, is_back, price, size, c.PERSIST, c.GTC, 0,
               "", engine._seq, pos, wallet)
-    engine.orders[oid] = o
+    engine._register(m, o)
     engine._admit(m, o, delayed=False)
     return oid
 

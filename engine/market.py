@@ -22,6 +22,7 @@ class Market:
         "pool_stakes",  # pool markets: total staked per selection
         "quotes",  # house.Quotes once a trader has priced the market
         "limits",  # risk.rules.MarketLimits once a trader has set any
+        "order_ids",  # every order of the market, so settlement can retire them
     )
 
     def __init__(self, mid, event, name, mtype, currency, selections, commission_bp, take_bp):
@@ -47,6 +48,7 @@ class Market:
         self.pool_stakes = [0] * n
         self.quotes = None
         self.limits = None
+        self.order_ids: list[str] = []
 
     def position(self, user: str, wallet) -> Position:
         pos = self.positions.get(user)

@@ -102,9 +102,12 @@ def test_every_order_accounts_for_its_whole_size(seed):
 @pytest.mark.parametrize("seed", range(6))
 def test_every_fill_is_at_the_makers_price_and_within_the_takers_limit(seed):
     d = random_session(seed)
+    placed = {}  # from the events, since settled markets' orders leave engine memory
     for events in d.event_log:
+        for p in of_type(events, e.OrderPlaced):
+            placed[p.order] = p
         for m in of_type(events, e.BetMatched):
-            taker, maker = d.order(m.taker_order), d.order(m.maker_order)
+            taker, maker = placed[m.taker_order], placed[m.maker_order]
             assert m.price == maker.price
-            assert (m.price >= taker.price) if taker.is_back else (m.price <= taker.price)
+            assert (m.price >= taker.price) if taker.side == "back" else (m.price <= taker.price)
             assert m.win_minor == m.size_minor * (m.price - 100) // 100

@@ -50,6 +50,8 @@ class Session:
         self.seq += 1
         cmd = cls(seq=self.seq, ts=self.ts, **fields)
         users_before = _users_total(self.engine)
+        # settlement retires the market's orders from the engine: keep them for the oracle
+        orders_before = list(self.engine.orders.values())
         events = self.engine.apply(cmd)
         self.engine.validate()
         flow = 0
@@ -60,19 +62,20 @@ class Session:
         assert _users_total(self.engine) - users_before == flow, "money appeared or vanished"
         for ev in events:
             if isinstance(ev, e.MarketSettled) and self.engine.markets[ev.market].type == c.EXCHANGE:
-                _check_exchange_settlement(self.engine, ev, events)
+                _check_exchange_settlement(self.engine, ev, events, orders_before)
         self.log.append(cmd)
         self.events.append(encode_events(events))
         return events
 
 
-def _check_exchange_settlement(engine: Engine, settled: e.MarketSettled, events: list) -> None:
+def _check_exchange_settlement(engine: Engine, settled: e.MarketSettled, events: list,
+                               orders: list) -> None:
     """Recompute every user's settlement order by order, independently of the positions."""
     m = engine.markets[settled.market]
     factors = {sid: Fraction(num, den) for sid, num, den in settled.dead_heat} or {
         sid: Fraction(1, len(settled.winners)) for sid in settled.winners}
     exact: dict[str, Fraction] = {}
-    for o in engine.orders.values():
+    for o in orders:
         if o.market != m.id or not o.matched:
             continue
         f = factors.get(o.selection, Fraction(0))
@@ -321,3 +324,4 @@ def test_settlement_pays_exactly_what_the_bets_say(data):
     events = s.apply(c.SettleMarket, market="ex3", winners=winners, dead_heat=dead_heat)
     assert any(isinstance(ev, e.MarketSettled) for ev in events)
     assert all(w.held == 0 for w in s.engine.wallets.values())
+    assert not s.engine.orders and not s.engine.markets["ex3"].positions  # retired

@@ -1,0 +1,61 @@
+"""A settled or voided market is retired: the engine forgets its orders, positions and refs, so
+memory follows the open markets, not every bet ever placed (the journal and Postgres keep it)."""
+
+from engine import commands as c
+from engine import events as e
+from tests.engine_helpers import Driver
+
+
+def _market(d: Driver, market: str = "m") -> None:
+    d(c.CreateMarket, market=market, event="e", name=market,
+      selections=(("a", "A"), ("b", "B")))
+    d(c.SetMarketStatus, market=market, status="open")
+
+
+def _funded(d: Driver, *users: str) -> None:
+    for user in users:
+        d(c.Deposit, user=user, currency="BDT", amount_minor=100_000, ref=f"dep-{user}")
+
+
+def test_settling_forgets_the_markets_orders_positions_and_refs_but_not_other_markets():
+    d = Driver()
+    _market(d, "m")
+    _market(d, "other")
+    _funded(d, "x", "y")
+    d(c.PlaceOrder, user="x", market="m", selection="a", side=c.BACK, price=300,
+      size_minor=1_000, ref="mine")
+    d(c.PlaceOrder, user="y", market="m", selection="a", side=c.LAY, price=300,
+      size_minor=1_000)
+    d(c.PlaceOrder, user="x", market="other", selection="a", side=c.BACK, price=300,
+      size_minor=500)
+    d(c.SettleMarket, market="m", winners=("a",))
+    assert {o.market for o in d.eng.orders.values()} == {"other"}
+    assert d.eng.markets["m"].positions == {} and ("x", "mine") not in d.eng.refs
+    assert d.eng.wallets[("x", "BDT")].balance == 100_000 + 2_000 - 100  # won 20.00, 5% fee
+    assert d.eng.wallets[("x", "BDT")].held == 500  # only the other market's order
+
+
+def test_a_ref_repeated_after_settlement_is_a_new_place_on_a_closed_market():
+    d = Driver()
+    _market(d)
+    _funded(d, "x")
+    fields = dict(user="x", market="m", selection="a", side=c.BACK, price=300,
+                  size_minor=1_000, ref="r1")
+    d(c.PlaceOrder, **fields)
+    d(c.VoidMarket, market="m")
+    events = d(c.PlaceOrder, **fields)
+    assert [type(ev) for ev in events] == [e.CommandRejected]
+    assert events[0].code == "MARKET_NOT_OPEN"
+
+
+def test_a_bet_delay_timer_outliving_its_voided_market_is_ignored():
+    d = Driver()
+    _market(d)
+    _funded(d, "x")
+    d(c.SetMarketStatus, market="m", in_play=True, bet_delay_ms=5_000)
+    d(c.PlaceOrder, user="x", market="m", selection="a", side=c.BACK, price=300,
+      size_minor=1_000, persistence=c.PERSIST)
+    d(c.VoidMarket, market="m")
+    d.advance(6_000)
+    assert [type(ev) for ev in d(c.Tick)] == []
+    assert d.eng.wallets[("x", "BDT")].held == 0
