@@ -110,18 +110,7 @@ class SelectionBook:
 
     def matchable(self, is_back: bool, price: int, want: int) -> int:
         """How much of `want` an incoming order at `price` could match now (no state change)."""
-        got = 0
-        if is_back:
-            for p in reversed(self.lays.levels):
-                if p < price or got >= want:
-                    break
-                got += self.lays.levels[p].total
-        else:
-            for p in self.backs.levels:
-                if p > price or got >= want:
-                    break
-                got += self.backs.levels[p].total
-        return min(got, want)
+        return sum(size for _, size in self.fills_for(is_back, price, want))
 
     def fills_for(self, is_back: bool, price: int, want: int) -> list[tuple[int, int]]:
         """(price, size) an incoming order would match now, best first (no state change)."""

@@ -34,9 +34,6 @@ class Position:
         worst = min(self.edge) + self.const
         return -worst if worst < 0 else 0
 
-    def worst_outcome(self) -> int:
-        return min(self.edge) + self.const
-
     def add_matched(self, sel: int, is_back: bool, size: int, win: int) -> None:
         if is_back:
             self.win[sel] += win

@@ -14,7 +14,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
                       ValidationError, WithJsonSchema)
 from pydantic_core import PydanticCustomError
 
-from engine.money import parse_fraction, parse_money
+from engine.money import parse_fraction, parse_money, parse_odds
 from engine.rejections import Code
 
 MONEY_PATTERN = r"^(0|[1-9][0-9]{0,12})(\.[0-9]{1,2})?$"
@@ -35,7 +35,7 @@ def _odds(value: Any) -> int:
     if not isinstance(value, str):
         raise PydanticCustomError("invalid_odds", "odds must be a decimal string like \"2.50\"")
     try:
-        return parse_money(value)
+        return parse_odds(value)
     except ValueError:
         raise PydanticCustomError("invalid_odds", "odds must have at most two decimals: {value}",
                                   {"value": value}) from None

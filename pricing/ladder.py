@@ -39,11 +39,6 @@ def is_valid(price: int) -> bool:
     return price in INDEX
 
 
-def tick_index(price: int) -> int:
-    """Position of an on-ladder price; KeyError for an off-ladder one."""
-    return INDEX[price]
-
-
 def next_tick(price: int, ticks: int = 1) -> int | None:
     """The price `ticks` steps higher, or None past the top of the ladder."""
     i = INDEX[price] + ticks

@@ -76,7 +76,7 @@ def house_worst_case(d: Driver) -> int:
     pos = d.eng.markets["m1"].positions.get(HOUSE)
     if pos is None:
         return 0
-    return max(0, -pos.worst_outcome())
+    return pos.needed_hold()
 
 
 def suspend_s1(d: Driver) -> list[e.Event]:
