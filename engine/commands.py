@@ -184,24 +184,30 @@ COMMAND_TYPES: dict[str, type[Command]] = {
 }
 
 
-_SLOT_SETTERS: dict[type, tuple] = {}
+def _stamper(cls):
+    """A function copying a `cls` command with another seq and ts, written out field by field
+    through the slot descriptors: dataclasses.replace costs about five times as much, a loop
+    over the fields twice, and this runs once per command on the sequencer's hot path."""
+    namespace: dict = {"new": object.__new__, "cls": cls}
+    body = []
+    for f in fields(cls):
+        namespace[f"set_{f.name}"] = getattr(cls, f.name).__set__
+        value = f.name if f.name in ("seq", "ts") else f"cmd.{f.name}"
+        body.append(f"    set_{f.name}(copy, {value})\n")
+    exec("def stamp(cmd, seq, ts):\n    copy = new(cls)\n" + "".join(body) + "    return copy\n",
+         namespace)
+    return namespace["stamp"]
+
+
+class _Stampers(dict):
+    def __missing__(self, cls):
+        stamper = self[cls] = _stamper(cls)
+        return stamper
+
+
+_STAMPERS = _Stampers()
 
 
 def stamped(cmd: Command, seq: int, ts: int) -> Command:
-    """A copy of `cmd` carrying `seq` and `ts` (what the sequencer does to every command).
-
-    Copies through the slot descriptors: dataclasses.replace costs about three times as much,
-    and this runs once per command on the sequencer's hot path.
-    """
-    cls = type(cmd)
-    setters = _SLOT_SETTERS.get(cls)
-    if setters is None:
-        setters = _SLOT_SETTERS[cls] = tuple(
-            (f.name, getattr(cls, f.name).__set__) for f in fields(cls))
-    new = object.__new__(cls)
-    for name, put in setters:
-        put(new, getattr(cmd, name))
-    put_seq = getattr(cls, "seq").__set__
-    put_seq(new, seq)
-    getattr(cls, "ts").__set__(new, ts)
-    return new
+    """A copy of `cmd` carrying `seq` and `ts` (what the sequencer does to every command)."""
+    return _STAMPERS[type(cmd)](cmd, seq, ts)

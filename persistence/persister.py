@@ -24,10 +24,9 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
-from engine.codec import decode_command
 
 from .fold import UnknownEvent, fold
-from .journal import STREAM, Record, decode_entry, entry_id_seq
+from .journal import STREAM, Record, decode_entry, entry_commands, entry_id_seq
 from .readmodel import ReadModelMismatch, read_persisted, write_changes, write_persisted
 
 log = logging.getLogger(__name__)
@@ -278,10 +277,4 @@ class Persister:
 def _first_ts_after(fields: dict, seq: int) -> int | None:
     """The ts of an entry's first command after `seq`, decoding commands only (an entry can
     hold hundreds, and their events are most of its bytes)."""
-    i = 0
-    while (raw := fields.get(f"c{i}".encode())) is not None:
-        cmd = decode_command(raw)
-        if cmd.seq > seq:
-            return cmd.ts
-        i += 1
-    return None
+    return next((cmd.ts for cmd in entry_commands(fields) if cmd.seq > seq), None)

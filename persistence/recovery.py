@@ -11,7 +11,9 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.codec import encode_events
+import orjson
+
+from engine.codec import encode_event_lists, encode_events
 
 from .journal import Journal
 from .snapshots import SnapshotStore
@@ -53,16 +55,18 @@ async def recover(journal: Journal, snapshot_store: SnapshotStore | None,
             seq, blob = snapshot
             engine = pickle.loads(blob)
         snapshot_seq, replayed = seq, 0
-        async for journaled_seq, cmd, journaled_events in journal.read_raw(after_seq=seq):
-            if journaled_seq != seq + 1:
-                raise JournalGap(f"journal jumps from seq {seq} to {journaled_seq} "
-                                 f"(snapshot at {snapshot_seq})")
-            events = encode_events(engine.apply(cmd))
-            if events != journaled_events:
-                raise DeterminismError(
-                    f"seq {journaled_seq} {type(cmd).__name__}: replay gave {events[:500]!r}, "
-                    f"the journal holds {journaled_events[:500]!r}")
-            seq, replayed = journaled_seq, replayed + 1
+        apply = engine.apply
+        async for batch in journal.read_batches(after_seq=seq):
+            commands = batch.commands
+            for i, cmd in enumerate(commands, start=seq + 1):
+                if cmd.seq != i:
+                    raise JournalGap(f"journal jumps from seq {i - 1} to {cmd.seq} "
+                                     f"(snapshot at {snapshot_seq})")
+            replayed_events = [apply(cmd) for cmd in commands]
+            # one comparison per entry; the failing command is looked for only on a mismatch
+            if encode_event_lists(replayed_events) != batch.events:
+                _raise_divergence(commands, replayed_events, batch.events)
+            seq, replayed = commands[-1].seq, replayed + len(commands)
     finally:
         if collecting:
             gc.enable()
@@ -70,6 +74,18 @@ async def recover(journal: Journal, snapshot_store: SnapshotStore | None,
     if journal_seq > seq:  # entries after `seq` were trimmed away
         raise JournalGap(f"replay reached seq {seq} but the journal went up to {journal_seq}")
     return Recovered(engine, seq, snapshot_seq, replayed)
+
+
+def _raise_divergence(commands: list, replayed_events: list, journaled: bytes) -> None:
+    journaled_lists = orjson.loads(journaled)
+    for cmd, events, stored in zip(commands, replayed_events, journaled_lists):
+        mine, theirs = encode_events(events), orjson.dumps(stored)
+        if mine != theirs:
+            raise DeterminismError(
+                f"seq {cmd.seq} {type(cmd).__name__}: replay gave {mine[:500]!r}, "
+                f"the journal holds {theirs[:500]!r}")
+    raise DeterminismError(f"seqs {commands[0].seq}..{commands[-1].seq}: the journal holds "
+                           f"{len(journaled_lists)} event lists for {len(commands)} commands")
 
 
 async def trim_journal(journal: Journal, snapshot_store: SnapshotStore, persisted_seq: int) -> int:

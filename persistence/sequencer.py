@@ -18,6 +18,7 @@ journaled; they run between batches, when the engine holds exactly the journaled
 """
 
 import asyncio
+import collections
 import gc
 import logging
 import pickle
@@ -102,7 +103,12 @@ class Sequencer:
         self.failure: BaseException | None = None
         self.batches_written = 0
         self.commands_written = 0
-        self._inbox: asyncio.Queue = asyncio.Queue(maxsize=inbox_max)
+        # A deque and one wake-up future rather than asyncio.Queue: every command passes
+        # through here, and Queue's bookkeeping (unfinished-task counts, getter and putter
+        # waiter lists) cost more per command than the rest of the hand-off together.
+        self._inbox: collections.deque = collections.deque()
+        self.inbox_max = inbox_max
+        self._wakeup: asyncio.Future | None = None
         self._listeners: list[Listener] = []
         self._renderers: list[Renderer] = []
         self._accepting = False
@@ -115,7 +121,7 @@ class Sequencer:
 
     @property
     def queue_depth(self) -> int:
-        return self._inbox.qsize()
+        return len(self._inbox)
 
     def add_renderer(self, renderer: Renderer) -> None:
         """Called with each batch right after it is applied, while the engine holds exactly
@@ -164,10 +170,8 @@ class Sequencer:
         if self._timer is not None:
             self._timer.cancel()
         if self._task is not None and not self._task.done():
-            try:
-                self._inbox.put_nowait(None)  # wakes an idle loop; a full inbox needs no wake
-            except asyncio.QueueFull:
-                pass
+            self._inbox.append(None)  # wakes an idle loop (and is dropped by a busy one)
+            self._wake()
             await self._task
 
     # -- the loop -----------------------------------------------------------------------------
@@ -176,20 +180,33 @@ class Sequencer:
         if not self._accepting:
             raise SequencerStopped("sequencer is not running" if self.failure is None
                                    else f"sequencer fail-stopped: {self.failure!r}")
+        inbox = self._inbox
+        if len(inbox) >= self.inbox_max:
+            raise SequencerBusy(f"sequencer inbox is full ({self.inbox_max})")
         future = asyncio.get_running_loop().create_future()
-        try:
-            self._inbox.put_nowait((item, future, view))
-        except asyncio.QueueFull:
-            raise SequencerBusy(f"sequencer inbox is full ({self._inbox.maxsize})") from None
+        inbox.append((item, future, view))
+        if self._wakeup is not None:
+            self._wake()
         return future
+
+    def _wake(self) -> None:
+        wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def _take(self) -> list:
+        """Up to batch_max items from the inbox, waiting for the first."""
+        inbox = self._inbox
+        while not inbox:
+            self._wakeup = asyncio.get_running_loop().create_future()
+            await self._wakeup
+        popleft = inbox.popleft
+        return [popleft() for _ in range(min(len(inbox), self.batch_max))]
 
     async def _run(self) -> None:
         writing: asyncio.Task | None = None  # the previous batch's journal write, in flight
         while True:
-            items = [await self._inbox.get()]
-            while len(items) < self.batch_max and not self._inbox.empty():
-                items.append(self._inbox.get_nowait())
-            items = [item for item in items if item is not None]
+            items = [item for item in await self._take() if item is not None]
             if items:
                 try:
                     writing = await self._process(items, writing)
@@ -197,7 +214,7 @@ class Sequencer:
                     self._fail_stop(exc, "sequencer loop raised", [f for _, f, _ in items])
             if not self.healthy:
                 return
-            if not self._accepting and self._inbox.empty():
+            if not self._accepting and not self._inbox:
                 if writing is not None:
                     await writing
                 return
@@ -227,6 +244,11 @@ class Sequencer:
                 return None
         writing = asyncio.create_task(self._journal(batch)) if batch.records else None
         if engine_error is None and not queries:
+            if writing is not None:
+                # Let the write go out now: an inbox with work in it never suspends this task,
+                # so without this the XADD would only leave after the next batch is applied,
+                # and Redis's fsync would overlap nothing.
+                await asyncio.sleep(0)
             return writing
         if writing is not None:
             await writing
@@ -318,8 +340,8 @@ class Sequencer:
         log.critical("SEQUENCER FAIL-STOP at seq %d: %s: %r. No further commands are accepted; "
                      "restart the process to recover from the journal.", self.last_seq, what, exc)
         stopped = SequencerStopped(f"{what}: {exc!r}")
-        while not self._inbox.empty():
-            item = self._inbox.get_nowait()
+        while self._inbox:
+            item = self._inbox.popleft()
             if item is not None:
                 futures.append(item[1])  # (item, future, view)
         for future in futures:

@@ -7,7 +7,6 @@ import orjson
 import redis.asyncio as aioredis
 
 from engine import events as ev
-from engine.codec import encode_command, encode_events
 from engine.commands import Deposit
 from persistence.fold import fold
 from persistence.journal import Journal
@@ -188,8 +187,7 @@ def test_an_entry_failing_attempts_max_times_is_dead_lettered_and_the_rest_persi
         poison = ev.BetMatched(seq=5, ts=1, market="m1", selection="s1", price=200,
                                size_minor=1, win_minor=1, taker_order="ghost", taker_user="u1",
                                taker_side="back", maker_order="phantom", maker_user="u2")
-        await redis.xadd(stream, {"c0": encode_command(records[4][1]),
-                                  "e0": encode_events([poison])}, id="5-0")
+        await Journal(redis, stream).append([(5, records[4][1], [poison])])
         await Journal(redis, stream).append(records[5:])
         persister = Persister(redis, migrated_database_url, stream=stream, attempts_max=3)
         await persister.prepare()

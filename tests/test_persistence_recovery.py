@@ -8,7 +8,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from engine import commands as c
-from engine.codec import encode_command, encode_events
 from engine.engine import Engine
 from engine.events import MoneyMoved
 from persistence.journal import Journal
@@ -88,8 +87,7 @@ def test_replayed_events_that_differ_from_the_journal_raise_determinism_error(
     async def scenario():
         redis = aioredis.from_url(redis_url)
         await Journal(redis, stream).append(records[:5])
-        await redis.xadd(stream, {"c0": encode_command(cmd), "e0": encode_events(forged)},
-                         id=f"{seq}-0")
+        await Journal(redis, stream).append([(seq, cmd, forged)])
         try:
             with pytest.raises(DeterminismError, match=f"seq {seq} Deposit"):
                 await recover(Journal(redis, stream), None)

@@ -7,7 +7,6 @@ import asyncpg
 import redis
 import redis.asyncio as aioredis
 
-from engine.codec import encode_command, encode_events
 from engine.events import MoneyMoved
 from persistence.embedded import EmbeddedRedis, _live_pid, _read_pid
 from persistence.journal import STREAM, Journal
@@ -92,8 +91,7 @@ def test_journaled_events_the_engine_does_not_reproduce_fail_the_replay(
     async def prepare():
         await _journal(redis_url, stream, records[:5])
         client = aioredis.from_url(redis_url)
-        await client.xadd(stream, {"c0": encode_command(cmd), "e0": encode_events(forged)},
-                          id=f"{seq}-0")
+        await Journal(client, stream).append([(seq, cmd, forged)])
         await client.aclose()
 
     run(prepare())
