@@ -2,6 +2,7 @@
 the snapshot and the persister are done with."""
 
 import asyncio
+import pickle
 
 import asyncpg
 import pytest
@@ -74,6 +75,51 @@ def test_restart_loads_the_newest_snapshot_and_replays_only_what_follows(
     assert recovered.replayed == len(trading_commands) - 15
     assert recovered_state == state(engine)
     assert events[0].seq == len(trading_commands) + 1 and isinstance(events[0], MoneyMoved)
+
+
+def test_a_snapshot_inside_a_journal_entry_replays_the_rest_of_that_entry_verified(
+        redis_url, stream, run, engine_records, trading_commands):
+    # Entries hold whole batches; a snapshot at seq 10 of a 7..13 entry must replay 11..13 from
+    # it, and compare their events byte for byte with that slice of the entry's events.
+    engine, records = engine_records(trading_commands)
+    snapshot, _ = engine_records(trading_commands[:10])
+
+    class Store:
+        async def latest(self):
+            return 10, pickle.dumps(snapshot)
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        for i in range(0, len(records), 6):
+            await journal.append(records[i:i + 6])  # entries 1-6, 7-12, 13-18, ...
+        recovered = await recover(journal, Store())
+        await journal.redis.aclose()
+        return recovered
+
+    recovered = run(scenario())
+    assert (recovered.snapshot_seq, recovered.replayed) == (10, len(records) - 10)
+    assert state(recovered.engine) == state(engine)
+
+
+def test_a_forged_event_in_the_middle_of_an_entry_names_its_own_command(
+        redis_url, stream, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands[:8])
+    seq, cmd, events = records[5]  # a deposit, inside an entry holding seqs 4..8
+    forged = [MoneyMoved(seq=seq, ts=cmd.ts, kind="deposit", ref=cmd.ref, currency="BDT",
+                         entries=(("external", -1), (cmd.user, 1))), *events[1:]]
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        journal = Journal(redis, stream)
+        await journal.append(records[:3])
+        await journal.append([*records[3:5], (seq, cmd, forged), *records[6:]])
+        try:
+            with pytest.raises(DeterminismError, match=f"^seq {seq} Deposit"):
+                await recover(journal, None)
+        finally:
+            await redis.aclose()
+
+    run(scenario())
 
 
 def test_replayed_events_that_differ_from_the_journal_raise_determinism_error(
