@@ -19,7 +19,7 @@ from engine.engine import Engine
 from persistence.embedded import start_servers
 from persistence.journal import Journal
 from persistence.migrate import migrate
-from persistence.persister_thread import PersisterThread
+from persistence.persister_process import PersisterProcess
 from persistence.recovery import recover, trim_journal
 from persistence.sequencer import Sequencer, tune_collector
 from persistence.snapshots import SnapshotStore, background_snapshot
@@ -66,8 +66,8 @@ class Server:
         tune_collector()
         metrics = Metrics()
         sequencer = Sequencer(recovered.engine, journal, last_seq=recovered.last_seq)
-        self.persister = PersisterThread(self.storage.redis_url, self.storage.database_url,
-                                         stream=s.stream)
+        self.persister = PersisterProcess(self.storage.redis_url, self.storage.database_url,
+                                          stream=s.stream)
         self.exchange = Exchange(s, sequencer, metrics, redis=self.redis, pg_pool=self.pg_pool,
                                  persister=self.persister)
         hub = self.exchange.hub = Hub(self.exchange)

@@ -258,20 +258,25 @@ class Persister:
 
     async def lag(self) -> Lag:
         """How far Postgres is behind the journal, in commands and in seconds."""
-        try:
-            info = await self.redis.xinfo_stream(self.stream)
-        except aioredis.ResponseError:
-            return Lag(0, 0.0)
-        head_seq = entry_id_seq(info["last-generated-id"])
-        seqs = max(0, head_seq - self.persisted_seq)
-        if seqs == 0:
-            return Lag(0, 0.0)
-        entries = await self.redis.xrange(self.stream, min=f"{self.persisted_seq + 1}-0",
-                                          count=1)
-        oldest_ts_ms = _first_ts_after(entries[0][1], self.persisted_seq) if entries else None
-        if oldest_ts_ms is None:
-            return Lag(seqs, 0.0)
-        return Lag(seqs, max(0.0, (self.clock_ms() - oldest_ts_ms) / 1000))
+        return await journal_lag(self.redis, self.stream, self.persisted_seq, self.clock_ms)
+
+
+async def journal_lag(redis: aioredis.Redis, stream: str, persisted_seq: int,
+                      clock_ms: Callable[[], int] = _clock_ms) -> Lag:
+    """How far a read model at `persisted_seq` is behind the journal: commands and seconds."""
+    try:
+        info = await redis.xinfo_stream(stream)
+    except aioredis.ResponseError:
+        return Lag(0, 0.0)
+    head_seq = entry_id_seq(info["last-generated-id"])
+    seqs = max(0, head_seq - persisted_seq)
+    if seqs == 0:
+        return Lag(0, 0.0)
+    entries = await redis.xrange(stream, min=f"{persisted_seq + 1}-0", count=1)
+    oldest_ts_ms = _first_ts_after(entries[0][1], persisted_seq) if entries else None
+    if oldest_ts_ms is None:
+        return Lag(seqs, 0.0)
+    return Lag(seqs, max(0.0, (clock_ms() - oldest_ts_ms) / 1000))
 
 
 def _first_ts_after(fields: dict, seq: int) -> int | None:
