@@ -14,10 +14,11 @@ latency. Both use EngineConfig(velocity_orders_max=0): the sequencer stamps wall
 the stream's own stamps are 1 ms apart, so a velocity limit would reject differently in the
 two; the journaled engine's state is checked equal to the bare one's.
 
-Then `always` once more with the Persister running in the same process and event loop (as in
-`backlay serve`) against a fresh embedded Postgres: the journal rate beside it, the persister's
-throughput (commands and rows/s) during the run and while catching up after it, and its lag
-(commands, seconds) sampled while the journal bench runs.
+Then `always` once more with the persister running in a process of its own (as in
+`backlay serve`: persistence/persister_process.py) against a fresh embedded Postgres: the
+journal rate beside it, the persister's throughput (commands and rows/s) during the run and
+while catching up after it, and its lag (commands, seconds) sampled while the journal bench
+runs.
 
     python bench/journal.py [--count 100000] [--in-flight 2000] [--seed 7] [--repeat 3]
 """
@@ -44,7 +45,7 @@ from engine.engine import Engine  # noqa: E402
 from persistence.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from persistence.journal import Journal  # noqa: E402
 from persistence.migrate import migrate  # noqa: E402
-from persistence.persister import Persister  # noqa: E402
+from persistence.persister_process import PersisterProcess  # noqa: E402
 from persistence.sequencer import Sequencer, tune_collector  # noqa: E402
 
 CONFIG = EngineConfig(velocity_orders_max=0)
@@ -112,7 +113,7 @@ async def journaled_run(redis_url: str, stream: str, unstamped: list, in_flight:
     persister = sampler = None
     lags: list[tuple[int, float]] = []
     if database_url is not None:
-        persister = Persister(redis, database_url, stream=stream)
+        persister = PersisterProcess(redis_url, database_url, stream=stream)
         await persister.start()
 
         async def sample() -> None:
@@ -128,6 +129,7 @@ async def journaled_run(redis_url: str, stream: str, unstamped: list, in_flight:
         result["engine"] = engine
         if persister is not None:
             sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
             during = persister.persisted_seq
             end_lag = await persister.lag()
             started = time.perf_counter()
@@ -152,6 +154,9 @@ async def journaled_run(redis_url: str, stream: str, unstamped: list, in_flight:
                 "samples": len(lags),
             }
     finally:
+        if sampler is not None and not sampler.done():
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
         await sequencer.stop()
         if persister is not None:
             await persister.stop()
@@ -208,8 +213,8 @@ async def bench(args, tmp: str) -> None:
         assert wallets(r.pop("engine")) == wallets(bare_engine)
         print(line("always + persister", r, bare))
         p = r["persister"]
-        print(f"persister (same process and loop, fresh Postgres): {p['during']:,} commands "
-              f"persisted during the {r['seconds']:.1f} s run = {p['during_per_s']:,.0f}/s; the "
+        print(f"persister (own process, as in `backlay serve`; fresh Postgres): {p['during']:,} "
+              f"commands persisted during the {r['seconds']:.1f} s run = {p['during_per_s']:,.0f}/s; the "
               f"other {p['after']:,} in {p['catch_up_s']:.1f} s after it = "
               f"{p['after_per_s']:,.0f}/s; overall {p['overall_per_s']:,.0f} commands/s, "
               f"{p['rows']:,} rows = {p['rows_per_s']:,.0f} rows/s")
