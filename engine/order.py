@@ -61,11 +61,20 @@ class Order:
 
 
 _SLOTS = Order.__slots__
-_SETTERS = tuple(getattr(Order, name).__set__ for name in _SLOTS)
 
 
-def _restore(*values) -> Order:
-    order = Order.__new__(Order)
-    for put, value in zip(_SETTERS, values):
-        put(order, value)
-    return order
+def _restorer():
+    """Build `_restore(*values)`: one positional parameter and one plain slot store per field.
+
+    Restart unpickles every order of every open market through this function, so it is written
+    out field by field (generated, like `frozen.fast_init`): about twice as fast as looping over
+    the slot descriptors. Its parameters stay in `__slots__` order, which is what snapshots hold.
+    """
+    body = "".join(f"    o.{name} = {name}\n" for name in _SLOTS)
+    source = f"def _restore({', '.join(_SLOTS)}):\n    o = _new(Order)\n{body}    return o\n"
+    namespace = {"__name__": __name__, "_new": object.__new__, "Order": Order}
+    exec(source, namespace)
+    return namespace["_restore"]
+
+
+_restore = _restorer()

@@ -61,8 +61,9 @@ class Server:
         journal = Journal(self.redis, s.stream)
         recovered = await recover(journal, self.snapshots,
                                   engine_factory=lambda: Engine(self.engine_config))
-        log.info("recovered seq %d (snapshot %d + %d replayed)", recovered.last_seq,
-                 recovered.snapshot_seq, recovered.replayed)
+        log.info("recovered seq %d (snapshot %d loaded in %.2f s + %d replayed in %.2f s)",
+                 recovered.last_seq, recovered.snapshot_seq, recovered.load_s,
+                 recovered.replayed, recovered.replay_s)
         tune_collector()
         metrics = Metrics()
         sequencer = Sequencer(recovered.engine, journal, last_seq=recovered.last_seq)

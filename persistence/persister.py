@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 GROUP = "persister"
 READ_COUNT_MAX = 50  # entries per transaction; each entry holds up to a sequencer batch
 READ_BLOCK_MS = 1000
+# Once caught up, wait this long after a transaction before reading again. Without it every
+# small entry (a sequencer batch at a few thousand orders/s holds a handful of commands) was
+# a transaction of its own: ~8 round trips and a WAL flush each, which kept Postgres busy on
+# most of a core (bench/e2e.py) that the trading process needed. Costs up to this much lag.
+COMMIT_INTERVAL_S = 0.05
 ATTEMPTS_MAX = 5
 CLAIM_MIN_IDLE_MS = 0  # at start every pending entry is stale: its persister is gone
 BACKOFF_MAX_S = 2.0
@@ -68,6 +73,7 @@ class Persister:
                  dead_letter_stream: str | None = None, read_count_max: int = READ_COUNT_MAX,
                  read_block_ms: int = READ_BLOCK_MS, attempts_max: int = ATTEMPTS_MAX,
                  claim_min_idle_ms: int = CLAIM_MIN_IDLE_MS,
+                 commit_interval_s: float = COMMIT_INTERVAL_S,
                  clock_ms: Callable[[], int] = _clock_ms):
         self.redis = redis
         self.database_url = database_url
@@ -79,10 +85,12 @@ class Persister:
         self.read_block_ms = read_block_ms
         self.attempts_max = attempts_max
         self.claim_min_idle_ms = claim_min_idle_ms
+        self.commit_interval_s = commit_interval_s
         self.clock_ms = clock_ms
         self.persisted_seq = 0
         self.persisted_ts_ms = 0
         self.dead_lettered = 0
+        self.transactions = 0  # committed folds (each one or more entries)
         self._conn: asyncpg.Connection | None = None
         self._failures: dict[bytes, int] = {}
         self._cursor = "0"  # "0": our pending entries first; ">" once they are done
@@ -121,8 +129,10 @@ class Persister:
         backoff_s = 0.05
         while True:
             try:
-                await self.step()
+                handled = await self.step()
                 backoff_s = 0.05
+                if 0 < handled < self.read_count_max:  # caught up: let the next entries gather
+                    await asyncio.sleep(self.commit_interval_s)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -193,6 +203,7 @@ class Persister:
                 await write_changes(conn, changes)
                 persisted_seq, persisted_ts_ms = changes.last_seq, changes.last_ts_ms
                 await write_persisted(conn, persisted_seq, persisted_ts_ms)
+        self.transactions += 1
         self.persisted_seq, self.persisted_ts_ms = persisted_seq, persisted_ts_ms
         ids = [entry_id for entry_id, _ in entries]
         await self.redis.xack(self.stream, self.group, *ids)

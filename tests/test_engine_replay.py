@@ -126,6 +126,24 @@ def test_an_engine_restored_from_pickle_continues_identically():
     assert state_fingerprint(restored) == state_fingerprint(original) == state_fingerprint(d.eng)
 
 
+def test_every_field_of_every_order_survives_a_snapshot_and_keeps_its_links():
+    log = scripted_session().log
+    original, _ = replay(log[:len(log) // 2])  # before settlement retires the orders
+    restored = pickle.loads(pickle.dumps(original))
+    assert original.orders and restored.orders.keys() == original.orders.keys()
+    slots = type(next(iter(original.orders.values()))).__slots__
+    for oid, o in original.orders.items():
+        r = restored.orders[oid]
+        for name in slots:
+            if name in ("pos", "wallet"):
+                continue
+            assert getattr(r, name) == getattr(o, name), (oid, name)
+        # shared objects stay shared: the order's position and wallet are the market's and
+        # the engine's own, not copies
+        assert r.pos is restored.markets[r.market].positions[r.user]
+        assert r.wallet is restored.wallets[(r.user, restored.markets[r.market].currency)]
+
+
 def test_an_engine_pickled_with_delayed_orders_releases_them_identically():
     d = Driver()
     d.deposit("a", 10_000)

@@ -4,6 +4,7 @@ import asyncio
 
 import asyncpg
 import orjson
+import pytest
 import redis.asyncio as aioredis
 
 from engine import events as ev
@@ -364,3 +365,37 @@ def test_a_running_persister_follows_the_sequencer_into_postgres(
     sequencer, lag = run(scenario(), timeout_s=10)
     assert sequencer.last_seq == len(trading_commands)
     assert lag.seqs == 0
+
+
+
+@pytest.mark.parametrize("commit_interval_s, most, least", [(0.5, 2, 1), (0.0, 11, 4)])
+def test_once_caught_up_the_persister_gathers_a_trickle_of_entries_into_one_transaction(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands,
+        commit_interval_s, most, least):
+    """With a long interval the 11 entries that trickle in after the first commit go in one or
+    two transactions; with none, the caught-up persister commits them (nearly) one by one."""
+    _, records = engine_records(trading_commands[:12])
+
+    async def persisted(persister: Persister, seq: int) -> None:
+        while persister.persisted_seq < seq:
+            await asyncio.sleep(0.005)
+
+    async def scenario() -> int:
+        redis = aioredis.from_url(redis_url)
+        journal = Journal(redis, stream)
+        await journal.append(records[:1])
+        persister = Persister(redis, migrated_database_url, stream=stream, read_block_ms=20,
+                              commit_interval_s=commit_interval_s)
+        await persister.start()
+        await persisted(persister, 1)
+        first = persister.transactions
+        for record in records[1:]:  # a trickle: one small entry every few milliseconds
+            await journal.append([record])
+            await asyncio.sleep(0.01)
+        await persisted(persister, len(records))
+        transactions = persister.transactions - first
+        await persister.stop()
+        await redis.aclose()
+        return transactions
+
+    assert least <= run(scenario(), timeout_s=20) <= most

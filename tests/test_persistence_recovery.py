@@ -199,3 +199,30 @@ def test_only_the_newest_snapshots_are_kept(migrated_database_url, run):
     seqs, latest = run(scenario())
     assert seqs == [30, 40]
     assert latest == (40, b"engine-at-40")
+
+
+def test_recovery_hands_its_objects_to_the_permanent_generation_before_collecting_again(
+        redis_url, stream, run, engine_records, trading_commands):
+    """Everything replay built is young; left in sight, the collector's first pass after
+    recovery would scan all of it, so recover() freezes it before re-enabling the collector."""
+    import gc
+
+    _, records = engine_records(trading_commands)
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        await journal.append(records)
+        recovered = await recover(journal, None)
+        await journal.redis.aclose()
+        return recovered
+
+    gc.collect()
+    try:
+        recovered = run(scenario())
+        assert gc.isenabled()
+        order = next(iter(recovered.engine.orders.values()))
+        assert gc.is_tracked(order)
+        assert not any(o is order for o in gc.get_objects())  # frozen: out of every generation
+    finally:
+        gc.unfreeze()
+    assert any(o is order for o in gc.get_objects())  # what the check above could have found
