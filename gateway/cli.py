@@ -1,7 +1,6 @@
 """`backlay` command line: serve, token, replay, simulate, demo."""
 
 import argparse
-import asyncio
 import logging
 import sys
 

@@ -60,9 +60,12 @@ class Exchange:
             raise Unavailable(Code.INTERNAL, f"exchange unavailable: {exc}") from None
 
     async def ready(self) -> tuple[bool, dict]:
-        """Journal and Postgres reachable, replay finished, sequencer healthy."""
+        """Journal and Postgres reachable, replay finished, sequencer healthy, and the persister
+        running (while it is down, Postgres falls behind and the journal cannot be trimmed)."""
         checks = {"replay_finished": self.replay_finished,
                   "sequencer_healthy": self.sequencer.healthy}
+        if self.persister is not None:
+            checks["persister_running"] = self.persister.alive
         try:
             checks["redis"] = bool(await self.redis.ping()) if self.redis else False
         except Exception:

@@ -23,6 +23,9 @@ class Metrics:
         self.persister_lag_seconds = Gauge("backlay_persister_lag_seconds",
                                            "Age of the oldest entry not yet in Postgres",
                                            registry=r)
+        self.persister_restarts = Counter("backlay_persister_restarts_total",
+                                          "Persister processes started again after dying",
+                                          registry=r)
         self.connections = Gauge("backlay_ws_connections", "Open WebSocket connections",
                                  registry=r)
         self.messages_out = Counter("backlay_ws_messages_out_total", "Frames sent", ["op"],

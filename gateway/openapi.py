@@ -78,7 +78,8 @@ SCHEMAS = {
     "Ready": _obj({
         "status": {"enum": ["ready", "not_ready"]},
         "checks": {"type": "object", "additionalProperties": {"type": "boolean"},
-                   "description": "replay_finished, sequencer_healthy, redis, postgres"},
+                   "description": "replay_finished, sequencer_healthy, redis, postgres, "
+                                  "persister_running (when the process runs one)"},
     }),
     "MarketExposure": _obj({
         "market": {"type": "string"}, "name": {"type": "string"},

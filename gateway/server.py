@@ -33,6 +33,9 @@ from .ws import TradingSocket
 log = logging.getLogger(__name__)
 
 PERSISTER_CATCH_UP_S = 5.0
+PERSISTER_WATCH_S = 0.5
+PERSISTER_RESTART_MIN_S = 1.0
+PERSISTER_RESTART_MAX_S = 60.0
 
 
 class Server:
@@ -87,6 +90,7 @@ class Server:
         await self._start_http()
         self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="snapshots"))
         self._tasks.append(asyncio.create_task(self._watch_sequencer(), name="watchdog"))
+        self._tasks.append(asyncio.create_task(self._watch_persister(), name="persister-watch"))
 
     async def _configure_engine(self, current: EngineConfig) -> None:
         """Settings that decide outcomes change through the journal, never behind its back."""
@@ -147,6 +151,31 @@ class Server:
         log.critical("sequencer stopped journaling: shutting down so a restart can recover")
         self.failed = True
         self._stop_requested.set()
+
+    async def _watch_persister(self) -> None:
+        """A persister that dies (OOM killer, a bug, an operator's kill) is started again: the
+        journal keeps every command, so a new one resumes where Postgres stopped. Until it is
+        back /ready says so and the lag metric grows; retries back off up to a minute."""
+        persister = self.persister
+        backoff_s = PERSISTER_RESTART_MIN_S
+        while True:
+            await asyncio.sleep(PERSISTER_WATCH_S)
+            if persister.alive:
+                continue
+            log.critical("persister process exited (code %s) at persisted seq %d; starting a "
+                         "new one in %.1f s", persister.exitcode, persister.persisted_seq,
+                         backoff_s)
+            await asyncio.sleep(backoff_s)
+            try:
+                await persister.restart()
+            except Exception:
+                log.exception("persister restart failed")
+                backoff_s = min(backoff_s * 2, PERSISTER_RESTART_MAX_S)
+                continue
+            self.exchange.metrics.persister_restarts.inc()
+            log.warning("persister restarted (%d so far), resuming after seq %d",
+                        persister.restarts, persister.persisted_seq)
+            backoff_s = PERSISTER_RESTART_MIN_S
 
     async def serve_forever(self) -> int:
         self.failed = False

@@ -102,6 +102,11 @@ class Persister:
         await self.prepare()
         self._task = asyncio.create_task(self.run(), name="persister")
 
+    @property
+    def alive(self) -> bool:
+        """Started and still running its loop."""
+        return self._task is not None and not self._task.done()
+
     async def prepare(self) -> None:
         """Create the group if needed, load persisted_seq, take over stale pending entries."""
         try:

@@ -63,18 +63,33 @@ class PersisterProcess:
     def __init__(self, redis_url: str, database_url: str, *, stream: str = STREAM,
                  **persister_kwargs) -> None:
         # spawn, not fork: the parent has an event loop, threads and open sockets
-        ctx = multiprocessing.get_context("spawn")
+        self._ctx = multiprocessing.get_context("spawn")
         self.redis_url = redis_url
+        self.database_url = database_url
         self.stream = stream
-        self._persisted = ctx.Value("q", 0, lock=False)  # one aligned int64: atomic enough
-        self._ready = ctx.Event()
-        self._stop = ctx.Event()
-        self._failed_recv, failed_send = ctx.Pipe(duplex=False)
-        self._process = ctx.Process(
-            target=_child_main, name="backlay-persister", daemon=True,
-            args=(redis_url, database_url, {"stream": stream, **persister_kwargs},
-                  self._persisted, self._ready, self._stop, failed_send, os.getpid()))
+        self._persister_kwargs = {"stream": stream, **persister_kwargs}
+        self._persisted = self._ctx.Value("q", 0, lock=False)  # one aligned int64: atomic enough
+        self._stop = self._ctx.Event()
+        self.restarts = 0
+        self._process = self._new_process()
         self._redis: aioredis.Redis | None = None
+
+    def _new_process(self):
+        self._ready = self._ctx.Event()
+        self._failed_recv, failed_send = self._ctx.Pipe(duplex=False)
+        self._failed_send = failed_send  # the child's end: closed here once the child has it
+        return self._ctx.Process(
+            target=_child_main, name="backlay-persister", daemon=True,
+            args=(self.redis_url, self.database_url, self._persister_kwargs, self._persisted,
+                  self._ready, self._stop, failed_send, os.getpid()))
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._process.exitcode
 
     @property
     def persisted_seq(self) -> int:
@@ -86,8 +101,21 @@ class PersisterProcess:
 
     async def start(self) -> None:
         self._process.start()
+        self._failed_send.close()
         await asyncio.to_thread(self._wait_ready)
-        self._redis = aioredis.from_url(self.redis_url)
+        if self._redis is None:
+            self._redis = aioredis.from_url(self.redis_url)
+
+    async def restart(self) -> None:
+        """Start a new persister after this one died. Safe at any point of its work: it
+        resumes from Postgres's persisted seq and takes over the entries the dead one had read
+        but not acknowledged, so nothing is folded twice or skipped."""
+        if self.alive:
+            raise RuntimeError("the persister process is still running")
+        self._process.join(0)
+        self._process = self._new_process()
+        self.restarts += 1
+        await self.start()
 
     def _wait_ready(self) -> None:
         waited = 0.0

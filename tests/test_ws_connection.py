@@ -1,6 +1,8 @@
 """Connection life: heartbeats, the cancel_on_disconnect dead-man switch, graceful shutdown."""
 
 import asyncio
+import os
+import re
 import shutil
 import signal
 import tempfile
@@ -203,5 +205,78 @@ def test_sigterm_closes_connections_with_1001_and_exits_0():
             assert (wallet["balance"], wallet["held"]) == ("100.00", "10.00")
         finally:
             assert stop_server(restarted) == 0, restarted.log_tail()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _persister_pid(server_pid: int) -> int | None:
+    import psutil
+
+    for child in psutil.Process(server_pid).children():
+        try:
+            if any("spawn_main" in part for part in child.cmdline()):
+                return child.pid
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+@pytest.mark.slow
+def test_a_killed_persister_is_started_again_and_catches_up_while_trading_goes_on():
+    """Its own server. SIGKILL its persister process: /ready turns 503 naming
+    persister_running, trading goes on (the journal holds it), a new persister is started and
+    folds what happened meanwhile into Postgres, and /ready is 200 again."""
+    base = Path(tempfile.mkdtemp(prefix="backlay-ws-persister-"))
+    base.chmod(0o755)
+    try:
+        server = start_server(base / "var")
+        try:
+            async def scenario(h: Harness):
+                try:
+                    http = await h.http()
+
+                    async def ready() -> tuple[int, dict]:
+                        async with http.get("/ready") as resp:
+                            return resp.status, (await resp.json())["checks"]
+
+                    async def metric(name: str) -> float:
+                        async with http.get("/metrics") as resp:
+                            text = await resp.text()
+                        return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+
+                    assert (await ready())[0] == 200
+                    first = _persister_pid(server.pid)
+                    assert first is not None
+                    os.kill(first, signal.SIGKILL)
+                    await h.deposit("while-down", "25.00")  # journaled; no persister to fold it
+                    seen_down = None
+                    deadline = time.monotonic() + 30
+                    while time.monotonic() < deadline:
+                        status, checks = await ready()
+                        if status == 503:
+                            seen_down = checks
+                        elif seen_down is not None:
+                            break
+                        await asyncio.sleep(0.05)
+                    second = _persister_pid(server.pid)
+                    while await metric("backlay_persister_lag_entries") and \
+                            time.monotonic() < deadline:
+                        await asyncio.sleep(0.1)
+                    return (first, second, seen_down, await ready(),
+                            await metric("backlay_persister_restarts_total"),
+                            await metric("backlay_persister_lag_entries"))
+                finally:
+                    await h.close()
+
+            first, second, seen_down, (status, checks), restarts, lag = asyncio.run(
+                scenario(Harness(server)))
+        finally:
+            assert stop_server(server) == 0, server.log_tail()
+        assert seen_down is not None and seen_down["persister_running"] is False
+        assert second is not None and second != first
+        assert status == 200 and checks["persister_running"] is True
+        assert restarts == 1.0
+        assert lag == 0.0  # the deposit made while it was down is in Postgres
+        assert any("persister process exited" in line for line in server.log)
     finally:
         shutil.rmtree(base, ignore_errors=True)
