@@ -3,11 +3,8 @@
 import asyncio
 import os
 import re
-import shutil
 import signal
-import tempfile
 import time
-from pathlib import Path
 
 import orjson
 import pytest
@@ -16,7 +13,7 @@ from websockets.asyncio.client import connect
 pytest.register_assert_rewrite("tests.ws_fixtures")
 
 from tests.ws_fixtures import (HEARTBEAT_S, Harness, place, placed,  # noqa: E402
-                               start_server, stop_server, unique)
+                               scratch_dir, start_server, stop_server, unique)
 
 pytest_plugins = ["tests.ws_fixtures"]
 
@@ -166,9 +163,7 @@ def test_without_cancel_on_disconnect_orders_survive_a_drop(ws):
 def test_sigterm_closes_connections_with_1001_and_exits_0():
     """Its own server (the session one must keep running): SIGTERM -> clients see 1001 (going
     away) after their pending replies, the process exits 0, and a restart recovers the state."""
-    base = Path(tempfile.mkdtemp(prefix="backlay-ws-shutdown-"))
-    base.chmod(0o755)
-    try:
+    with scratch_dir("backlay-ws-shutdown-") as base:
         server = start_server(base / "var")
         try:
             async def before(h: Harness):
@@ -205,8 +200,6 @@ def test_sigterm_closes_connections_with_1001_and_exits_0():
             assert (wallet["balance"], wallet["held"]) == ("100.00", "10.00")
         finally:
             assert stop_server(restarted) == 0, restarted.log_tail()
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _persister_pid(server_pid: int) -> int | None:
@@ -226,9 +219,7 @@ def test_a_killed_persister_is_started_again_and_catches_up_while_trading_goes_o
     """Its own server. SIGKILL its persister process: /ready turns 503 naming
     persister_running, trading goes on (the journal holds it), a new persister is started and
     folds what happened meanwhile into Postgres, and /ready is 200 again."""
-    base = Path(tempfile.mkdtemp(prefix="backlay-ws-persister-"))
-    base.chmod(0o755)
-    try:
+    with scratch_dir("backlay-ws-persister-") as base:
         server = start_server(base / "var")
         try:
             async def scenario(h: Harness):
@@ -278,5 +269,3 @@ def test_a_killed_persister_is_started_again_and_catches_up_while_trading_goes_o
         assert restarts == 1.0
         assert lag == 0.0  # the deposit made while it was down is in Postgres
         assert any("persister process exited" in line for line in server.log)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)

@@ -40,6 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,19 +176,26 @@ def stop_server(server: ServerProcess) -> int:
                              f"{STOP_TIMEOUT_S} s of SIGTERM:\n{server.log_tail()}") from None
 
 
-@pytest.fixture(scope="session")
-def backlay_server():
-    # not under pytest's basetemp: concurrent pytest runs prune each other's old basetemps,
-    # and when run as root the embedded Postgres runs as another user that needs access
-    base = Path(tempfile.mkdtemp(prefix="backlay-ws-tests-"))
+@contextmanager
+def scratch_dir(prefix: str):
+    """A directory for a server's var/, removed afterwards. Not under pytest's basetemp:
+    concurrent pytest runs prune each other's old basetemps, and when run as root the embedded
+    Postgres runs as another user that needs access."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     base.chmod(0o755)
     try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def backlay_server():
+    with scratch_dir("backlay-ws-tests-") as base:
         server = start_server(base / "var")
         yield server
         rc = stop_server(server)
         assert rc == 0, f"backlay serve exited {rc} after SIGTERM:\n{server.log_tail()}"
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 # -- a WebSocket client --------------------------------------------------------------------------
