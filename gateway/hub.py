@@ -11,6 +11,8 @@ import asyncio
 import logging
 import time
 
+import orjson
+
 from engine import events as e
 from engine.money import format_money, format_odds
 
@@ -199,6 +201,7 @@ class Hub:
 
     def _send_deltas(self, market: str, state: dict) -> None:
         shared: dict[tuple[int, int], dict | None] = {}  # one delta per (from-state, depth)
+        frames: dict[tuple[int, int, int], str] = {}  # ... and one encoding per seq as well
         for session in self.market_watchers.get(market, ()):
             sub = session.subs[market]
             if sub.stale:
@@ -210,7 +213,11 @@ class Hub:
             if change is None:
                 continue
             sub.seq += 1
-            if session.push({**change, "seq": sub.seq}, droppable=True):
+            frame_key = (*key, sub.seq)
+            frame = frames.get(frame_key)
+            if frame is None:
+                frame = frames[frame_key] = orjson.dumps({**change, "seq": sub.seq}).decode()
+            if session.push_frame(frame, change["op"], droppable=True):
                 sub.state = state
             else:
                 sub.seq -= 1

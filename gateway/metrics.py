@@ -28,6 +28,7 @@ class Metrics:
                                           registry=r)
         self.connections = Gauge("backlay_ws_connections", "Open WebSocket connections",
                                  registry=r)
+        self._sent_by_op: dict[str, Counter] = {}
         self.messages_out = Counter("backlay_ws_messages_out_total", "Frames sent", ["op"],
                                     registry=r)
         self.drops = Counter("backlay_ws_dropped_total",
@@ -36,6 +37,14 @@ class Metrics:
                                   registry=r)
         self.sequencer_healthy = Gauge("backlay_sequencer_healthy", "1 while journaling works",
                                        registry=r)
+
+    def message_sent(self, op: str) -> None:
+        # labels() looks the child up under a lock on every call; fan-out calls this for
+        # every frame to every subscriber, so the children are kept here
+        child = self._sent_by_op.get(op)
+        if child is None:
+            child = self._sent_by_op[op] = self.messages_out.labels(op)
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

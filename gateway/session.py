@@ -1,6 +1,9 @@
 """One WebSocket connection's state: who it is, what it watches, and its bounded send queue.
 
-Frames wait in a queue of at most `send_queue_max` for the connection's writer task. Market
+Frames wait in a queue of at most `send_queue_max` for the connection's writer task, except
+that a frame goes straight to the socket when nothing is waiting and the socket's buffer has
+room: that is most frames, and it spares a task switch, a queue round trip and the library's
+per-send coroutine (fan-out sends each market-data frame to every subscriber). Market
 data is droppable: when the queue is full it is dropped and the subscription marked stale, to be
 replaced by a fresh image once the client catches up. Replies and owner pushes are not
 droppable: if even those overflow, the client is not reading at all and is disconnected rather
@@ -11,8 +14,12 @@ import asyncio
 import time
 
 import orjson
+from websockets.protocol import State
 
 CLOSE_SLOW_CONSUMER = 1008  # policy violation: the client stopped reading
+# Write straight to the socket only while its user-space buffer holds less than this; past it
+# frames queue (bounded) and the writer task waits for the buffer to drain, as before.
+DIRECT_BUFFER_MAX = 16 * 1024
 
 
 class Subscription:
@@ -41,6 +48,7 @@ class Session:
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=queue_max)
         self._queue_max = queue_max
         self._on_sent = on_sent
+        self._writing = False  # the writer task is inside a send (it may be waiting to drain)
         self._writer = asyncio.create_task(self._write(), name="ws-writer")
 
     def can(self, role: str) -> bool:
@@ -54,17 +62,41 @@ class Session:
         """Queue one frame; False if it was dropped (droppable) or the client was cut off."""
         if self.closed:
             return False
+        return self.push_frame(orjson.dumps(message).decode(), message.get("op", ""), droppable)
+
+    def push_frame(self, frame: str, op: str, droppable: bool = False) -> bool:
+        """`push` for a frame already encoded: market data encodes a delta once for every
+        subscriber that gets the very same frame."""
+        if self.closed:
+            return False
         if droppable and self._queue.qsize() >= self._queue_max // 2:
             return False  # market data gives way early: the other half is kept for replies
-        try:
-            self._queue.put_nowait(orjson.dumps(message).decode())
-        except asyncio.QueueFull:
-            if droppable:
+        # in order: straight out only if nothing is queued or being written before it
+        if self._writing or not self._queue.empty() or not self._send_now(frame):
+            try:
+                self._queue.put_nowait(frame)
+            except asyncio.QueueFull:
+                if droppable:
+                    return False
+                self.close(CLOSE_SLOW_CONSUMER, "send queue overflow: client is not reading")
                 return False
-            self.close(CLOSE_SLOW_CONSUMER, "send queue overflow: client is not reading")
-            return False
         if self._on_sent is not None:
-            self._on_sent(message.get("op", ""))
+            self._on_sent(op)
+        return True
+
+    def _send_now(self, frame: str) -> bool:
+        """Write `frame` to the socket now if that keeps every bound; False: queue it."""
+        ws = self.ws
+        transport = ws.transport
+        if (ws.protocol.state is not State.OPEN or transport.is_closing()
+                or transport.get_write_buffer_size() >= DIRECT_BUFFER_MAX):
+            return False
+        try:
+            ws.protocol.send_text(frame.encode())
+            ws.send_data()  # the library's own flush of what the protocol produced
+        except Exception:  # the connection broke: its reader side notices and cleans up
+            self.closed = True
+        self.sent_at = time.monotonic()
         return True
 
     def close(self, code: int, reason: str) -> None:
@@ -79,7 +111,9 @@ class Session:
         try:
             while True:
                 frame = await queue.get()
+                self._writing = True
                 await self.ws.send(frame)
+                self._writing = False
                 self.sent_at = time.monotonic()
         except asyncio.CancelledError:
             pass

@@ -98,8 +98,7 @@ class TradingSocket:
             await ws.close(1013, "too many connections")
             return
         self._cap_kernel_buffer(ws)
-        session = Session(ws, self.settings.send_queue_max,
-                          on_sent=lambda op: self.metrics.messages_out.labels(op).inc())
+        session = Session(ws, self.settings.send_queue_max, on_sent=self.metrics.message_sent)
         self.metrics.connections.inc()
         liveness = None
         try:
@@ -159,11 +158,14 @@ class TradingSocket:
     async def _serve(self, ws, session: Session) -> None:
         bucket = TokenBucket(self.settings.messages_per_s_max, self.settings.message_burst_max)
         inflight = asyncio.Semaphore(INFLIGHT_MAX)
+        handling: set[asyncio.Task] = set()
         refused = 0
         async for frame in ws:
             if not bucket.take():
                 refused += 1
                 if refused > self.settings.message_burst_max:
+                    if handling:  # requests it made before the flood still get their answers
+                        await asyncio.wait(handling, timeout=0.2)
                     await session.drain(0.2)
                     session.stop()
                     await self._close_flooder(ws)
@@ -183,6 +185,8 @@ class TradingSocket:
             # the handler submits before its first await, so tasks created in arrival order
             # reach the sequencer in arrival order
             task = asyncio.create_task(self.ops.handle(session, req))
+            handling.add(task)
+            task.add_done_callback(handling.discard)
             task.add_done_callback(lambda _: inflight.release())
 
     @staticmethod
