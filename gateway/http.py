@@ -45,6 +45,8 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LAG_TIMEOUT_S = 1.0  # /metrics renders without the lag gauges rather than hang on Redis
 PROVIDER = re.compile(r"^[a-z0-9_-]{1,32}$")
 WITHDRAWAL_ID = re.compile(r"^w[1-9][0-9]{0,18}$")
+WITHDRAWAL_STATUSES = ("pending", "approved", "rejected")
+WITHDRAWALS_LIMIT_MAX = 1000
 
 # HTTP-only codes, for things the engine has no name for (documented in gateway/openapi.py)
 UNKNOWN_USER = "UNKNOWN_USER"
@@ -275,6 +277,29 @@ def _decided_view(wid: str, event_type: type, status: str) -> Callable:
     return view
 
 
+def _withdrawal_list(engine, user: str | None, status: str | None, limit: int) -> dict:
+    """Withdrawals, oldest first (ids are "w<seq>"), of one user or everyone, of one status or
+    any; at most `limit` of them, with the count of all that match."""
+    matching = [(int(wid[1:]), wid, wd) for wid, wd in engine.withdrawals.items()
+                if (user is None or wd[0] == user) and (status is None or wd[3] == status)]
+    matching.sort()
+    return {"count": len(matching),
+            "withdrawals": [{"withdrawal": wid, "user": wd[0], "amount": format_money(wd[2]),
+                             "currency": wd[1], "status": wd[3]}
+                            for _, wid, wd in matching[:limit]]}
+
+
+def _list_query(request: web.Request, default_status: str | None) -> tuple[str | None, int]:
+    """?status=pending|approved|rejected|all and ?limit=1..1000 (default 100)."""
+    status = request.query.get("status", default_status or "all")
+    if status != "all" and status not in WITHDRAWAL_STATUSES:
+        raise HttpError(Code.BAD_REQUEST, "status is pending, approved, rejected or all")
+    raw = request.query.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= WITHDRAWALS_LIMIT_MAX:
+        raise HttpError(Code.BAD_REQUEST, f"limit is 1..{WITHDRAWALS_LIMIT_MAX}")
+    return (None if status == "all" else status), int(raw)
+
+
 # -- the application --------------------------------------------------------------------------
 
 
@@ -416,6 +441,19 @@ class HttpApi:
                                   amount_minor=body.amount)
         return _json(await self.exchange.submit(cmd, view=_requested_view), 201)
 
+    async def my_withdrawals(self, request: web.Request) -> web.Response:
+        identity = self._identity(request, "bettor")
+        status, limit = _list_query(request, None)
+        return _json(await self.exchange.read(
+            lambda engine: _withdrawal_list(engine, identity.user, status, limit)))
+
+    async def list_withdrawals(self, request: web.Request) -> web.Response:
+        """The operator's work queue: pending withdrawals, oldest first, unless ?status=."""
+        self._identity(request, "operator")
+        status, limit = _list_query(request, "pending")
+        return _json(await self.exchange.read(
+            lambda engine: _withdrawal_list(engine, None, status, limit)))
+
     async def approve_withdrawal(self, request: web.Request) -> web.Response:
         return await self._decide(request, c.ApproveWithdrawal, ev.WithdrawalApproved, "approved")
 
@@ -444,6 +482,8 @@ def build_http_app(exchange: Exchange) -> web.Application:
         web.get("/admin/users/{id}", api.admin_user),
         web.post("/webhooks/deposits/{provider}", api.deposit_webhook),
         web.post("/wallet/withdrawals", api.request_withdrawal),
+        web.get("/wallet/withdrawals", api.my_withdrawals),
+        web.get("/admin/withdrawals", api.list_withdrawals),
         web.post("/admin/withdrawals/{id}/approve", api.approve_withdrawal),
         web.post("/admin/withdrawals/{id}/reject", api.reject_withdrawal),
     ])

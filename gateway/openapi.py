@@ -150,9 +150,28 @@ SCHEMAS = {
         "status": {"enum": ["pending", "approved", "rejected"]},
         "wallet": {**_ref("Wallet"), "description": "the wallet as this command left it"},
     }, required=["withdrawal", "amount", "currency", "status", "wallet"]),
+    "WithdrawalList": _obj({
+        "count": {"type": "integer", "minimum": 0,
+                  "description": "how many match, however many are listed"},
+        "withdrawals": {"type": "array", "items": _obj({
+            "withdrawal": {"type": "string", "examples": ["w123"]},
+            "user": {"type": "string"}, "amount": MONEY, "currency": CURRENCY,
+            "status": {"enum": ["pending", "approved", "rejected"]},
+        }, required=["withdrawal", "user", "amount", "currency", "status"])},
+    }, required=["count", "withdrawals"]),
 }
 
 ID_PARAM = {"in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _withdrawal_list_params(default_status: str) -> list[dict]:
+    return [
+        {"name": "status", "in": "query", "required": False,
+         "schema": {"enum": ["pending", "approved", "rejected", "all"],
+                    "default": default_status}},
+        {"name": "limit", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+    ]
 
 
 def _path_param(name: str, description: str) -> dict:
@@ -244,7 +263,30 @@ PATHS = {
             **UNAVAILABLE,
         },
     }},
-    "/wallet/withdrawals": {"post": {
+    "/admin/withdrawals": {"get": {
+        "summary": "withdrawals to decide: pending ones, oldest first (or ?status=)",
+        "operationId": "listWithdrawals", "tags": ["money"], "security": [{"bearer": []}],
+        "x-roles": ["operator", "admin"],
+        "parameters": _withdrawal_list_params("pending"),
+        "responses": {
+            **_ok("oldest first, at most `limit`", _ref("WithdrawalList")),
+            "400": _error("BAD_REQUEST: unknown status or limit out of range"),
+            **AUTH_ERRORS,
+            **UNAVAILABLE,
+        },
+    }},
+    "/wallet/withdrawals": {"get": {
+        "summary": "the token's own withdrawals, oldest first",
+        "operationId": "myWithdrawals", "tags": ["money"], "security": [{"bearer": []}],
+        "x-roles": ["bettor", "admin"],
+        "parameters": _withdrawal_list_params("all"),
+        "responses": {
+            **_ok("oldest first, at most `limit`", _ref("WithdrawalList")),
+            "400": _error("BAD_REQUEST: unknown status or limit out of range"),
+            **AUTH_ERRORS,
+            **UNAVAILABLE,
+        },
+    }, "post": {
         "summary": "request a withdrawal: the amount is held until an operator decides",
         "operationId": "requestWithdrawal", "tags": ["money"], "security": [{"bearer": []}],
         "x-roles": ["bettor", "admin"],

@@ -155,3 +155,55 @@ def test_a_malformed_request_is_400_and_holds_nothing(http_exchange, body, code)
         return response.status, (await response.json())["code"], await x.wallet("u1")
 
     assert http_exchange(scenario) == (400, code, (10_000, 0))
+
+
+async def listing(x, path: str, user: str, *roles: str, **query):
+    response = await x.client.get(path, params=query, headers=x.auth(user, *roles))
+    return response.status, await response.json()
+
+
+def test_operators_list_the_pending_queue_oldest_first_and_bettors_their_own(http_exchange):
+    async def scenario(x):
+        for user in ("u1", "u2"):
+            await x.deposit(user, 10_000)
+        _, first = await request(x, "10.00", user="u1")
+        _, second = await request(x, "20.00", user="u2")
+        _, third = await request(x, "30.00", user="u1")
+        await decide(x, first["withdrawal"], "approve")
+        return ([first["withdrawal"], second["withdrawal"], third["withdrawal"]],
+                await listing(x, "/admin/withdrawals", "op", "operator"),
+                await listing(x, "/admin/withdrawals", "op", "admin", status="all", limit="2"),
+                await listing(x, "/wallet/withdrawals", "u1", "bettor"),
+                await listing(x, "/wallet/withdrawals", "u1", "bettor", status="approved"))
+
+    (w1, w2, w3), queue, everything, mine, approved = http_exchange(scenario)
+    assert queue == (200, {"count": 2, "withdrawals": [
+        {"withdrawal": w2, "user": "u2", "amount": "20.00", "currency": "BDT",
+         "status": "pending"},
+        {"withdrawal": w3, "user": "u1", "amount": "30.00", "currency": "BDT",
+         "status": "pending"}]})
+    assert everything[0] == 200 and everything[1]["count"] == 3
+    assert [w["withdrawal"] for w in everything[1]["withdrawals"]] == [w1, w2]  # limit 2
+    assert mine[0] == 200 and [(w["withdrawal"], w["status"]) for w in mine[1]["withdrawals"]] \
+        == [(w1, "approved"), (w3, "pending")]  # never another user's
+    assert approved == (200, {"count": 1, "withdrawals": [
+        {"withdrawal": w1, "user": "u1", "amount": "10.00", "currency": "BDT",
+         "status": "approved"}]})
+
+
+@pytest.mark.parametrize("path, roles, query, expected", [
+    ("/admin/withdrawals", ("bettor",), {}, (403, "FORBIDDEN")),
+    ("/admin/withdrawals", ("trader",), {}, (403, "FORBIDDEN")),
+    ("/wallet/withdrawals", ("operator",), {}, (403, "FORBIDDEN")),
+    ("/admin/withdrawals", ("operator",), {"status": "done"}, (400, "BAD_REQUEST")),
+    ("/admin/withdrawals", ("operator",), {"limit": "0"}, (400, "BAD_REQUEST")),
+    ("/wallet/withdrawals", ("bettor",), {"limit": "1001"}, (400, "BAD_REQUEST")),
+    ("/wallet/withdrawals", ("bettor",), {"limit": "-1"}, (400, "BAD_REQUEST")),
+])
+def test_withdrawal_lists_check_role_and_query(http_exchange, path, roles, query, expected):
+    async def scenario(x):
+        status, body = await listing(x, path, "u1", *roles, **query)
+        anonymous = await x.client.get(path)
+        return (status, body["code"]), anonymous.status
+
+    assert http_exchange(scenario) == (expected, 401)
