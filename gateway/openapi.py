@@ -164,14 +164,25 @@ SCHEMAS = {
 ID_PARAM = {"in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _withdrawal_list_params(default_status: str) -> list[dict]:
-    return [
-        {"name": "status", "in": "query", "required": False,
-         "schema": {"enum": ["pending", "approved", "rejected", "all"],
-                    "default": default_status}},
-        {"name": "limit", "in": "query", "required": False,
-         "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
-    ]
+def _withdrawal_listing(summary: str, operation: str, roles: list[str],
+                        default_status: str) -> dict:
+    return {
+        "summary": summary, "operationId": operation, "tags": ["money"],
+        "security": [{"bearer": []}], "x-roles": roles,
+        "parameters": [
+            {"name": "status", "in": "query", "required": False,
+             "schema": {"enum": ["pending", "approved", "rejected", "all"],
+                        "default": default_status}},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+        ],
+        "responses": {
+            **_ok("oldest first, at most `limit`", _ref("WithdrawalList")),
+            "400": _error("BAD_REQUEST: unknown status or limit out of range"),
+            **AUTH_ERRORS,
+            **UNAVAILABLE,
+        },
+    }
 
 
 def _path_param(name: str, description: str) -> dict:
@@ -263,30 +274,12 @@ PATHS = {
             **UNAVAILABLE,
         },
     }},
-    "/admin/withdrawals": {"get": {
-        "summary": "withdrawals to decide: pending ones, oldest first (or ?status=)",
-        "operationId": "listWithdrawals", "tags": ["money"], "security": [{"bearer": []}],
-        "x-roles": ["operator", "admin"],
-        "parameters": _withdrawal_list_params("pending"),
-        "responses": {
-            **_ok("oldest first, at most `limit`", _ref("WithdrawalList")),
-            "400": _error("BAD_REQUEST: unknown status or limit out of range"),
-            **AUTH_ERRORS,
-            **UNAVAILABLE,
-        },
-    }},
-    "/wallet/withdrawals": {"get": {
-        "summary": "the token's own withdrawals, oldest first",
-        "operationId": "myWithdrawals", "tags": ["money"], "security": [{"bearer": []}],
-        "x-roles": ["bettor", "admin"],
-        "parameters": _withdrawal_list_params("all"),
-        "responses": {
-            **_ok("oldest first, at most `limit`", _ref("WithdrawalList")),
-            "400": _error("BAD_REQUEST: unknown status or limit out of range"),
-            **AUTH_ERRORS,
-            **UNAVAILABLE,
-        },
-    }, "post": {
+    "/admin/withdrawals": {"get": _withdrawal_listing(
+        "withdrawals to decide: pending ones, oldest first (or ?status=)", "listWithdrawals",
+        ["operator", "admin"], "pending")},
+    "/wallet/withdrawals": {"get": _withdrawal_listing(
+        "the token's own withdrawals, oldest first", "myWithdrawals", ["bettor", "admin"],
+        "all"), "post": {
         "summary": "request a withdrawal: the amount is held until an operator decides",
         "operationId": "requestWithdrawal", "tags": ["money"], "security": [{"bearer": []}],
         "x-roles": ["bettor", "admin"],
