@@ -86,6 +86,7 @@ async def child(mode: str, redis_url: str, pg_url: str, stream: str) -> dict:
         recovered = await recover(journal, store)
         return {"recover_s": time.perf_counter() - started, "replayed": recovered.replayed,
                 "snapshot_seq": recovered.snapshot_seq, "load_s": recovered.load_s,
+                "fetch_s": recovered.fetch_s,
                 "replay_s": recovered.replay_s, "state": state_digest(recovered.engine)}
     finally:
         if db is not None:
@@ -153,7 +154,9 @@ async def bench(args, tmp: str) -> None:
         print(f"restart (fresh process): snapshot + {len(tail):,} entries in {restart:.2f} s "
               f"(target < {RESTART_TARGET_S:.0f} s: "
               f"{'met' if restart < RESTART_TARGET_S else 'NOT met'}): loading the snapshot "
-              f"{child['load_s']:.2f} s, replaying the tail {child['replay_s']:.2f} s; the whole "
+              f"{child['load_s']:.2f} s (fetching {child['fetch_s']:.2f} s, unpickling "
+              f"{child['load_s'] - child['fetch_s']:.2f} s), replaying the tail "
+              f"{child['replay_s']:.2f} s; the whole "
               f"process, interpreter start and imports included, {child['process_s']:.2f} s")
     finally:
         await db.close()

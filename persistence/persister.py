@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 GROUP = "persister"
 READ_COUNT_MAX = 50  # entries per transaction; each entry holds up to a sequencer batch
 READ_BLOCK_MS = 1000
-# Once caught up, wait this long after a transaction before reading again. Without it every
+# Once caught up, start transactions at most this often. Without it every
 # small entry (a sequencer batch at a few thousand orders/s holds a handful of commands) was
 # a transaction of its own: ~8 round trips and a WAL flush each, which kept Postgres busy on
 # most of a core (bench/e2e.py) that the trading process needed. Costs up to this much lag.
@@ -132,12 +132,16 @@ class Persister:
 
     async def run(self) -> None:
         backoff_s = 0.05
+        loop = asyncio.get_running_loop()
         while True:
             try:
+                started = loop.time()
                 handled = await self.step()
                 backoff_s = 0.05
-                if 0 < handled < self.read_count_max:  # caught up: let the next entries gather
-                    await asyncio.sleep(self.commit_interval_s)
+                if 0 < handled < self.read_count_max:
+                    # caught up: let the next entries gather, so that transactions start at
+                    # most every commit_interval_s; a fold that took longer waits for nothing
+                    await asyncio.sleep(self.commit_interval_s - (loop.time() - started))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

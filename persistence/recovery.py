@@ -35,6 +35,7 @@ class Recovered:
     snapshot_seq: int  # 0: started from an empty engine
     replayed: int  # commands replayed from the journal
     load_s: float = 0.0  # fetching and unpickling the snapshot
+    fetch_s: float = 0.0  # ... of which fetching it
     replay_s: float = 0.0  # reading, replaying and verifying the journal after it
 
 
@@ -53,6 +54,7 @@ async def recover(journal: Journal, snapshot_store: SnapshotStore | None,
     started = time.perf_counter()
     try:
         snapshot = await snapshot_store.latest() if snapshot_store is not None else None
+        fetched = time.perf_counter()
         if snapshot is None:
             engine, seq = engine_factory(), 0
         else:
@@ -84,7 +86,7 @@ async def recover(journal: Journal, snapshot_store: SnapshotStore | None,
     if journal_seq > seq:  # entries after `seq` were trimmed away
         raise JournalGap(f"replay reached seq {seq} but the journal went up to {journal_seq}")
     return Recovered(engine, seq, snapshot_seq, replayed, load_s=loaded - started,
-                     replay_s=time.perf_counter() - loaded)
+                     fetch_s=fetched - started, replay_s=time.perf_counter() - loaded)
 
 
 def _raise_divergence(commands: list, replayed_events: list, journaled: bytes) -> None:
