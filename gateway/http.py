@@ -278,15 +278,14 @@ def _decided_view(wid: str, event_type: type, status: str) -> Callable:
 
 
 def _withdrawal_list(engine, user: str | None, status: str | None, limit: int) -> dict:
-    """Withdrawals, oldest first (ids are "w<seq>"), of one user or everyone, of one status or
-    any; at most `limit` of them, with the count of all that match."""
-    matching = [(int(wid[1:]), wid, wd) for wid, wd in engine.withdrawals.items()
+    """Withdrawals of one user or everyone, of one status or any, oldest first (the engine
+    keeps them in request order); at most `limit`, with the count of all that match."""
+    matching = [(wid, wd) for wid, wd in engine.withdrawals.items()
                 if (user is None or wd[0] == user) and (status is None or wd[3] == status)]
-    matching.sort()
     return {"count": len(matching),
             "withdrawals": [{"withdrawal": wid, "user": wd[0], "amount": format_money(wd[2]),
                              "currency": wd[1], "status": wd[3]}
-                            for _, wid, wd in matching[:limit]]}
+                            for wid, wd in matching[:limit]]}
 
 
 def _list_query(request: web.Request, default_status: str | None) -> tuple[str | None, int]:

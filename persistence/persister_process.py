@@ -70,7 +70,7 @@ class PersisterProcess:
         self._persister_kwargs = {"stream": stream, **persister_kwargs}
         self._persisted = self._ctx.Value("q", 0, lock=False)  # one aligned int64: atomic enough
         self._stop = self._ctx.Event()
-        self.restarts = 0
+        self.restarts = 0  # new processes started after one died
         self._process = self._new_process()
         self._redis: aioredis.Redis | None = None
 
@@ -114,8 +114,8 @@ class PersisterProcess:
             raise RuntimeError("the persister process is still running")
         self._process.join(0)
         self._process = self._new_process()
-        self.restarts += 1
         await self.start()
+        self.restarts += 1
 
     def _wait_ready(self) -> None:
         waited = 0.0
