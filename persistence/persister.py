@@ -5,6 +5,15 @@ or below persisted_seq (so a redelivered entry changes nothing), fold the rest i
 model and raise persisted_seq, commit, and only then XACK. A crash anywhere in between leaves
 entries pending; they are delivered again and skipped or folded, never doubled.
 
+Commits are asynchronous (`synchronous_commit = off`): a fold's COMMIT returns before its WAL
+is on disk, and Postgres's WAL writer flushes it within a few hundred milliseconds. Entries are
+acknowledged, and `persisted_seq` (what the journal may be trimmed below) raised, only once the
+WAL is flushed past the fold's commit; so a Postgres crash that forgets the last commits loses
+nothing: their entries are still pending and are folded again. Why not a flush per commit: on
+one machine the read model's WAL flushes and the journal's fsyncs share the disk, and every
+flush the persister waited for showed up in the trading path's ack latency (bench/e2e.py p99
+at 2,000 orders/s: about 10 ms with them, 5 ms without).
+
 On start, entries pending for another consumer (a crashed persister under a different name) are
 taken over with XAUTOCLAIM. One persister per stream is the design; the row lock keeps a second
 one from doing harm, not from wasting work.
@@ -18,6 +27,7 @@ is never skipped: the persister stalls and says so, because folding past it woul
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +52,11 @@ COMMIT_INTERVAL_S = 0.05
 ATTEMPTS_MAX = 5
 CLAIM_MIN_IDLE_MS = 0  # at start every pending entry is stale: its persister is gone
 BACKOFF_MAX_S = 2.0
+ACK_POLL_MS = 100  # while folds wait for their WAL flush: how often to ask whether it happened
+# Byte positions in the WAL: how far it is written (past our last commit) and flushed to disk.
+_WAL_POSITIONS = ("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint,"
+                  " (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint")
+_WAL_FLUSHED = "SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint"
 
 # Failures that are the entry's own fault, so retrying cannot help: only these count towards
 # dead-lettering. Anything else (Postgres down, restarting, out of disk; Redis unreachable) is
@@ -87,8 +102,12 @@ class Persister:
         self.claim_min_idle_ms = claim_min_idle_ms
         self.commit_interval_s = commit_interval_s
         self.clock_ms = clock_ms
-        self.persisted_seq = 0
+        self.persisted_seq = 0  # durable in Postgres and acknowledged: safe to trim below
         self.persisted_ts_ms = 0
+        self.committed_seq = 0  # folded and committed, visible to readers, maybe not on disk yet
+        # folds committed but not yet known to be on disk: (WAL position past the commit,
+        # persisted seq and ts after it, entry ids), oldest first
+        self._awaiting_flush: deque[tuple[int, int, int, list]] = deque()
         self.dead_lettered = 0
         self.transactions = 0  # committed folds (each one or more entries)
         self._conn: asyncpg.Connection | None = None
@@ -116,6 +135,7 @@ class Persister:
                 raise
         conn = await self._connection()
         self.persisted_seq, self.persisted_ts_ms = await read_persisted(conn)
+        self.committed_seq = self.persisted_seq
         await self._claim_stale()
         self._cursor = "0"
 
@@ -126,6 +146,10 @@ class Persister:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        try:
+            await self.make_durable()
+        except Exception as exc:  # still pending in the stream: the next persister folds them
+            log.warning("persister: could not flush the last folds at stop: %r", exc)
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -159,8 +183,15 @@ class Persister:
     async def step(self, block_ms: int | None = None) -> int:
         """Read one set of entries and persist it; returns how many entries were handled."""
         block = self.read_block_ms if block_ms is None else block_ms
-        entries = await self._read("0") if self._cursor == "0" else []
-        if not entries:
+        conn = await self._connection()  # first: a new one decides where reading resumes
+        if self._awaiting_flush:
+            block = min(block, ACK_POLL_MS)
+        # "0", then the last id read: our own pending entries (a crashed predecessor's, or
+        # ones that failed) before new ones; folds awaiting their flush are pending too
+        entries = await self._read(self._cursor) if self._cursor != ">" else []
+        if entries:
+            self._cursor = entries[-1][0]
+        else:
             self._cursor = ">"  # our pending backlog is done; from now on, new entries
             entries = await self._read(">", block)
         if entries:
@@ -169,6 +200,8 @@ class Persister:
             except BaseException:
                 self._cursor = "0"  # what failed is still pending: read it again first
                 raise
+        elif self._awaiting_flush:
+            await self._acknowledge_flushed(await conn.fetchval(_WAL_FLUSHED))
         return len(entries)
 
     async def _read(self, cursor: str, block_ms: int | None = None) -> list:
@@ -213,11 +246,41 @@ class Persister:
                 persisted_seq, persisted_ts_ms = changes.last_seq, changes.last_ts_ms
                 await write_persisted(conn, persisted_seq, persisted_ts_ms)
         self.transactions += 1
-        self.persisted_seq, self.persisted_ts_ms = persisted_seq, persisted_ts_ms
+        self.committed_seq = persisted_seq
         ids = [entry_id for entry_id, _ in entries]
-        await self.redis.xack(self.stream, self.group, *ids)
         for entry_id in ids:
             self._failures.pop(entry_id, None)
+        await self._await_flush(conn, persisted_seq, persisted_ts_ms, ids)
+
+    # -- durability ---------------------------------------------------------------------------
+
+    async def _await_flush(self, conn, seq: int, ts_ms: int, ids: list) -> None:
+        """Queue a committed fold's entries until the WAL is on disk past its commit (the
+        position written so far is past it), and acknowledge what already is."""
+        written, flushed = await conn.fetchrow(_WAL_POSITIONS)
+        self._awaiting_flush.append((written, seq, ts_ms, ids))
+        await self._acknowledge_flushed(flushed)
+
+    async def _acknowledge_flushed(self, flushed: int) -> None:
+        ids = []
+        while self._awaiting_flush and self._awaiting_flush[0][0] <= flushed:
+            _, seq, ts_ms, entry_ids = self._awaiting_flush.popleft()
+            ids.extend(entry_ids)
+            if seq > self.persisted_seq:
+                self.persisted_seq, self.persisted_ts_ms = seq, ts_ms
+        if ids:
+            await self.redis.xack(self.stream, self.group, *ids)
+
+    async def make_durable(self) -> None:
+        """Flush now instead of waiting for the WAL writer: a synchronous commit flushes the
+        WAL up to itself, so past every earlier fold; then acknowledge them all."""
+        if not self._awaiting_flush:
+            return
+        conn = await self._connection()
+        async with conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit TO on")
+            await conn.execute("UPDATE persisted SET seq = seq")  # a write, so it flushes
+        await self._acknowledge_flushed(await conn.fetchval(_WAL_FLUSHED))
 
     # -- failures -----------------------------------------------------------------------------
 
@@ -239,12 +302,13 @@ class Persister:
             **fields, "entry_id": entry_id, "error": repr(exc)[:2000], "group": self.group})
         conn = await self._connection()
         async with conn.transaction():
-            persisted_seq, _ = await read_persisted(conn, lock=True)
+            await conn.execute("SET LOCAL synchronous_commit TO on")  # rare: no need to wait
+            persisted_seq, ts_ms = await read_persisted(conn, lock=True)
             if last_seq > persisted_seq:  # its ts is unknown if it cannot be decoded
-                await write_persisted(conn, last_seq, self.persisted_ts_ms)
-                self.persisted_seq = last_seq
-        await self.redis.xack(self.stream, self.group, entry_id)
+                await write_persisted(conn, last_seq, ts_ms)
+                persisted_seq = self.committed_seq = last_seq
         self._failures.pop(entry_id, None)
+        await self._await_flush(conn, persisted_seq, ts_ms, [entry_id])
         self.dead_lettered += 1
         log.critical("PERSISTER DEAD-LETTER: journal entry %s (seqs up to %d) failed %d times and "
                      "was moved to %s without reaching Postgres: %r. The read model lacks it.",
@@ -268,7 +332,13 @@ class Persister:
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
+            # A lost connection may be a Postgres that crashed and forgot the folds still
+            # awaiting their flush: never acknowledge those; read our pending entries again.
+            self._awaiting_flush.clear()
+            self._cursor = "0"
             self._conn = await asyncpg.connect(self.database_url)
+            # see the module docstring: acknowledged only once flushed, so safe to not wait
+            await self._conn.execute("SET synchronous_commit TO off")
         return self._conn
 
     async def _drop_connection(self) -> None:

@@ -1,4 +1,4 @@
-"""The persister: journal entries folded into Postgres exactly once, acknowledged after commit."""
+"""The persister: journal entries folded into Postgres exactly once, acknowledged once durable."""
 
 import asyncio
 
@@ -34,8 +34,11 @@ async def journal_batches(redis, stream, records, batch_size=5):
 
 
 async def drain(persister: Persister) -> None:
+    """Fold everything there is, then flush it to disk (acknowledging it) without waiting for
+    Postgres's WAL writer."""
     while await persister.step(block_ms=1):
         pass
+    await persister.make_durable()
 
 
 def test_the_read_model_matches_the_engine(
@@ -257,6 +260,96 @@ def test_lag_counts_unpersisted_commands_and_the_age_of_the_oldest(
     before, after = run(scenario())
     assert before.seqs == 10 and before.seconds == 2.5  # seq 1 has ts 1_000_001
     assert after.seqs == 0 and after.seconds == 0
+
+
+async def entry_seqs(redis, stream, group) -> tuple[set[int], set[int]]:
+    """(every entry's seq, the acknowledged ones'): an entry's id is its last command's seq;
+    acknowledged = delivered to the group and no longer pending."""
+    def seq(entry_id) -> int:
+        return int((entry_id.encode() if isinstance(entry_id, str) else entry_id).split(b"-")[0])
+
+    pending = {seq(p["message_id"])
+               for p in await redis.xpending_range(stream, group, "-", "+", 10_000)}
+    [info] = [g for g in await redis.xinfo_groups(stream) if g["name"] in (group, group.encode())]
+    delivered_up_to = seq(info["last-delivered-id"])
+    entries = {seq(eid) for eid, _ in await redis.xrange(stream)}
+    return entries, {s for s in entries if s <= delivered_up_to} - pending
+
+
+def test_folds_are_acknowledged_only_once_the_wal_is_flushed_past_their_commit(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands)
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_batches(redis, stream, records, batch_size=3)
+        persister = Persister(redis, migrated_database_url, stream=stream, read_count_max=1)
+        await persister.prepare()
+        seen = []
+        while await persister.step(block_ms=1):
+            entries, acked = await entry_seqs(redis, stream, persister.group)
+            seen.append((persister.persisted_seq, persister.committed_seq, entries, acked))
+        conn = await asyncpg.connect(migrated_database_url)
+        in_postgres = await conn.fetchval("SELECT seq FROM persisted")
+        await conn.close()
+        # no make_durable: Postgres's WAL writer flushes on its own, and step notices
+        deadline = asyncio.get_running_loop().time() + 30
+        while persister.persisted_seq < persister.committed_seq:
+            assert asyncio.get_running_loop().time() < deadline, "the WAL was never flushed"
+            assert await persister.step(block_ms=50) == 0
+        pending = await redis.xpending(stream, persister.group)
+        await persister.stop()
+        await redis.aclose()
+        return seen, in_postgres, persister, pending
+
+    seen, in_postgres, persister, pending = run(scenario())
+    last = records[-1][0]
+    assert in_postgres == last == persister.committed_seq == persister.persisted_seq
+    assert pending["pending"] == 0
+    assert len(seen) > 5
+    for persisted, committed, entries, acked in seen:
+        assert persisted <= committed
+        assert acked == {seq for seq in entries if seq <= persisted}  # exactly the durable ones
+
+
+def test_folds_awaiting_their_flush_are_read_again_after_the_connection_is_lost(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    """A lost connection may be a Postgres that crashed and forgot its unflushed commits, so
+    nothing awaiting a flush is acknowledged through the new connection: it is read again
+    (and skipped, when Postgres still has it)."""
+    _, records = engine_records(trading_commands)
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_batches(redis, stream, records, batch_size=2)
+        persister = Persister(redis, migrated_database_url, stream=stream, read_count_max=2)
+        await persister.prepare()
+        awaiting = 0
+        while not awaiting:  # until a fold is still waiting for the WAL writer's flush
+            assert await persister.step(block_ms=1), "every fold was flushed at once"
+            awaiting = (await redis.xpending(stream, persister.group))["pending"]
+        while await persister.step(block_ms=1):
+            pass
+        conn = await asyncpg.connect(migrated_database_url)
+        once = await dump(conn)
+        awaiting = (await redis.xpending(stream, persister.group))["pending"]
+        persister._conn.terminate()  # as a Postgres restart would
+        reread = 0
+        while n := await persister.step(block_ms=1):
+            reread += n
+        await persister.make_durable()
+        twice = await dump(conn)
+        pending = await redis.xpending(stream, persister.group)
+        await conn.close()
+        await persister.stop()
+        await redis.aclose()
+        return once, twice, awaiting, reread, pending, persister
+
+    once, twice, awaiting, reread, pending, persister = run(scenario())
+    assert reread == awaiting > 0  # every entry that was waiting came back, folded again
+    assert twice == once  # ... and changed nothing: Postgres still had them
+    assert pending["pending"] == 0
+    assert persister.persisted_seq == records[-1][0]
 
 
 def test_limits_prices_and_suspensions_fold_into_their_tables(

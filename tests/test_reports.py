@@ -139,6 +139,7 @@ def read_model(redis_url, stream, migrated_database_url, run):
         await persister.prepare()
         while await persister.step(block_ms=1):
             pass
+        await persister.make_durable()
         assert persister.persisted_seq == records[-1][0]
         await persister.stop()
         await redis.aclose()
