@@ -1,9 +1,16 @@
 """Commands and events to and from bytes (orjson), for the journal and snapshots.
 
-A record is `{"t": <class name>, ...fields}`; tuples come back as tuples so a decoded command is
-equal to the original and replay is byte-for-byte. A journal entry holds a whole batch, encoded
-in two orjson calls (its commands; its events, one list per command): encoding per command cost
-four times as much, in orjson call overhead and in the many small fields Redis had to pack.
+A record is a JSON array: the class name, then every field's value in declaration order
+(`["OrderPlaced", seq, ts, "o7", ...]`). Tuples come back as tuples, so a decoded command is
+equal to the original and replay is byte-for-byte. A journal entry holds a whole batch,
+encoded in two orjson calls (its commands; its events, one list per command): encoding per
+command cost four times as much, in orjson call overhead and in the many small fields Redis
+had to pack.
+
+Entries journaled before records were positional hold keyed records, `{"t": <class name>,
+field: value, ...}`: about twice the bytes, and building a dict per event took twice as long
+as a tuple. They still decode, and `keyed=True` re-encodes in that form, so such a journal
+still replays and verifies byte for byte.
 """
 
 from dataclasses import fields
@@ -20,43 +27,81 @@ def _tupled(value):
     return value
 
 
+def _generated(cls, source: str, name: str, **namespace):
+    namespace = {"_cls": cls, "_tupled": _tupled, **namespace}
+    exec(source, namespace)
+    return namespace[name]
+
+
 def _record_builder(cls):
-    """A function returning {"t": <name>, field: value, ...} as one dict display: the journal
+    """A function returning (<name>, field, field, ...) as one tuple display: the journal
     encodes every event of every command, and a getattr loop cost several times as much."""
+    values = "".join(f", obj.{f.name}" for f in fields(cls))
+    return _generated(cls, f"def build(obj):\n    return ({cls.__name__!r}{values})\n", "build")
+
+
+def _keyed_builder(cls):
+    """The same as a keyed record: {"t": <name>, field: value, ...} (entries of old journals)."""
     items = ", ".join(f"{f.name!r}: obj.{f.name}" for f in fields(cls))
-    namespace: dict = {}
-    exec(f"def build(obj):\n    return {{'t': {cls.__name__!r}, {items}}}\n", namespace)
-    return namespace["build"]
+    return _generated(cls, f"def build(obj):\n    return {{'t': {cls.__name__!r}, {items}}}\n",
+                      "build")
 
 
-class _Builders(dict):
-    """type -> its record builder, made on first use."""
+def _tuple_fields(cls) -> set[str]:
+    """JSON has no tuples: only these fields come back as lists and are made tuples again."""
+    return {f.name for f in fields(cls) if "tuple" in str(f.type)}
+
+
+def _record_maker(cls):
+    """A function building `cls` from a positional record, field by field by keyword."""
+    names = [f.name for f in fields(cls)]
+    tupled = _tuple_fields(cls)
+    args = ", ".join(f"{name}=_tupled(r[{i}])" if name in tupled else f"{name}=r[{i}]"
+                     for i, name in enumerate(names, start=1))
+    return _generated(cls, f"def make(r):\n    if len(r) != {len(names) + 1}:\n"
+                           f"        raise ValueError(f'{cls.__name__} record has {{len(r) - 1}} "
+                           f"fields, not {len(names)}')\n"
+                           f"    return _cls({args})\n", "make")
+
+
+class _Generated(dict):
+    """type -> its generated function, made on first use."""
+
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make = make
 
     def __missing__(self, cls):
-        builder = self[cls] = _record_builder(cls)
-        return builder
+        fn = self[cls] = self.make(cls)
+        return fn
 
 
-_BUILDERS = _Builders()
+_BUILDERS = _Generated(_record_builder)
+_KEYED_BUILDERS = _Generated(_keyed_builder)
+_MAKERS = _Generated(_record_maker)
+_TUPLE_FIELDS = _Generated(_tuple_fields)
 
 
-def _to_record(obj) -> dict:
+def _to_record(obj) -> tuple:
     return _BUILDERS[type(obj)](obj)
 
 
-_TUPLE_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _from_record(types: dict, record: dict):
-    cls = types[record.pop("t")]
-    names = _TUPLE_FIELDS.get(cls)
-    if names is None:  # JSON has no tuples: only these fields come back as lists
-        names = _TUPLE_FIELDS[cls] = tuple(f.name for f in fields(cls) if "tuple" in str(f.type))
-    for name in names:
+def _from_record(types: dict, record):
+    if isinstance(record, list):
+        if not record or record[0] not in types:
+            raise ValueError(f"not a record of a known type: {str(record)[:200]}")
+        return _MAKERS[types[record[0]]](record)
+    cls = types[record.pop("t")]  # keyed: an entry journaled before records were positional
+    for name in _TUPLE_FIELDS[cls]:
         value = record.get(name)
         if isinstance(value, list):
             record[name] = _tupled(value)
     return cls(**record)
+
+
+def is_keyed(encoded: bytes) -> bool:
+    """Whether an encoded array of records (an entry's commands) holds keyed records."""
+    return encoded[1:2] == b"{"
 
 
 def encode_command(cmd: Command) -> bytes:
@@ -67,8 +112,9 @@ def decode_command(data: bytes | str) -> Command:
     return _from_record(COMMAND_TYPES, orjson.loads(data))
 
 
-def encode_events(events: list[Event]) -> bytes:
-    return orjson.dumps([_to_record(e) for e in events])
+def encode_events(events: list[Event], keyed: bool = False) -> bytes:
+    builders = _KEYED_BUILDERS if keyed else _BUILDERS
+    return orjson.dumps([builders[type(e)](e) for e in events])
 
 
 def decode_events(data: bytes | str) -> list[Event]:
@@ -88,13 +134,14 @@ def decode_commands(data: bytes | str) -> list[Command]:
     return [_from_record(COMMAND_TYPES, r) for r in orjson.loads(data)]
 
 
-def encode_event_lists(event_lists: list[list[Event]]) -> bytes:
-    """A JSON array holding, for each command of a batch, the array of its event records.
+def encode_event_lists(event_lists: list[list[Event]], keyed: bool = False) -> bytes:
+    """A JSON array holding, for each command of a batch, the array of its event records
+    (keyed ones to compare with an old journal's entry).
 
     orjson writes ints, strings, bools and nested arrays/objects deterministically, so
     `encode_event_lists(x[k:])` equals `orjson.dumps(orjson.loads(encode_event_lists(x))[k:])`:
     a slice of an entry can be compared byte for byte without decoding its events."""
-    builders = _BUILDERS
+    builders = _KEYED_BUILDERS if keyed else _BUILDERS
     return orjson.dumps([[builders[type(e)](e) for e in events] for events in event_lists])
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio as aioredis
 
-from engine.codec import decode_commands, decode_event_lists, encode_commands, encode_event_lists
+from engine.codec import (decode_commands, decode_event_lists, encode_commands, encode_event_lists,
+                          is_keyed)
 from engine.commands import Command
 from engine.events import Event
 
@@ -67,6 +68,7 @@ class JournaledBatch:
 
     commands: list[Command]
     events: bytes
+    keyed: bool = False  # an old entry's keyed records: compare with encode_event_lists(keyed=True)
 
 
 class Journal:
@@ -107,7 +109,7 @@ class Journal:
                     commands = commands[keep:]
                     events = orjson.dumps(orjson.loads(events)[keep:])
                 if commands:
-                    yield JournaledBatch(commands, events)
+                    yield JournaledBatch(commands, events, is_keyed(fields[b"c"]))
             start = "(" + entries[-1][0].decode()
 
     async def read_raw(self, after_seq: int = 0) -> AsyncIterator[tuple[int, Command, bytes]]:

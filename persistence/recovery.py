@@ -16,7 +16,7 @@ import orjson
 
 from engine.codec import encode_event_lists, encode_events
 
-from .journal import Journal
+from .journal import Journal, JournaledBatch
 from .snapshots import SnapshotStore
 
 
@@ -71,8 +71,8 @@ async def recover(journal: Journal, snapshot_store: SnapshotStore | None,
                                      f"(snapshot at {snapshot_seq})")
             replayed_events = [apply(cmd) for cmd in commands]
             # one comparison per entry; the failing command is looked for only on a mismatch
-            if encode_event_lists(replayed_events) != batch.events:
-                _raise_divergence(commands, replayed_events, batch.events)
+            if encode_event_lists(replayed_events, batch.keyed) != batch.events:
+                _raise_divergence(commands, replayed_events, batch)
             seq, replayed = commands[-1].seq, replayed + len(commands)
     finally:
         if collecting:
@@ -89,10 +89,10 @@ async def recover(journal: Journal, snapshot_store: SnapshotStore | None,
                      fetch_s=fetched - started, replay_s=time.perf_counter() - loaded)
 
 
-def _raise_divergence(commands: list, replayed_events: list, journaled: bytes) -> None:
-    journaled_lists = orjson.loads(journaled)
+def _raise_divergence(commands: list, replayed_events: list, batch: JournaledBatch) -> None:
+    journaled_lists = orjson.loads(batch.events)
     for cmd, events, stored in zip(commands, replayed_events, journaled_lists):
-        mine, theirs = encode_events(events), orjson.dumps(stored)
+        mine, theirs = encode_events(events, batch.keyed), orjson.dumps(stored)
         if mine != theirs:
             raise DeterminismError(
                 f"seq {cmd.seq} {type(cmd).__name__}: replay gave {mine[:500]!r}, "

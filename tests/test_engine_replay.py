@@ -1,8 +1,10 @@
 """Replay determinism: the same command log yields the same events, byte for byte, and the same
 state; an engine pickled mid-session continues exactly like the original."""
 
+import dataclasses
 import pickle
 
+import orjson
 import pytest
 
 from engine import commands as c
@@ -109,6 +111,30 @@ def test_commands_and_events_survive_the_codec(session):
     eng, events = replay(decoded)
     assert events == session.event_log
     assert state_fingerprint(eng) == state_fingerprint(session.eng)
+
+
+def test_records_are_positional_arrays_in_field_order_and_keyed_ones_still_decode(session):
+    cmd = session.log[-1]
+    record = orjson.loads(encode_command(cmd))
+    assert record == [type(cmd).__name__, *orjson.loads(orjson.dumps(
+        [getattr(cmd, f.name) for f in dataclasses.fields(cmd)]))]
+    for events in session.event_log:
+        keyed = encode_events(events, keyed=True)
+        assert decode_events(keyed) == events
+        assert all(r["t"] == type(e).__name__ for r, e in zip(orjson.loads(keyed), events))
+    positional = sum(len(encode_events(events)) for events in session.event_log)
+    keyed = sum(len(encode_events(events, keyed=True)) for events in session.event_log)
+    assert positional < keyed * 0.7  # field names are most of a keyed record
+
+
+@pytest.mark.parametrize("data, problem", [
+    (b'["Deposit", 1, 2, "u1"]', "Deposit record has 3 fields"),
+    (b'["NoSuchCommand", 1, 2]', "not a record of a known type"),
+    (b'[]', "not a record of a known type"),
+])
+def test_a_malformed_record_is_refused(data, problem):
+    with pytest.raises(ValueError, match=problem):
+        decode_command(data)
 
 
 def test_an_engine_restored_from_pickle_continues_identically():

@@ -6,9 +6,11 @@ import pickle
 
 import asyncpg
 import pytest
+import orjson
 import redis.asyncio as aioredis
 
 from engine import commands as c
+from engine.codec import _KEYED_BUILDERS, encode_event_lists
 from engine.engine import Engine
 from engine.events import MoneyMoved
 from persistence.journal import Journal
@@ -41,6 +43,54 @@ def test_replay_from_an_empty_engine_reproduces_the_state(
     assert recovered.snapshot_seq == 0 and recovered.replayed == len(records)
     assert state(recovered.engine) == state(engine)
     recovered.engine.validate()
+
+
+async def journal_keyed(redis, stream, records, per_entry: int) -> None:
+    """Entries as journals written before records were positional hold them: keyed records."""
+    for i in range(0, len(records), per_entry):
+        batch = records[i:i + per_entry]
+        await redis.xadd(stream, {
+            "c": orjson.dumps([_KEYED_BUILDERS[type(cmd)](cmd) for _, cmd, _ in batch]),
+            "e": encode_event_lists([events for _, _, events in batch], keyed=True)},
+            id=f"{batch[-1][0]}-0")
+
+
+def test_a_journal_of_keyed_records_still_replays_and_verifies_byte_for_byte(
+        redis_url, stream, run, engine_records, trading_commands):
+    engine, records = engine_records(trading_commands)
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_keyed(redis, stream, records[:20], per_entry=6)
+        await Journal(redis, stream).append(records[20:])  # then the positional kind
+        recovered = await recover(Journal(redis, stream), None)
+        entries = await redis.xrange(stream)
+        await redis.aclose()
+        return recovered, entries
+
+    recovered, entries = run(scenario())
+    assert [f[b"c"][:2] for _, f in entries] == [b"[{"] * 4 + [b"[["]
+    assert recovered.replayed == len(records)
+    assert state(recovered.engine) == state(engine)
+
+
+def test_a_keyed_entry_whose_events_differ_is_still_a_determinism_error(
+        redis_url, stream, run, engine_records, trading_commands):
+    _, records = engine_records(trading_commands[:12])
+    seq, cmd, events = records[-1]
+    forged = records[:-1] + [(seq, cmd, events + [MoneyMoved(
+        seq=seq, ts=cmd.ts, kind="deposit", ref="forged", currency="BDT", entries=())])]
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_keyed(redis, stream, forged, per_entry=5)
+        try:
+            await recover(Journal(redis, stream), None)
+        finally:
+            await redis.aclose()
+
+    with pytest.raises(DeterminismError, match=f"seq {seq} "):
+        run(scenario())
 
 
 def test_restart_loads_the_newest_snapshot_and_replays_only_what_follows(
