@@ -302,7 +302,8 @@ class Persister:
             **fields, "entry_id": entry_id, "error": repr(exc)[:2000], "group": self.group})
         conn = await self._connection()
         async with conn.transaction():
-            await conn.execute("SET LOCAL synchronous_commit TO on")  # rare: no need to wait
+            # rare, so waiting for its flush costs nothing, and it flushes every fold before it
+            await conn.execute("SET LOCAL synchronous_commit TO on")
             persisted_seq, ts_ms = await read_persisted(conn, lock=True)
             if last_seq > persisted_seq:  # its ts is unknown if it cannot be decoded
                 await write_persisted(conn, last_seq, ts_ms)
