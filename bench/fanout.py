@@ -4,9 +4,13 @@ Starts the real server (embedded Redis, AOF always), subscribes `--subscribers` 
 (default 1,000) to one market, and drives `--rate` matches/s (default 1,000) into it: the house
 quotes the market with a large liability limit and a driver backs 1.00 at a time, so every
 order is exactly one match. Each subscriber checks that its deltas' seq rises by one (no gaps:
-every conflated delta arrives) and records, per delta, the delay from the send of the newest
-order it reflects (known from the selection's traded total) to its arrival.
-Prints market-data messages delivered per second and the delay p50/p99.
+every conflated delta arrives) and records when each delta arrived and how many orders it
+reflects (the selection's traded total). Prints market-data messages delivered per second and
+two delays, p50/p99: from the send of the newest order a delta reflects to its arrival (how
+fresh a delta is), and from the send of every order to the arrival of the first delta that
+reflects it (which adds the wait for the next conflation flush, up to `conflation_ms`).
+Subscribers are lean Sans-I/O connections (`harness.Subscriber`) so that the bench's own
+process, reading 1,000 of them, does not become the delay it measures.
 
     python bench/fanout.py [--subscribers 1000] [--rate 1000] [--seconds 10]
 """
@@ -19,19 +23,18 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.harness import Client, ServerProcess, percentiles  # noqa: E402
+from bench.harness import Client, ServerProcess, Subscriber, percentiles  # noqa: E402
 from engine.money import parse_money  # noqa: E402
 
 STAKE = "1.00"
 
 
 class Watcher:
-    def __init__(self, sent_at: list[float]) -> None:
-        self.sent_at = sent_at
+    def __init__(self) -> None:
         self.seq = 0
         self.deltas = 0
         self.gaps = 0
-        self.delays: list[float] = []
+        self.arrivals: list[tuple[float, int]] = []  # (arrived at, orders matched so far)
 
     def on_push(self, msg: dict) -> None:
         if msg.get("op") != "mkt":
@@ -45,9 +48,21 @@ class Watcher:
         self.deltas += 1
         for sel in msg.get("selections", ()):
             if sel["id"] == "a" and "traded" in sel:
-                matched = parse_money(sel["traded"]) // 100  # orders of 1.00 each
-                if 0 < matched <= len(self.sent_at):
-                    self.delays.append(now - self.sent_at[matched - 1])
+                self.arrivals.append((now, parse_money(sel["traded"]) // 100))  # 1.00 each
+
+    def delays(self, sent_at: list[float]) -> tuple[list[float], list[float]]:
+        """(newest, every): per delta, the delay from the send of the newest order it
+        reflects; and per match, the delay until this subscriber saw a delta reflecting it,
+        which includes the wait for the next conflation flush."""
+        newest, every = [], []
+        seen = 0
+        for now, matched in self.arrivals:
+            matched = min(matched, len(sent_at))
+            if matched > seen:
+                newest.append(now - sent_at[matched - 1])
+                every.extend(now - t for t in sent_at[seen:matched])
+                seen = matched
+        return newest, every
 
 
 async def bench(server: ServerProcess, args) -> None:
@@ -63,13 +78,13 @@ async def bench(server: ServerProcess, args) -> None:
         assert reply["op"] != "error", reply
     server.deposit("driver", "10000000.00", "fan-driver")
     sent_at: list[float] = []
-    watchers = [Watcher(sent_at) for _ in range(args.subscribers)]
-    clients = []
+    watchers = [Watcher() for _ in range(args.subscribers)]
+    subscribers = []
     for i, w in enumerate(watchers):
-        c = Client(server.ws_url, server.token(f"watch{i}", "bettor"), on_push=w.on_push)
-        await c.__aenter__()
-        await c.rpc({"op": "subscribe", "markets": ["busy"], "depth": 3})
-        clients.append(c)
+        sub = await Subscriber.open(server.ws_url, server.token(f"watch{i}", "bettor"),
+                                    w.on_push)
+        await sub.rpc({"op": "subscribe", "markets": ["busy"], "depth": 3})
+        subscribers.append(sub)
     driver = Client(server.ws_url, server.token("driver", "bettor"))
     await driver.__aenter__()
     print(f"{args.subscribers} subscribers connected")
@@ -92,12 +107,19 @@ async def bench(server: ServerProcess, args) -> None:
     errors = sum(1 for _, r in replies if r["op"] == "error")
     deltas = sum(w.deltas for w in watchers)
     gaps = sum(w.gaps for w in watchers)
-    delays = [d for w in watchers for d in w.delays]
+    newest, every = [], []
+    for w in watchers:
+        a, b = w.delays(sent_at)
+        newest.extend(a)
+        every.extend(b)
     print(f"fan-out: {n:,} orders ({n / elapsed:,.0f}/s, {errors} rejected) -> "
           f"{deltas:,} deltas to {args.subscribers} subscribers = {deltas / elapsed:,.0f} "
           f"messages/s ({deltas / args.subscribers / elapsed:.1f}/s each); seq gaps: {gaps}")
-    print(f"match -> delivery delay: {percentiles(delays)}")
-    for c in clients + [driver, trader]:
+    print(f"newest match in a delta -> delivery: {percentiles(newest)}")
+    print(f"every match -> delivery (incl. the wait for the next flush): {percentiles(every)}")
+    for sub in subscribers:
+        sub.close()
+    for c in (driver, trader):
         await c.__aexit__(None, None, None)
 
 

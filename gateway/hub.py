@@ -179,8 +179,14 @@ class Hub:
 
     async def _flush_loop(self) -> None:
         interval_s = self.settings.conflation_ms / 1000
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         while True:
-            await asyncio.sleep(interval_s)
+            # Flushes start one interval apart (not one interval after the last one ended):
+            # a flush to 1,000 subscribers takes some 10-20 ms, and sleeping a full interval
+            # after it would stretch every match's wait for the next delta by that much.
+            started = max(started + interval_s, loop.time())
+            await asyncio.sleep(started - loop.time())
             try:
                 await self.flush()
             except Exception:
