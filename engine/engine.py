@@ -177,9 +177,12 @@ class Engine:
         if pos.wallet is None:
             pos.wallet = wallet or self.wallet(user, m.currency)
             m.positions[user] = pos
-        o = Order(f"o{self._seq}", user, m.id, cmd.selection, sel, cmd.side == c.BACK, cmd.price,
-                  cmd.size_minor, cmd.persistence, cmd.tif, cmd.min_fill_minor, cmd.ref,
-                  self._seq, pos, pos.wallet)
+        # The wallet's user and the market's selection id are equal to the command's but
+        # shared by every order: hundreds of thousands of open orders then hold two strings
+        # fewer each, in memory and in snapshots (pickle writes a shared object once).
+        o = Order(f"o{self._seq}", pos.wallet.user, m.id, m.selection_ids[sel], sel,
+                  cmd.side == c.BACK, cmd.price, cmd.size_minor, cmd.persistence, cmd.tif,
+                  cmd.min_fill_minor, cmd.ref, self._seq, pos, pos.wallet)
         self._register(m, o)
         if cmd.ref:
             self.refs[(user, cmd.ref)] = (o.id, _place_fields(cmd))

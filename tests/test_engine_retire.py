@@ -59,3 +59,20 @@ def test_a_bet_delay_timer_outliving_its_voided_market_is_ignored():
     d.advance(6_000)
     assert [type(ev) for ev in d(c.Tick)] == []
     assert d.eng.wallets[("x", "BDT")].held == 0
+
+
+def test_open_orders_share_one_user_and_selection_string_per_wallet_and_market():
+    """Snapshots pickle a shared string once: orders that each kept the command's own copy made
+    a 900,000-order snapshot 1.7 MB larger (104.3 MB) and its unpickling allocate 1.8 million
+    more strings."""
+    d = Driver()
+    d(c.CreateMarket, market="m", event="e", name="m",
+      selections=(("home", "Home"), ("away", "Away")))
+    d(c.SetMarketStatus, market="m", status="open")
+    _funded(d, "bettor")
+    for _ in range(2):  # each command brings its own, equal strings
+        d(c.PlaceOrder, user="".join(["bet", "tor"]), market="m",
+          selection="".join(["ho", "me"]), side=c.BACK, price=300, size_minor=1_000)
+    first, second = d.eng.orders.values()
+    assert first.user is second.user is d.eng.wallets[("bettor", "BDT")].user
+    assert first.selection is second.selection is d.eng.markets["m"].selection_ids[0]
