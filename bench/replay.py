@@ -11,9 +11,12 @@
    100,000-command tail. Prints the snapshot's size, how long pickling it takes (the server
    does that in a forked child) and where the restart's time went.
 
-Both 2 and 3 run in a fresh interpreter (this script with --child), as `backlay replay` and a
-restarting server do, and this process lets go of its engine and commands before each child
-runs: a real restart never shares the machine with the heap that wrote the journal. The child
+Every part runs in an interpreter of its own (this script with --child): writing the journal
+and the snapshot, writing the tail, and the two timed recoveries, as `backlay replay` and a
+restarting server run them. This process only starts the servers and the children, so no
+timed child shares the machine with the 2 GB heap that wrote the journal. (It used to: on this
+VM, memory that another process still held made the restart child's unpickling up to a
+second slower in page faults; a restarting server's predecessor is gone.) Each recovery
 reports a digest of its state, which is checked against the engine that wrote the journal.
 
     python bench/replay.py [--count 1000000] [--tail 100000] [--batch 500] [--seed 7]
@@ -65,10 +68,12 @@ def state_digest(engine: Engine) -> list:
             sorted([*key, w.balance, w.held] for key, w in engine.wallets.items())]
 
 
-def run_child(mode: str, redis_url: str, pg_url: str, stream: str) -> dict:
-    """Run recover() in a fresh interpreter (what a restart is) and return its timings."""
+def run_child(mode: str, args, redis_url: str, pg_url: str, stream: str) -> dict:
+    """Run one part in a fresh interpreter and return what it reports (its last line, JSON)."""
     started = time.perf_counter()
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", mode,
+                          "--count", str(args.count), "--tail", str(args.tail),
+                          "--batch", str(args.batch), "--seed", str(args.seed),
                           "--redis-url", redis_url, "--pg-url", pg_url, "--stream", stream],
                          check=True, capture_output=True, text=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
@@ -76,12 +81,48 @@ def run_child(mode: str, redis_url: str, pg_url: str, stream: str) -> dict:
     return result
 
 
-async def child(mode: str, redis_url: str, pg_url: str, stream: str) -> dict:
-    redis = aioredis.from_url(redis_url)
-    db = await asyncpg.connect(pg_url) if mode == "restart" else None
+async def write_head(args, journal: Journal, store: SnapshotStore) -> dict:
+    """Journal the first --count commands (and their setup), then snapshot the engine."""
+    started = time.perf_counter()
+    cmds = order_stream(args.count + args.tail, seed=args.seed)
+    made_s = time.perf_counter() - started
+    head = cmds[:len(cmds) - args.tail]
+    del cmds
+    engine = Engine()
+    started = time.perf_counter()
+    applying = await journal_commands(journal, engine, head, args.batch)
+    elapsed = time.perf_counter() - started
+    gc.collect()
+    started = time.perf_counter()
+    blob = pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL)
+    pickling = time.perf_counter() - started
+    started = time.perf_counter()
+    await store.save(engine.last_seq, blob)
+    return {"made": len(head) + args.tail, "made_s": made_s,
+            "head": len(head), "entries": await journal.redis.xlen(journal.stream),
+            "journal_s": elapsed, "apply_s": applying, "snapshot_seq": engine.last_seq,
+            "snapshot_mb": len(blob) / 1e6, "pickle_s": pickling,
+            "save_s": time.perf_counter() - started, "state": state_digest(engine)}
+
+
+async def write_tail(args, journal: Journal, store: SnapshotStore) -> dict:
+    """From the snapshot, journal the last --tail commands of the same stream."""
+    tail = order_stream(args.count + args.tail, seed=args.seed)[-args.tail:]
+    engine = pickle.loads(await store.at(await store.latest_seq()))
+    await journal_commands(journal, engine, tail, args.batch)
+    return {"state": state_digest(engine)}
+
+
+async def child(mode: str, args) -> dict:
+    redis = aioredis.from_url(args.redis_url)
+    db = await asyncpg.connect(args.pg_url) if mode != "replay" else None
     try:
         store = SnapshotStore(db) if db is not None else None
-        journal = Journal(redis, stream)
+        journal = Journal(redis, args.stream)
+        if mode == "head":
+            return await write_head(args, journal, store)
+        if mode == "tail":
+            return await write_tail(args, journal, store)
         started = time.perf_counter()
         recovered = await recover(journal, store)
         return {"recover_s": time.perf_counter() - started, "replayed": recovered.replayed,
@@ -99,69 +140,37 @@ async def bench(args, tmp: str) -> None:
     redis_server.start()
     pg_server = EmbeddedPostgres(f"{tmp}/pg")
     pg_server.start()
-    redis = aioredis.from_url(redis_server.url)
-    db = await asyncpg.connect(pg_server.url)
+    urls = (redis_server.url, pg_server.url, "bench:journal")
     try:
+        db = await asyncpg.connect(pg_server.url)
         await migrate(db)
-        journal = Journal(redis, "bench:journal")
-        store = SnapshotStore(db)
+        await db.close()
 
-        started = time.perf_counter()
-        cmds = order_stream(args.count + args.tail, seed=args.seed)
-        head, tail = cmds[:len(cmds) - args.tail], cmds[len(cmds) - args.tail:]
+        head = run_child("head", args, *urls)
         print(f"replay bench: order_stream({args.count + args.tail:,}, seed {args.seed}) made "
-              f"{len(cmds):,} commands in {time.perf_counter() - started:.1f} s; "
-              f"journal = first {len(head):,}, tail = last {len(tail):,}; "
-              f"{args.batch} commands per stream entry")
-
-        engine = Engine()
-        started = time.perf_counter()
-        applying = await journal_commands(journal, engine, head, args.batch)
-        elapsed = time.perf_counter() - started
-        entries = await redis.xlen(journal.stream)
-        print(f"journal built: {len(head):,} commands in {entries:,} stream entries, "
-              f"{elapsed:.1f} s ({len(head) / elapsed:,.0f}/s; engine.apply alone "
-              f"{len(head) / applying:,.0f}/s)")
-
-        # The snapshot for part 2 is taken now, at the end of the journal part 1 replays.
-        gc.collect()
-        started = time.perf_counter()
-        blob = pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL)
-        pickling = time.perf_counter() - started
-        started = time.perf_counter()
-        await store.save(engine.last_seq, blob)
-        saving = time.perf_counter() - started
-        print(f"snapshot at seq {engine.last_seq:,}: {len(blob) / 1e6:,.1f} MB, pickled in "
-              f"{pickling:.2f} s (in a forked child in the server: the sequencer pauses only for "
-              f"the fork), saved in {saving:.2f} s")
-        expected, snapshot_seq = state_digest(engine), head[-1].seq
-        # The children run where nothing else holds the exchange's memory, as `backlay replay`
-        # and a restarting server (whose predecessor is gone) do: this process would otherwise
-        # hold some 2 GB (the engine and every command) meanwhile, and on this VM memory never
-        # touched before costs a child up to a second more in page faults. The engine comes
-        # back from the snapshot for part 2.
-        del engine, cmds, head
-        gc.collect()
+              f"{head['made']:,} commands in {head['made_s']:.1f} s; journal = first "
+              f"{head['head']:,}, tail = last {args.tail:,}; {args.batch} commands per stream "
+              f"entry")
+        print(f"journal built: {head['head']:,} commands in {head['entries']:,} stream entries, "
+              f"{head['journal_s']:.1f} s ({head['head'] / head['journal_s']:,.0f}/s; "
+              f"engine.apply alone {head['head'] / head['apply_s']:,.0f}/s)")
+        print(f"snapshot at seq {head['snapshot_seq']:,}: {head['snapshot_mb']:,.1f} MB, pickled "
+              f"in {head['pickle_s']:.2f} s (in a forked child in the server: the sequencer "
+              f"pauses only for the fork), saved in {head['save_s']:.2f} s")
 
         # -- 1. replay from empty, in a fresh process as `backlay replay` runs it --------------
-        child = run_child("replay", redis_server.url, pg_server.url, journal.stream)
+        child = run_child("replay", args, *urls)
         rate = child["replayed"] / child["recover_s"]
-        assert child["state"] == expected, "replayed state differs"
+        assert child["state"] == head["state"], "replayed state differs"
         print(f"replay from empty (fresh process): {child['replayed']:,} entries in "
               f"{child['recover_s']:.2f} s = {rate:,.0f} entries/s, events verified byte for byte "
               f"(target >= {REPLAY_TARGET_PER_S:,}/s: "
               f"{'met' if rate >= REPLAY_TARGET_PER_S else 'NOT met'})")
 
         # -- 2. restart from snapshot + tail, in a fresh process ------------------------------
-        engine = pickle.loads(blob)
-        del blob
-        await journal_commands(journal, engine, tail, args.batch)
-        expected = state_digest(engine)
-        del engine, tail
-        gc.collect()
-
-        child = run_child("restart", redis_server.url, pg_server.url, journal.stream)
-        assert child["snapshot_seq"] == snapshot_seq and child["replayed"] == args.tail
+        expected = run_child("tail", args, *urls)["state"]
+        child = run_child("restart", args, *urls)
+        assert child["snapshot_seq"] == head["snapshot_seq"] and child["replayed"] == args.tail
         assert child["state"] == expected, "restarted state differs"
         restart = child["recover_s"]
         print(f"restart (fresh process): snapshot + {args.tail:,} entries in {restart:.2f} s "
@@ -172,8 +181,6 @@ async def bench(args, tmp: str) -> None:
               f"{child['replay_s']:.2f} s; the whole "
               f"process, interpreter start and imports included, {child['process_s']:.2f} s")
     finally:
-        await db.close()
-        await redis.aclose()
         pg_server.stop()
         redis_server.stop()
 
@@ -184,13 +191,14 @@ def main() -> None:
     ap.add_argument("--tail", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=BATCH_MAX)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--child", choices=("replay", "restart"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=("head", "replay", "tail", "restart"),
+                    help=argparse.SUPPRESS)
     ap.add_argument("--redis-url", help=argparse.SUPPRESS)
     ap.add_argument("--pg-url", help=argparse.SUPPRESS)
     ap.add_argument("--stream", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        result = asyncio.run(child(args.child, args.redis_url, args.pg_url, args.stream))
+        result = asyncio.run(child(args.child, args))
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory(prefix="backlay-replay-bench-") as tmp:

@@ -33,6 +33,9 @@ SYSTEM_ACCOUNTS = (HOUSE, COMMISSION, EXTERNAL)
 _STATUS_NAMES = {"open": OPEN, "suspended": SUSPENDED, "closed": CLOSED}
 _PERSISTENCES = (c.LAPSE, c.PERSIST)
 _TIFS = (c.GTC, c.FOK)
+# Each accepted value mapped to the module's own string: an order keeps that one shared object
+# instead of the copy every parsed command brings (see _place).
+_SHARED = {value: value for value in _PERSISTENCES + _TIFS}
 
 
 class Engine:
@@ -177,12 +180,13 @@ class Engine:
         if pos.wallet is None:
             pos.wallet = wallet or self.wallet(user, m.currency)
             m.positions[user] = pos
-        # The wallet's user and the market's selection id are equal to the command's but
-        # shared by every order: hundreds of thousands of open orders then hold two strings
-        # fewer each, in memory and in snapshots (pickle writes a shared object once).
+        # The wallet's user, the market's selection id and the module's persistence and tif
+        # strings are equal to the command's but shared by every order: hundreds of thousands
+        # of open orders then hold four strings fewer each, in memory and in snapshots (pickle
+        # writes a shared object once).
         o = Order(f"o{self._seq}", pos.wallet.user, m.id, m.selection_ids[sel], sel,
-                  cmd.side == c.BACK, cmd.price, cmd.size_minor, cmd.persistence, cmd.tif,
-                  cmd.min_fill_minor, cmd.ref, self._seq, pos, pos.wallet)
+                  cmd.side == c.BACK, cmd.price, cmd.size_minor, _SHARED[cmd.persistence],
+                  _SHARED[cmd.tif], cmd.min_fill_minor, cmd.ref, self._seq, pos, pos.wallet)
         self._register(m, o)
         if cmd.ref:
             self.refs[(user, cmd.ref)] = (o.id, _place_fields(cmd))

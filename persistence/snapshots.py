@@ -31,6 +31,9 @@ class SnapshotStore:
         row = await self.db.fetchrow("SELECT seq, engine FROM snapshots ORDER BY seq DESC LIMIT 1")
         return None if row is None else (row["seq"], row["engine"])
 
+    async def at(self, seq: int) -> bytes | None:
+        return await self.db.fetchval("SELECT engine FROM snapshots WHERE seq = $1", seq)
+
     async def latest_seq(self) -> int:
         return await self.db.fetchval("SELECT coalesce(max(seq), 0) FROM snapshots")
 

@@ -61,7 +61,7 @@ def test_a_bet_delay_timer_outliving_its_voided_market_is_ignored():
     assert d.eng.wallets[("x", "BDT")].held == 0
 
 
-def test_open_orders_share_one_user_and_selection_string_per_wallet_and_market():
+def test_open_orders_share_their_user_selection_persistence_and_tif_strings():
     """Snapshots pickle a shared string once: orders that each kept the command's own copy made
     a 900,000-order snapshot 1.7 MB larger (104.3 MB) and its unpickling allocate 1.8 million
     more strings."""
@@ -72,7 +72,10 @@ def test_open_orders_share_one_user_and_selection_string_per_wallet_and_market()
     _funded(d, "bettor")
     for _ in range(2):  # each command brings its own, equal strings
         d(c.PlaceOrder, user="".join(["bet", "tor"]), market="m",
-          selection="".join(["ho", "me"]), side=c.BACK, price=300, size_minor=1_000)
+          selection="".join(["ho", "me"]), side=c.BACK, price=300, size_minor=1_000,
+          persistence="".join(["per", "sist"]), tif="".join(["g", "tc"]))
     first, second = d.eng.orders.values()
     assert first.user is second.user is d.eng.wallets[("bettor", "BDT")].user
     assert first.selection is second.selection is d.eng.markets["m"].selection_ids[0]
+    assert first.persistence is second.persistence is c.PERSIST
+    assert first.tif is second.tif is c.GTC

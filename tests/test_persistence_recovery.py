@@ -127,6 +127,40 @@ def test_restart_loads_the_newest_snapshot_and_replays_only_what_follows(
     assert events[0].seq == len(trading_commands) + 1 and isinstance(events[0], MoneyMoved)
 
 
+@pytest.mark.parametrize("entries_prefetched", [1, 3, 4, 100])
+def test_replay_goes_on_past_the_entries_read_while_the_snapshot_was_fetched(
+        redis_url, stream, run, engine_records, trading_commands, monkeypatch,
+        entries_prefetched):
+    # The journal after the snapshot is 4 entries (11..16, 17..22, 23..28, 29..); whether the
+    # prefetch stops before, at or after its end, every command is replayed exactly once.
+    monkeypatch.setattr("persistence.recovery.PREFETCH_ENTRIES", entries_prefetched)
+    engine, records = engine_records(trading_commands[:30])
+    snapshot, _ = engine_records(trading_commands[:10])
+    store_calls = []
+
+    class Store:
+        async def latest_seq(self):
+            return 10
+
+        async def at(self, seq):
+            store_calls.append(seq)
+            return pickle.dumps(snapshot)
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        await journal.append(records[:10])
+        for i in range(10, len(records), 6):
+            await journal.append(records[i:i + 6])
+        recovered = await recover(journal, Store())
+        await journal.redis.aclose()
+        return recovered
+
+    recovered = run(scenario())
+    assert store_calls == [10]
+    assert (recovered.snapshot_seq, recovered.replayed, recovered.last_seq) == (10, 20, 30)
+    assert state(recovered.engine) == state(engine)
+
+
 def test_a_snapshot_inside_a_journal_entry_replays_the_rest_of_that_entry_verified(
         redis_url, stream, run, engine_records, trading_commands):
     # Entries hold whole batches; a snapshot at seq 10 of a 7..13 entry must replay 11..13 from
@@ -135,8 +169,11 @@ def test_a_snapshot_inside_a_journal_entry_replays_the_rest_of_that_entry_verifi
     snapshot, _ = engine_records(trading_commands[:10])
 
     class Store:
-        async def latest(self):
-            return 10, pickle.dumps(snapshot)
+        async def latest_seq(self):
+            return 10
+
+        async def at(self, seq):
+            return pickle.dumps(snapshot) if seq == 10 else None
 
     async def scenario():
         journal = Journal(aioredis.from_url(redis_url), stream)
