@@ -117,9 +117,8 @@ async def _chain(first: list[JournaledBatch],
                  rest: AsyncIterator[JournaledBatch]) -> AsyncIterator[JournaledBatch]:
     for batch in first:
         yield batch
-    if len(first) >= PREFETCH_ENTRIES:  # else the journal ended within the prefetch
-        async for batch in rest:
-            yield batch
+    async for batch in rest:  # nothing more if the journal ended within the prefetch
+        yield batch
 
 
 def _raise_divergence(commands: list, replayed_events: list, batch: JournaledBatch) -> None:
