@@ -3,6 +3,7 @@ fans out; a failed journal write stops it cold."""
 
 import asyncio
 import dataclasses
+import time
 
 import pytest
 import redis.asyncio as aioredis
@@ -54,6 +55,45 @@ def test_submitters_get_their_events_only_after_redis_confirmed_the_batch(
             assert journaled_at[entry[1]] < i
         if entry[0] == "fanout":
             assert all(journaled_at[seq] < i for seq in entry[1])
+
+
+def test_a_batch_write_leaves_for_redis_before_the_next_batch_is_applied(
+        redis_url, stream, run):
+    """Group commit overlaps the engine with Redis's fsync only if a batch's XADD is on the
+    wire while the next batch is applied. The engine below, on the first command of the
+    second batch, blocks (as a long apply does: no event loop turn) until a second client
+    sees the first entry in Redis. If the XADD only left at the sequencer's next wait, Redis
+    would never see it in time."""
+    import redis as sync_redis
+
+    seen_while_applying = []
+
+    class WatchingEngine(Engine):
+        def apply(self, cmd):
+            if cmd.seq == 5:  # first command of the second batch (batch_max=4)
+                watcher = sync_redis.Redis.from_url(redis_url)
+                try:
+                    for _ in range(500):  # up to 5 s: never reached when the XADD is out
+                        if watcher.xlen(stream):
+                            break
+                        time.sleep(0.01)
+                    seen_while_applying.append(watcher.xlen(stream))
+                finally:
+                    watcher.close()
+            return super().apply(cmd)
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        sequencer = Sequencer(WatchingEngine(), journal, batch_max=4)
+        await sequencer.start()
+        deposits = [c.Deposit(user=f"u{i}", currency="BDT", amount_minor=100, ref=f"d{i}")
+                    for i in range(8)]
+        await asyncio.gather(*(sequencer.submit(d) for d in deposits))
+        await sequencer.stop()
+        await journal.redis.aclose()
+
+    run(scenario())
+    assert seen_while_applying == [1]
 
 
 def test_concurrent_submits_share_one_journal_write_per_batch(redis_url, stream, run):
