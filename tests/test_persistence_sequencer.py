@@ -57,6 +57,12 @@ def test_submitters_get_their_events_only_after_redis_confirmed_the_batch(
             assert all(journaled_at[seq] < i for seq in entry[1])
 
 
+def small_deposits(count: int) -> list[c.Deposit]:
+    """`count` unstamped 1.00 deposits to users u0.., each with its own ref."""
+    return [c.Deposit(user=f"u{i}", currency="BDT", amount_minor=100, ref=f"d{i}")
+            for i in range(count)]
+
+
 def test_a_batch_write_leaves_for_redis_before_the_next_batch_is_applied(
         redis_url, stream, run):
     """Group commit overlaps the engine with Redis's fsync only if a batch's XADD is on the
@@ -86,8 +92,7 @@ def test_a_batch_write_leaves_for_redis_before_the_next_batch_is_applied(
         journal = Journal(aioredis.from_url(redis_url), stream)
         sequencer = Sequencer(WatchingEngine(), journal, batch_max=4)
         await sequencer.start()
-        deposits = [c.Deposit(user=f"u{i}", currency="BDT", amount_minor=100, ref=f"d{i}")
-                    for i in range(8)]
+        deposits = small_deposits(8)
         await asyncio.gather(*(sequencer.submit(d) for d in deposits))
         await sequencer.stop()
         await journal.redis.aclose()
@@ -101,8 +106,7 @@ def test_concurrent_submits_share_one_journal_write_per_batch(redis_url, stream,
         journal = Journal(aioredis.from_url(redis_url), stream)
         sequencer = Sequencer(Engine(), journal, batch_max=64)
         await sequencer.start()
-        deposits = [c.Deposit(user=f"u{i}", currency="BDT", amount_minor=100, ref=f"d{i}")
-                    for i in range(200)]
+        deposits = small_deposits(200)
         results = await asyncio.gather(*(sequencer.submit(d) for d in deposits))
         await sequencer.stop()
         entries = await journal.redis.xlen(stream)
