@@ -4,13 +4,16 @@ Prints commands/s and per-command latency percentiles, all in one run, for:
   full          wallets, exposure, holds, risk checks (limits set on every user and market)
   risk off      no limits set, no velocity limit
   bare          risk off, and exposure/holds/funds switched off inside this benchmark only
-then the per-order cost of risk checks and of exposure, and the cost of a `prices.set` on a
-20-selection market (re-quoting the house orders).
+then the per-order cost of risk checks and of exposure, what building the run's frozen event
+dataclasses alone costs, the same trading commands through a plain SortedDict+deque book (no
+wallets, exposure, validation or events: bench/plain_book.py) for scale, and the cost of a
+`prices.set` on a 20-selection market (re-quoting the house orders).
 
     python bench/engine.py [--count 200000] [--seed 7]
 """
 
 import argparse
+import dataclasses
 import gc
 import os
 import sys
@@ -19,6 +22,7 @@ from contextlib import contextmanager
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench import plain_book  # noqa: E402
 from bench.workload import order_stream  # noqa: E402
 from engine import commands as c  # noqa: E402
 from engine.config import EngineConfig  # noqa: E402
@@ -74,6 +78,54 @@ def run(cmds: list, warm: int, config: EngineConfig) -> dict:
             "rejected": rejected, "engine": engine}
 
 
+def emitted_events(cmds: list, warm: int, config: EngineConfig) -> list:
+    """Every event of the trading commands (a pass of its own: keeping them alive would slow the
+    timed passes' collector)."""
+    engine = _warmed(cmds, warm, config)
+    events = []
+    for cmd in cmds[warm:]:
+        events += engine.apply(cmd)
+    return events
+
+
+def event_build_s(events: list) -> float:
+    """Seconds to build `events` again from their field values, the way the engine calls the
+    constructors (keyword arguments): the floor that frozen event dataclasses set."""
+    builders = {}
+    work = []
+    for ev in events:
+        cls = type(ev)
+        if cls not in builders:
+            names = [f.name for f in dataclasses.fields(cls)]
+            args = ", ".join(f"{name}=v[{i}]" for i, name in enumerate(names))
+            namespace = {"cls": cls}
+            exec(f"def build(v):\n    return cls({args})\n", namespace)
+            builders[cls] = (namespace["build"], names)
+        build, names = builders[cls]
+        work.append((build, tuple([getattr(ev, name) for name in names])))
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for build, values in work:
+            build(values)
+        return time.perf_counter() - start
+    finally:
+        gc.enable()
+
+
+def plain_book_rate(trading: list) -> tuple[float, int]:
+    """(commands/s, fills) for the trading commands through bench/plain_book.py."""
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        fills = plain_book.apply_all(trading)
+        return len(trading) / (time.perf_counter() - start), fills
+    finally:
+        gc.enable()
+
+
 @contextmanager
 def exposure_off():
     """Bench-only: no exposure bookkeeping, no holds, no funds check."""
@@ -82,7 +134,7 @@ def exposure_off():
                (Position, "add_unmatched"): lambda self, *a: None,
                (Position, "fill"): lambda self, *a: None,
                (Position, "hold_with"): lambda self, *a: 0}
-    saved = {key: getattr(*key) for key in patched}
+    saved = {(cls, name): cls.__dict__[name] for cls, name in patched}  # staticmethods as such
     for (cls, name), fn in patched.items():
         setattr(cls, name, fn)
     try:
@@ -148,6 +200,16 @@ def main() -> None:
     print(f"risk checks: {risk_us:+.2f} µs/cmd ({risk_us / no_risk['us'] * 100:+.1f}% of the "
           f"per-command cost without them)")
     print(f"exposure+holds+funds: {no_risk['us'] - bare['us']:+.2f} µs/cmd")
+    events = emitted_events(with_limits, len(with_limits) - args.count, EngineConfig())
+    build_us = event_build_s(events) / args.count * 1e6
+    print(f"building the full run's {len(events):,} frozen events alone: {build_us:.2f} µs/cmd "
+          f"({build_us / full['us'] * 100:.0f}% of full)")
+    plain_rate, plain_fills = plain_book_rate(with_limits[len(with_limits) - args.count:])
+    matched = sum(1 for ev in events if type(ev).__name__ == "BetMatched")
+    del events
+    print(f"plain book {plain_rate:>10,.0f} cmd/s  (SortedDict+deque, no wallets/exposure/"
+          f"validation/events; {plain_fills:,} fills, the engine {matched:,}); "
+          f"full = {full['per_s'] / plain_rate:.2f} of it")
     print(f"prices.set, 20 selections, re-quoting the house: {prices_set_cost():,.0f} µs/call")
 
 
