@@ -7,14 +7,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# gcc: setup.py compiles the command and event classes (Cython) at install time
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml setup.py README.md ./
 COPY engine engine
 COPY risk risk
 COPY pricing pricing
 COPY persistence persistence
 COPY gateway gateway
 COPY loadtests loadtests
-RUN pip install .
+# Editable, so the compiled modules are built next to their sources in /app: /app comes first on
+# PYTHONPATH, and a plain install would leave an uncompiled engine/ there ahead of them.
+RUN pip install -e .
 # /app is importable too, for loadtests/ (the seeder, the locustfile and the audit), which the
 # wheel does not package.
 ENV PYTHONPATH=/app
@@ -32,7 +37,7 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=5 \
 CMD ["backlay", "serve"]
 
 FROM base AS loadtest
-RUN pip install ".[load]" && install -d -o backlay /reports
+RUN pip install -e ".[load]" && install -d -o backlay /reports
 USER backlay
 EXPOSE 8089 5557
 CMD ["locust", "-f", "/app/loadtests/locustfile.py"]

@@ -1,5 +1,6 @@
 # `make run` and `make test` each create .venv and install on first use (and again when
-# pyproject.toml changes), so a fresh machine needs nothing but Python 3.11+.
+# pyproject.toml or a compiled source changes), so a fresh machine needs nothing but Python 3.11+
+# (and the C compiler its packages build with).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench simulate clean chromium
 
-$(STAMP): pyproject.toml
+# setup.py compiles engine/commands.py and engine/events.py in place: rebuilt when they change
+$(STAMP): pyproject.toml setup.py engine/commands.py engine/events.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,load]'
@@ -31,4 +33,4 @@ simulate: $(STAMP)
 	$(BIN)/backlay simulate
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .hypothesis build engine/*.c engine/*.so

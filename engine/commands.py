@@ -1,15 +1,15 @@
 """Commands: what someone asks the exchange to do, in the imperative.
 
-Frozen, slotted, keyword-only dataclasses. The sequencer stamps `seq` (monotonic, gap-free) and
+Frozen keyword-only dataclasses, compiled by Cython like the events (see events.py). The sequencer stamps `seq` (monotonic, gap-free) and
 `ts` (milliseconds since the epoch) before `Engine.apply` sees them; ids of new orders and
 withdrawals are derived from `seq`, so the engine needs no clock and no id generator.
 Money fields are int minor units (`*_minor`), odds are int hundredths on the ladder.
 `user` on a command is the authenticated caller, set by the gateway, never by a client.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
-from .frozen import fast_init
+import cython
 
 BACK = "back"
 LAY = "lay"
@@ -21,7 +21,8 @@ EXCHANGE = "exchange"
 POOL = "pool"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class Command:
     seq: int = 0
     ts: int = 0
@@ -30,7 +31,8 @@ class Command:
 # -- markets (trader) -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class CreateMarket(Command):
     market: str
     event: str
@@ -42,7 +44,8 @@ class CreateMarket(Command):
     take_bp: int = 1000  # on pool markets: basis points of the pool kept by the house
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class SetMarketStatus(Command):
     market: str
     status: str | None = None  # "open" | "suspended" | "closed"; None leaves it
@@ -50,7 +53,8 @@ class SetMarketStatus(Command):
     bet_delay_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class SettleMarket(Command):
     market: str
     winners: tuple[str, ...]
@@ -58,7 +62,8 @@ class SettleMarket(Command):
     dead_heat: tuple[tuple[str, int, int], ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class VoidMarket(Command):
     market: str
 
@@ -66,7 +71,8 @@ class VoidMarket(Command):
 # -- orders (bettor) --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class PlaceOrder(Command):
     user: str
     market: str
@@ -80,27 +86,31 @@ class PlaceOrder(Command):
     ref: str = ""  # idempotency key: same user + ref + fields = the same order
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class CancelOrder(Command):
     user: str
     order: str
     size_reduction_minor: int = 0  # 0 cancels all that remains
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class ReplaceOrder(Command):
     user: str
     order: str
     price: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class CancelAll(Command):
     user: str
     market: str = ""  # "" = every market
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class Tick(Command):
     """Advances engine time: releases in-play orders whose bet delay has passed."""
 
@@ -108,7 +118,8 @@ class Tick(Command):
 # -- money ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class Deposit(Command):
     user: str
     currency: str
@@ -116,19 +127,22 @@ class Deposit(Command):
     ref: str  # the payment provider's reference: credited once, ever
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class RequestWithdrawal(Command):
     user: str
     currency: str
     amount_minor: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class ApproveWithdrawal(Command):
     withdrawal: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class RejectWithdrawal(Command):
     withdrawal: str
 
@@ -136,7 +150,8 @@ class RejectWithdrawal(Command):
 # -- limits and prices (trader) ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class SetMarketLimits(Command):
     market: str
     max_liability_minor: int | None = None  # house liability cap, whole market
@@ -145,7 +160,8 @@ class SetMarketLimits(Command):
     max_stake_minor: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class SetUserLimits(Command):
     user: str
     max_stake_minor: int | None = None
@@ -155,14 +171,16 @@ class SetUserLimits(Command):
     max_exposure_minor: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class SetPrices(Command):
     market: str
     prices: tuple[tuple[str, int], ...]  # (selection, fair odds in hundredths)
     margin_bp: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class Configure(Command):
     """Change the engine settings that decide outcomes (engine/config.py). Journaled like any
     command, so a replay takes the same decisions as the original run."""
@@ -174,7 +192,7 @@ class Configure(Command):
 
 
 COMMAND_TYPES: dict[str, type[Command]] = {
-    cls.__name__: fast_init(cls)
+    cls.__name__: cls
     for cls in (
         CreateMarket, SetMarketStatus, SettleMarket, VoidMarket,
         PlaceOrder, CancelOrder, ReplaceOrder, CancelAll, Tick,
@@ -185,17 +203,12 @@ COMMAND_TYPES: dict[str, type[Command]] = {
 
 
 def _stamper(cls):
-    """A function copying a `cls` command with another seq and ts, written out field by field
-    through the slot descriptors: dataclasses.replace costs about five times as much, a loop
-    over the fields twice, and this runs once per command on the sequencer's hot path."""
-    namespace: dict = {"new": object.__new__, "cls": cls}
-    body = []
-    for f in fields(cls):
-        namespace[f"set_{f.name}"] = getattr(cls, f.name).__set__
-        value = f.name if f.name in ("seq", "ts") else f"cmd.{f.name}"
-        body.append(f"    set_{f.name}(copy, {value})\n")
-    exec("def stamp(cmd, seq, ts):\n    copy = new(cls)\n" + "".join(body) + "    return copy\n",
-         namespace)
+    """A function copying a `cls` command with another seq and ts, its fields written out by
+    keyword: dataclasses.replace costs several times as much (two loops over the fields), and
+    this runs once per command on the sequencer's hot path."""
+    kept = "".join(f", {f.name}=cmd.{f.name}" for f in fields(cls) if f.name not in ("seq", "ts"))
+    namespace: dict = {"cls": cls}
+    exec(f"def stamp(cmd, seq, ts):\n    return cls(seq=seq, ts=ts{kept})\n", namespace)
     return namespace["stamp"]
 
 

@@ -4,20 +4,27 @@ Every event carries the `seq` and `ts` of the command that caused it. Events are
 stores next to each command, what the persister folds into Postgres, and what the gateway turns
 into replies and pushes, so they carry everything those need without reading engine state.
 Money fields are int minor units, odds int hundredths.
+
+Frozen keyword-only dataclasses, compiled by Cython (setup.py) into extension types: instances
+have no __dict__ and refuse assignment, `dataclasses.fields`, equality, hashing and repr are the
+dataclass ones. Why compiled: the engine builds 2.2 events per command, and interpreted code
+builds a frozen dataclass through one slot-descriptor call per field (about 1.2 µs for an
+OrderPlaced, a fifth of the engine's time); the compiled constructor takes about 0.16 µs. Run
+from source without the build, the same file gives ordinary frozen dataclasses.
 """
 
-from dataclasses import dataclass
-
-from .frozen import fast_init
+import cython
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class Event:
     seq: int
     ts: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class CommandRejected(Event):
     code: str
     reason: str
@@ -26,7 +33,8 @@ class CommandRejected(Event):
 # -- markets ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class MarketCreated(Event):
     market: str
     event: str
@@ -38,7 +46,8 @@ class MarketCreated(Event):
     take_bp: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class MarketStatusChanged(Event):
     market: str
     status: str  # INACTIVE | OPEN | SUSPENDED | CLOSED | SETTLED | VOIDED
@@ -46,14 +55,16 @@ class MarketStatusChanged(Event):
     bet_delay_ms: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class MarketSettled(Event):
     market: str
     winners: tuple[str, ...]
     dead_heat: tuple[tuple[str, int, int], ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class MarketVoided(Event):
     market: str
 
@@ -61,7 +72,8 @@ class MarketVoided(Event):
 # -- orders -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class OrderPlaced(Event):
     order: str
     user: str
@@ -76,7 +88,8 @@ class OrderPlaced(Event):
     release_ts: int  # > 0: waiting out the in-play bet delay until this time
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class OrderReleased(Event):
     """A delayed in-play order reached the book."""
 
@@ -84,7 +97,8 @@ class OrderReleased(Event):
     user: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class PlaceRepeated(Event):
     """A place with a known ref and the same fields: the original order stands, nothing changed."""
 
@@ -92,7 +106,8 @@ class PlaceRepeated(Event):
     user: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class BetMatched(Event):
     market: str
     selection: str
@@ -106,7 +121,8 @@ class BetMatched(Event):
     maker_user: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class PoolStaked(Event):
     """A pool bet's stake went into the pool: the order is fully matched at once."""
 
@@ -117,7 +133,8 @@ class PoolStaked(Event):
     size_minor: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class OrderCancelled(Event):
     order: str
     user: str
@@ -125,7 +142,8 @@ class OrderCancelled(Event):
     reason: str  # "requested" | "fok" | "suspended" | "replaced"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class OrderLapsed(Event):
     order: str
     user: str
@@ -133,7 +151,8 @@ class OrderLapsed(Event):
     reason: str  # "in_play" | "closed" | "voided"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class OrderReplaced(Event):
     order: str
     user: str
@@ -143,7 +162,8 @@ class OrderReplaced(Event):
 # -- money ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class WalletChanged(Event):
     user: str
     currency: str
@@ -151,7 +171,8 @@ class WalletChanged(Event):
     held_minor: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class MoneyMoved(Event):
     """One double-entry ledger movement: entries (account, amount_minor) sum to zero."""
 
@@ -161,13 +182,15 @@ class MoneyMoved(Event):
     entries: tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class DepositRepeated(Event):
     ref: str
     user: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class WithdrawalRequested(Event):
     withdrawal: str
     user: str
@@ -175,7 +198,8 @@ class WithdrawalRequested(Event):
     amount_minor: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class WithdrawalApproved(Event):
     withdrawal: str
     user: str
@@ -183,7 +207,8 @@ class WithdrawalApproved(Event):
     amount_minor: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class WithdrawalRejected(Event):
     withdrawal: str
     user: str
@@ -194,7 +219,8 @@ class WithdrawalRejected(Event):
 # -- limits and prices ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class MarketLimitsSet(Event):
     market: str
     max_liability_minor: int | None
@@ -203,7 +229,8 @@ class MarketLimitsSet(Event):
     max_stake_minor: int | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class UserLimitsSet(Event):
     user: str
     max_stake_minor: int | None
@@ -213,7 +240,8 @@ class UserLimitsSet(Event):
     max_exposure_minor: int | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class PricesSet(Event):
     market: str
     fair: tuple[tuple[str, int], ...]
@@ -221,7 +249,8 @@ class PricesSet(Event):
     margin_bp: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class SelectionSuspended(Event):
     """Risk stopped the house quoting a selection: its liability reached the limit."""
 
@@ -230,7 +259,8 @@ class SelectionSuspended(Event):
     house_liability_minor: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
 class Configured(Event):
     velocity_orders_max: int
     velocity_window_ms: int
@@ -239,7 +269,7 @@ class Configured(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__name__: fast_init(cls)
+    cls.__name__: cls
     for cls in (
         CommandRejected, MarketCreated, MarketStatusChanged, MarketSettled, MarketVoided,
         OrderPlaced, OrderReleased, PlaceRepeated, BetMatched, PoolStaked, OrderCancelled,

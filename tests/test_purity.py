@@ -41,11 +41,13 @@ FORBIDDEN_MODULES = frozenset({
     "requests", "httpx", "uvloop", "psutil", "locust", "jwt", "prometheus_client",
     "pydantic_settings", "numpy",
 })
-# Third-party packages the pure code may use: data structures and a serialiser, nothing else.
-ALLOWED_THIRD_PARTY = frozenset({"sortedcontainers", "orjson"})
+# Third-party packages the pure code may use: data structures, a serialiser, and `cython`
+# (compile-time declarations for the command and event classes; no runtime behaviour).
+ALLOWED_THIRD_PARTY = frozenset({"sortedcontainers", "orjson", "cython"})
 
 # Calls that reach the outside world without importing anything. (exec stays allowed: the
-# events module generates fast __init__s with it, as dataclasses does; it imports nothing.)
+# codec and the command stamper generate straight-line functions with it, as dataclasses does;
+# it imports nothing.)
 FORBIDDEN_BUILTIN_CALLS = frozenset({
     "open", "print", "input", "__import__", "breakpoint", "exit", "quit", "help",
 })

@@ -1,0 +1,55 @@
+"""Commands and events run as the compiled build of their current source (setup.py): frozen,
+slotted, keyword-only dataclasses, built several times faster than interpreted ones. A stale
+build would silently run old field lists, and the uncompiled fallback is the slow path the
+benchmarks do not measure, so both fail here."""
+
+import dataclasses
+import importlib.machinery
+from pathlib import Path
+
+import pytest
+
+from engine import commands as c
+from engine import events as e
+
+RECORD_TYPES = [*c.COMMAND_TYPES.values(), *e.EVENT_TYPES.values()]
+
+
+@pytest.mark.parametrize("module", [c, e], ids=lambda m: m.__name__)
+def test_the_module_is_the_compiled_build_of_its_current_source(module):
+    built = Path(module.__file__)
+    assert built.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), (
+        f"{module.__name__} runs from {built.name}, uncompiled: `pip install -e .` builds it")
+    source = built.parent / (module.__name__.rsplit(".", 1)[1] + ".py")
+    assert built.stat().st_mtime >= source.stat().st_mtime, (
+        f"{built.name} is older than {source.name}: rebuild with `pip install -e .`")
+
+
+def _sample(cls):
+    return cls(**{f.name: f"{f.name}-value" for f in dataclasses.fields(cls)})
+
+
+@pytest.mark.parametrize("cls", RECORD_TYPES, ids=lambda cls: cls.__name__)
+def test_every_command_and_event_is_a_frozen_slotted_keyword_only_dataclass(cls):
+    names = [f.name for f in dataclasses.fields(cls)]
+    assert names[:2] == ["seq", "ts"]
+    record = _sample(cls)
+    assert not hasattr(record, "__dict__")
+    for name in names:
+        with pytest.raises(AttributeError):
+            setattr(record, name, "changed")
+        assert getattr(record, name) == f"{name}-value"
+    with pytest.raises(TypeError):
+        cls(*(f"{name}-value" for name in names))
+    assert record == _sample(cls) and hash(record) == hash(_sample(cls))
+    assert dataclasses.replace(record, seq=7) != record
+    assert dataclasses.replace(record, seq=7).seq == 7
+
+
+def test_stamping_copies_every_field_but_seq_and_ts():
+    cmd = c.PlaceOrder(user="u", market="m", selection="s", side="lay", price=250,
+                       size_minor=500, persistence="persist", tif="fok", min_fill_minor=100,
+                       ref="r")
+    stamped = c.stamped(cmd, 41, 1_700_000_000_041)
+    assert (stamped.seq, stamped.ts) == (41, 1_700_000_000_041)
+    assert dataclasses.replace(stamped, seq=0, ts=0) == cmd
