@@ -33,6 +33,8 @@ SYSTEM_ACCOUNTS = (HOUSE, COMMISSION, EXTERNAL)
 _STATUS_NAMES = {"open": OPEN, "suspended": SUSPENDED, "closed": CLOSED}
 _PERSISTENCES = (c.LAPSE, c.PERSIST)
 _TIFS = (c.GTC, c.FOK)
+# What one apply builds and returns: never part of a snapshot (see Engine.__getstate__).
+_SCRATCH = ("_events", "_touched")
 # Each accepted value mapped to the module's own string: an order keeps that one shared object
 # instead of the copy every parsed command brings (see _place).
 _SHARED = {value: value for value in _PERSISTENCES + _TIFS}
@@ -77,6 +79,25 @@ class Engine:
                                           currency=w.currency, balance_minor=w.balance,
                                           held_minor=w.held))
         return events
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict:
+        """The engine without one apply's scratch (its event list and touched wallets): a
+        snapshot holds state, never events, so it does not depend on how events pickle."""
+        state = self.__dict__.copy()
+        for name in _SCRATCH:
+            del state[name]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        # snapshots taken before the commands and events were compiled still carry the scratch,
+        # pickled in the old event layout: it is dropped, never restored
+        for name in _SCRATCH:
+            state.pop(name, None)
+        self.__dict__.update(state)
+        self._events = []
+        self._touched = {}
 
     def next_release_ts(self) -> int | None:
         """When the next delayed in-play order is due (the sequencer sends a Tick then)."""
