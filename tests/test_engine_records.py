@@ -4,7 +4,9 @@ build would silently run old field lists, and the uncompiled fallback is the slo
 benchmarks do not measure, so both fail here."""
 
 import dataclasses
+import hashlib
 import importlib.machinery
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from engine import commands as c
 from engine import events as e
 
+ROOT = Path(__file__).resolve().parent.parent
 RECORD_TYPES = [*c.COMMAND_TYPES.values(), *e.EVENT_TYPES.values()]
 
 
@@ -20,9 +23,11 @@ def test_the_module_is_the_compiled_build_of_its_current_source(module):
     built = Path(module.__file__)
     assert built.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), (
         f"{module.__name__} runs from {built.name}, uncompiled: `pip install -e .` builds it")
-    source = built.parent / (module.__name__.rsplit(".", 1)[1] + ".py")
-    assert built.stat().st_mtime >= source.stat().st_mtime, (
-        f"{built.name} is older than {source.name}: rebuild with `pip install -e .`")
+    source = f"engine/{module.__name__.rsplit('.', 1)[1]}.py"
+    built_from = json.loads((ROOT / "engine" / "compiled-from.json").read_text())  # setup.py
+    current = hashlib.sha256((ROOT / source).read_bytes()).hexdigest()
+    assert built_from[source] == current, (
+        f"{built.name} was built from another {source}: rebuild with `pip install -e .`")
 
 
 def _sample(cls):
