@@ -1,8 +1,9 @@
 """Commands: what someone asks the exchange to do, in the imperative.
 
-Frozen keyword-only dataclasses, compiled by Cython like the events (see events.py). The sequencer stamps `seq` (monotonic, gap-free) and
-`ts` (milliseconds since the epoch) before `Engine.apply` sees them; ids of new orders and
-withdrawals are derived from `seq`, so the engine needs no clock and no id generator.
+Frozen keyword-only dataclasses, compiled by Cython like the events (see events.py). The
+sequencer stamps `seq` (monotonic, gap-free) and `ts` (milliseconds since the epoch) before
+`Engine.apply` sees them; ids of new orders and withdrawals are derived from `seq`, so the engine
+needs no clock and no id generator.
 Money fields are int minor units (`*_minor`), odds are int hundredths on the ladder.
 `user` on a command is the authenticated caller, set by the gateway, never by a client.
 """

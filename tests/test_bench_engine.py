@@ -34,7 +34,8 @@ def test_the_plain_book_makes_the_engines_fills_on_the_bench_stream():
 
 def test_engine_bench_prints_every_variant_with_nothing_rejected():
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "engine.py"), "--count", "3000", "--markets", "3"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [sys.executable, str(ROOT / "bench" / "engine.py"), "--count", "3000", "--markets", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     for variant in ("full", "risk off", "bare"):
         line = re.search(rf"^{variant} +[\d,]+ cmd/s .* p99 .* rejected (\d+)$", out.stdout, re.M)
