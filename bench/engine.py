@@ -37,6 +37,17 @@ def percentile(sorted_ns: list[int], q: float) -> float:
     return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1000
 
 
+@contextmanager
+def collector_off():
+    """A timed pass without the collector's pauses (they show up in the latency pass instead)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _warmed(cmds: list, warm: int, config: EngineConfig) -> Engine:
     engine = Engine(config)
     for cmd in cmds[:warm]:
@@ -47,9 +58,7 @@ def _warmed(cmds: list, warm: int, config: EngineConfig) -> Engine:
 def run(cmds: list, warm: int, config: EngineConfig) -> dict:
     trading = cmds[warm:]
     engine = _warmed(cmds, warm, config)
-    gc.collect()
-    gc.disable()  # throughput pass: the collector's pauses show up in the latency pass instead
-    try:
+    with collector_off():
         apply = engine.apply
         cpu_start = time.process_time()
         start = time.perf_counter()
@@ -57,8 +66,6 @@ def run(cmds: list, warm: int, config: EngineConfig) -> dict:
             apply(cmd)
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu_start
-    finally:
-        gc.enable()
     rejected = 0
     engine = _warmed(cmds, warm, config)
     samples = []
@@ -103,27 +110,19 @@ def event_build_s(events: list) -> float:
             builders[cls] = (namespace["build"], names)
         build, names = builders[cls]
         work.append((build, tuple([getattr(ev, name) for name in names])))
-    gc.collect()
-    gc.disable()
-    try:
+    with collector_off():
         start = time.perf_counter()
         for build, values in work:
             build(values)
         return time.perf_counter() - start
-    finally:
-        gc.enable()
 
 
 def plain_book_rate(trading: list) -> tuple[float, int]:
     """(commands/s, fills) for the trading commands through bench/plain_book.py."""
-    gc.collect()
-    gc.disable()
-    try:
+    with collector_off():
         start = time.perf_counter()
         fills = plain_book.apply_all(trading)
         return len(trading) / (time.perf_counter() - start), fills
-    finally:
-        gc.enable()
 
 
 @contextmanager
