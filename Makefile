@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench simulate clean chromium
 
-# setup.py compiles engine/commands.py and engine/events.py in place: rebuilt when they change
-$(STAMP): pyproject.toml setup.py engine/commands.py engine/events.py
+# setup.py compiles these engine modules in place (typed by their .pxd files): rebuilt when one
+# changes
+COMPILED := $(foreach m,commands events money wallet exposure order book market engine,engine/$(m).py)
+$(STAMP): pyproject.toml setup.py $(COMPILED) $(wildcard engine/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,load]'

@@ -1,6 +1,8 @@
-"""Builds the one compiled part: the command and event dataclasses (engine/commands.py and
-engine/events.py, plain Python source that Cython turns into extension types; see events.py
-for why). Everything else is in pyproject.toml."""
+"""Builds the compiled part of the engine: the command and event dataclasses, and the state and
+order path (engine, book, order, exposure, wallet, market, money). They stay plain Python source;
+Cython turns the classes into extension types, and the `.pxd` file next to a module gives its
+attributes and hot locals C types (see engine/engine.pxd for why). Everything else is in
+pyproject.toml."""
 
 import hashlib
 import json
@@ -10,7 +12,10 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-SOURCES = ["engine/commands.py", "engine/events.py"]
+MODULES = ["commands", "events", "money", "wallet", "exposure", "order", "book", "market", "engine"]
+SOURCES = [f"engine/{name}.py" for name in MODULES]
+# a module's .pxd declares its C types: a change to it changes the build as much as the source
+DECLARATIONS = [f"engine/{name}.pxd" for name in MODULES if Path(f"engine/{name}.pxd").exists()]
 # What the compiled modules were built from, by content: tests/test_engine_records.py fails
 # when a source no longer matches its build (modification times also change on a checkout).
 BUILT_FROM = "engine/compiled-from.json"
@@ -26,7 +31,8 @@ def digest(path: str) -> str:
 class BuildAndRecord(build_ext):
     def run(self) -> None:
         super().run()
-        Path(BUILT_FROM).write_text(json.dumps({p: digest(p) for p in SOURCES}, indent=1) + "\n")
+        built = {p: digest(p) for p in SOURCES + DECLARATIONS}
+        Path(BUILT_FROM).write_text(json.dumps(built, indent=1) + "\n")
 
 
 setup(

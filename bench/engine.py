@@ -3,7 +3,8 @@
 Prints commands/s and per-command latency percentiles, all in one run, for:
   full          wallets, exposure, holds, risk checks (limits set on every user and market)
   risk off      no limits set, no velocity limit
-  bare          risk off, and exposure/holds/funds switched off inside this benchmark only
+  hooked        risk off, the exposure/hold/funds hooks overridden in Python, calling the real ones
+  bare          risk off, the same hooks overridden to do nothing (inside this benchmark only)
 then the per-order cost of risk checks and of exposure, what building the run's frozen event
 dataclasses alone costs, the same trading commands through a plain SortedDict+deque book (no
 wallets, exposure, validation or events: bench/plain_book.py) for scale, and the cost of a
@@ -48,16 +49,16 @@ def collector_off():
         gc.enable()
 
 
-def _warmed(cmds: list, warm: int, config: EngineConfig) -> Engine:
-    engine = Engine(config)
+def _warmed(cmds: list, warm: int, config: EngineConfig, engine_cls: type = Engine) -> Engine:
+    engine = engine_cls(config)
     for cmd in cmds[:warm]:
         engine.apply(cmd)
     return engine
 
 
-def run(cmds: list, warm: int, config: EngineConfig) -> dict:
+def run(cmds: list, warm: int, config: EngineConfig, engine_cls: type = Engine) -> dict:
     trading = cmds[warm:]
-    engine = _warmed(cmds, warm, config)
+    engine = _warmed(cmds, warm, config, engine_cls)
     with collector_off():
         apply = engine.apply
         cpu_start = time.process_time()
@@ -67,7 +68,7 @@ def run(cmds: list, warm: int, config: EngineConfig) -> dict:
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu_start
     rejected = 0
-    engine = _warmed(cmds, warm, config)
+    engine = _warmed(cmds, warm, config, engine_cls)
     samples = []
     clock = time.perf_counter_ns
     apply = engine.apply
@@ -125,22 +126,59 @@ def plain_book_rate(trading: list) -> tuple[float, int]:
         return len(trading) / (time.perf_counter() - start), fills
 
 
-@contextmanager
-def exposure_off():
+class PassThroughPosition(Position):
+    """Bench-only: a position whose exposure methods are Python overrides calling the real ones."""
+
+    def fill(self, *args):
+        Position.fill(self, *args)
+
+    def add_unmatched(self, *args):
+        Position.add_unmatched(self, *args)
+
+    def hold_with(self, *args):
+        return Position.hold_with(self, *args)
+
+
+class BarePosition(Position):
+    """Bench-only: a position that keeps no exposure."""
+
+    def fill(self, *args):
+        pass
+
+    def add_unmatched(self, *args):
+        pass
+
+    def hold_with(self, *args):
+        return 0
+
+
+class PassThroughEngine(Engine):
+    """Bench-only: the engine's exposure, hold and funds hooks as Python overrides that call the
+    real ones. The engine is compiled, so a subclass is the only way to switch its hooks off, and
+    an override costs a Python call; exposure's cost is therefore this engine minus BareEngine,
+    whose overrides are the same calls doing nothing."""
+
+    def _new_position(self, m):
+        return PassThroughPosition(len(m.selection_ids))
+
+    def _rehold(self, pos, wallet):
+        Engine._rehold(self, pos, wallet)
+
+    def _check_funds(self, wallet, extra_hold):
+        Engine._check_funds(self, wallet, extra_hold)
+
+
+class BareEngine(Engine):
     """Bench-only: no exposure bookkeeping, no holds, no funds check."""
-    patched = {(Engine, "_rehold"): lambda self, pos, wallet: None,
-               (Engine, "_check_funds"): staticmethod(lambda wallet, extra: None),
-               (Position, "add_unmatched"): lambda self, *a: None,
-               (Position, "fill"): lambda self, *a: None,
-               (Position, "hold_with"): lambda self, *a: 0}
-    saved = {(cls, name): cls.__dict__[name] for cls, name in patched}  # staticmethods as such
-    for (cls, name), fn in patched.items():
-        setattr(cls, name, fn)
-    try:
-        yield
-    finally:
-        for (cls, name), fn in saved.items():
-            setattr(cls, name, fn)
+
+    def _new_position(self, m):
+        return BarePosition(len(m.selection_ids))
+
+    def _rehold(self, pos, wallet):
+        pass
+
+    def _check_funds(self, wallet, extra_hold):
+        pass
 
 
 def prices_set_cost(selections: int = 20, calls: int = 200) -> float:
@@ -184,8 +222,8 @@ def main() -> None:
     plain = order_stream(args.count, args.markets, args.users, args.seed)
     full = run(with_limits, len(with_limits) - args.count, EngineConfig())
     no_risk = run(plain, len(plain) - args.count, RISK_OFF)
-    with exposure_off():
-        bare = run(plain, len(plain) - args.count, RISK_OFF)
+    hooked = run(plain, len(plain) - args.count, RISK_OFF, PassThroughEngine)
+    bare = run(plain, len(plain) - args.count, RISK_OFF, BareEngine)
     eng = full["engine"]
     fills = sum(1 for o in eng.orders.values() if o.matched)
     resting = sum(len(m.open_orders) for m in eng.markets.values())
@@ -194,11 +232,13 @@ def main() -> None:
           f"{resting:,} resting at the end")
     print(line("full", full))
     print(line("risk off", no_risk))
+    print(line("hooked", hooked))
     print(line("bare", bare))
     risk_us = full["us"] - no_risk["us"]
     print(f"risk checks: {risk_us:+.2f} µs/cmd ({risk_us / no_risk['us'] * 100:+.1f}% of the "
           f"per-command cost without them)")
-    print(f"exposure+holds+funds: {no_risk['us'] - bare['us']:+.2f} µs/cmd")
+    print(f"exposure+holds+funds: {hooked['us'] - bare['us']:+.2f} µs/cmd (hooked - bare; the "
+          f"overrides themselves cost {hooked['us'] - no_risk['us']:+.2f} µs/cmd)")
     events = emitted_events(with_limits, len(with_limits) - args.count, EngineConfig())
     build_us = event_build_s(events) / args.count * 1e6
     print(f"building the full run's {len(events):,} frozen events alone: {build_us:.2f} µs/cmd "

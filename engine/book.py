@@ -10,11 +10,15 @@ from collections import deque
 
 from sortedcontainers import SortedDict
 
+from .pickling import restore_slots, slot_state
+
 _COMPACT_MIN = 16  # dead entries a level tolerates before it is rebuilt
 
 
 class Level:
     __slots__ = ("orders", "total", "dead")
+    __reduce__ = slot_state  # the plain-class layout: see pickling.py
+    __setstate__ = restore_slots
 
     def __init__(self) -> None:
         self.orders: deque = deque()
@@ -26,6 +30,8 @@ class HalfBook:
     """Resting orders of one side. `best_at` is 0 (lowest first) or -1 (highest first)."""
 
     __slots__ = ("levels", "best_at", "best")
+    __reduce__ = slot_state  # the plain-class layout: see pickling.py
+    __setstate__ = restore_slots
 
     def __init__(self, best_at: int) -> None:
         self.levels: SortedDict = SortedDict()
@@ -63,7 +69,7 @@ class HalfBook:
             return
         level.dead += 1
         if level.dead > _COMPACT_MIN and level.dead * 2 > len(level.orders):
-            level.orders = deque(o for o in level.orders if o.remaining)
+            level.orders = deque([o for o in level.orders if o.remaining])
             level.dead = 0
 
     def depth(self, n: int) -> list[tuple[int, int]]:
@@ -100,6 +106,8 @@ class HalfBook:
 
 class SelectionBook:
     __slots__ = ("backs", "lays")
+    __reduce__ = slot_state  # the plain-class layout: see pickling.py
+    __setstate__ = restore_slots
 
     def __init__(self) -> None:
         self.backs = HalfBook(0)  # resting backs: a layer takes the lowest first

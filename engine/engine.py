@@ -4,8 +4,11 @@ Every handler validates first and raises `Rejected` before touching state, so a 
 changes nothing; after that it mutates and records events. Where an order is matched:
 `Engine._execute` (book.match + `_fill`). Where a hold is taken: `_rehold`, after every change to
 a position. Where money moves: `_move_money`, one balanced ledger movement at a time.
+
+setup.py compiles this module and the state classes with Cython, typed by engine.pxd (why: there).
 """
 
+import copyreg
 import dataclasses
 import heapq
 from fractions import Fraction
@@ -19,9 +22,9 @@ from . import events as e
 from . import house
 from .config import EngineConfig
 from .user_risk import UserRisk
-from .exposure import Position
+from .exposure import Position, lowest
 from .market import CLOSED, FINAL, OPEN, SETTLED, SUSPENDED, VOIDED, Market
-from .money import format_money, format_odds
+from .money import MAX_MINOR, format_money, format_odds
 from .order import Order
 from .rejections import Code, InvariantBroken, Rejected
 from .wallet import Wallet
@@ -41,6 +44,12 @@ _SHARED = {value: value for value in _PERSISTENCES + _TIFS}
 
 
 class Engine:
+    # Every attribute, fixed: compiled, engine.pxd turns them into typed C fields (so are the
+    # other state classes'); run uncompiled, they are ordinary slots.
+    __slots__ = ("config", "risk", "_house_order_count", "markets", "orders", "wallets", "refs",
+                 "deposits", "withdrawals", "delayed", "last_seq", "last_ts", "_seq", "_ts",
+                 *_SCRATCH)
+
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self.risk: dict[str, UserRisk] = {}  # user -> limits and running totals
@@ -71,7 +80,14 @@ class Engine:
         if self.delayed and self.delayed[0][0] <= cmd.ts:
             self._release_delayed()
         try:
-            _HANDLERS[type(cmd)](self, cmd)
+            # the two commands of nearly every apply are direct C calls, the rest a table lookup
+            kind = type(cmd)
+            if kind is c.PlaceOrder:
+                self._place(cmd)
+            elif kind is c.CancelOrder:
+                self._cancel(cmd)
+            else:
+                _HANDLERS[kind](self, cmd)
         except Rejected as r:
             events.append(e.CommandRejected(seq=self._seq, ts=self._ts, code=r.code, reason=r.reason))
         for w in touched.values():
@@ -85,17 +101,19 @@ class Engine:
     def __getstate__(self) -> dict:
         """The engine without one apply's scratch (its event list and touched wallets): a
         snapshot holds state, never events, so it does not depend on how events pickle."""
-        state = self.__dict__.copy()
-        for name in _SCRATCH:
-            del state[name]
-        return state
+        return {name: getattr(self, name) for name in _STATE}
+
+    def __reduce__(self):
+        # a compiled class pickles by this explicitly, in the layout snapshots always had
+        return (copyreg.__newobj__, (type(self),), self.__getstate__())
 
     def __setstate__(self, state: dict) -> None:
         # snapshots taken before the commands and events were compiled still carry the scratch,
         # pickled in the old event layout: it is dropped, never restored
         for name in _SCRATCH:
             state.pop(name, None)
-        self.__dict__.update(state)
+        for name, value in state.items():
+            setattr(self, name, value)  # a name the engine no longer has fails loudly here
         self._events = []
         self._touched = {}
 
@@ -236,9 +254,10 @@ class Engine:
         m = self.markets.get(cmd.market)
         if m is None:
             raise Rejected(Code.UNKNOWN_MARKET, f"no market {cmd.market!r}")
-        sel = m.index.get(cmd.selection)
-        if sel is None:
+        found = m.index.get(cmd.selection)
+        if found is None:
             raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {cmd.selection!r} in {m.id}")
+        sel = found  # a C index once compiled: None can only be checked on `found`
         if cmd.ref:
             prior = self.refs.get((user, cmd.ref))
             if prior is not None:
@@ -255,8 +274,9 @@ class Engine:
             raise Rejected(Code.BAD_REQUEST, "pool markets take back bets only")
         if price not in LADDER:
             raise Rejected(Code.INVALID_ODDS, f"{format_odds(price)} is not on the odds ladder")
-        if size <= 0:
-            raise Rejected(Code.INVALID_SIZE, "size must be positive")
+        if not 0 < size <= MAX_MINOR:
+            raise Rejected(Code.INVALID_SIZE,
+                           f"size must be positive, at most {format_money(MAX_MINOR)}")
         if not 0 <= cmd.min_fill_minor <= size:
             raise Rejected(Code.INVALID_SIZE, "min_fill must be between 0 and size")
         limits = m.limits
@@ -268,7 +288,7 @@ class Engine:
                                          limits.max_stake_minor if limits else None))
         pos = m.positions.get(user)
         if pos is None:
-            pos = Position(len(m.selection_ids))  # kept only if the order is accepted
+            pos = self._new_position(m)  # kept only if the order is accepted
             wallet = self.wallets.get((user, m.currency))
         else:
             wallet = pos.wallet
@@ -293,6 +313,10 @@ class Engine:
                 raise Rejected(Code.FOK_NOT_FILLED, "not enough at that price or better")
 
         return m, sel, pos, wallet, risk, delayed
+
+    def _new_position(self, m: Market) -> Position:
+        """A position on `m` for a user's first order there (bench/engine.py overrides it)."""
+        return Position(len(m.selection_ids))
 
     def _register(self, m: Market, o: Order) -> None:
         self.orders[o.id] = o
@@ -334,8 +358,7 @@ class Engine:
                              size_minor=o.size, persistence=o.persistence, tif=o.tif, ref=o.ref,
                              release_ts=o.release_ts)
 
-    @staticmethod
-    def _check_funds(wallet: Wallet | None, extra_hold: int) -> None:
+    def _check_funds(self, wallet: Wallet | None, extra_hold: int) -> None:
         if extra_hold <= 0 or (wallet is not None and wallet.exempt):
             return
         available = wallet.balance - wallet.held if wallet is not None else 0
@@ -387,7 +410,7 @@ class Engine:
                                 maker_user=maker.user))
 
     def _rehold(self, pos: Position, wallet: Wallet) -> None:
-        worst = min(pos.edge) + pos.const
+        worst = lowest(pos.edge) + pos.const
         hold = -worst if worst < 0 else 0
         if hold != pos.hold:
             wallet.held += hold - pos.hold
@@ -627,8 +650,9 @@ class Engine:
                                              user=cmd.user))
                 return
             raise Rejected(Code.DUPLICATE_REF, f"deposit ref {cmd.ref!r} was used differently")
-        if cmd.amount_minor <= 0:
-            raise Rejected(Code.INVALID_SIZE, "amount must be positive")
+        if not 0 < cmd.amount_minor <= MAX_MINOR:
+            raise Rejected(Code.INVALID_SIZE,
+                           f"amount must be positive, at most {format_money(MAX_MINOR)}")
         self.deposits[cmd.ref] = (cmd.user, cmd.currency, cmd.amount_minor)
         self._move_money("deposit", cmd.ref, cmd.currency,
                          [(EXTERNAL, -cmd.amount_minor), (cmd.user, cmd.amount_minor)])
@@ -786,6 +810,9 @@ class Engine:
         validate(self)
 
 
+_STATE = tuple(name for name in Engine.__slots__ if name not in _SCRATCH)
+
+
 def _deny(denial: rules.Denial | None) -> None:
     if denial is not None:
         raise Rejected(denial.code, denial.reason)
@@ -801,8 +828,6 @@ _HANDLERS = {
     c.SetMarketStatus: Engine._set_status,
     c.SettleMarket: Engine._settle,
     c.VoidMarket: Engine._void,
-    c.PlaceOrder: Engine._place,
-    c.CancelOrder: Engine._cancel,
     c.ReplaceOrder: Engine._replace,
     c.CancelAll: Engine._cancel_all,
     c.Tick: Engine._tick,

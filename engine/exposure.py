@@ -17,10 +17,33 @@ matched P&L per selection for settlement (dead heats need both halves).
 """
 
 from .money import win_amount
+from .pickling import restore_slots, slot_state
+
+
+def lowest(values: list) -> int:
+    """min(values) of a non-empty list of ints: a C loop once compiled (exposure.pxd)."""
+    low = values[0]
+    for v in values:
+        if v < low:
+            low = v
+    return low
+
+
+def lowest_with(values: list, at: int, value: int) -> int:
+    """min(values) if values[at] were `value`, without building that list."""
+    low = value
+    for i in range(len(values)):
+        if i != at:
+            v = values[i]
+            if v < low:
+                low = v
+    return low
 
 
 class Position:
     __slots__ = ("edge", "const", "hold", "win", "lose", "wallet")
+    __reduce__ = slot_state  # the plain-class layout: see pickling.py
+    __setstate__ = restore_slots
 
     def __init__(self, selections: int) -> None:
         self.wallet = None  # the wallet this position's hold is taken from
@@ -31,7 +54,7 @@ class Position:
         self.lose = [0] * selections  # matched P&L on bets on s if s loses
 
     def needed_hold(self) -> int:
-        worst = min(self.edge) + self.const
+        worst = lowest(self.edge) + self.const
         return -worst if worst < 0 else 0
 
     def add_matched(self, sel: int, is_back: bool, size: int, win: int) -> None:
@@ -67,14 +90,10 @@ class Position:
     def hold_with(self, sel: int, is_back: bool, price: int, size: int) -> int:
         """The hold if a new unmatched order of `size` were added (no state change)."""
         edge = self.edge
-        kept = edge[sel]
         if is_back:
-            edge[sel] = kept + size
-            worst = min(edge) + self.const - size
+            worst = lowest_with(edge, sel, edge[sel] + size) + self.const - size
         else:
-            edge[sel] = kept - win_amount(size, price)
-            worst = min(edge) + self.const
-        edge[sel] = kept
+            worst = lowest_with(edge, sel, edge[sel] - win_amount(size, price)) + self.const
         return -worst if worst < 0 else 0
 
     def add_unmatched(self, sel: int, is_back: bool, price: int, before: int, after: int) -> None:

@@ -2,6 +2,7 @@
 
 from .book import SelectionBook
 from .exposure import Position
+from .pickling import restore_slots, slot_state
 
 INACTIVE = "INACTIVE"
 OPEN = "OPEN"
@@ -24,6 +25,8 @@ class Market:
         "limits",  # risk.rules.MarketLimits once a trader has set any
         "order_ids",  # every order of the market, so settlement can retire them
     )
+    __reduce__ = slot_state  # the plain-class layout: see pickling.py
+    __setstate__ = restore_slots
 
     def __init__(self, mid, event, name, mtype, currency, selections, commission_bp, take_bp):
         self.id = mid

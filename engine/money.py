@@ -8,6 +8,9 @@ both the backer's profit and the layer's liability, so the two sides balance exa
 import re
 from fractions import Fraction
 
+# The largest amount the wire carries (13 digits and 2 decimals). The engine refuses stakes and
+# deposits above it, which keeps every sum it keeps in C long long (engine.pxd) far from 2**63.
+MAX_MINOR = 10**15 - 1
 _MONEY = re.compile(r"^(0|[1-9][0-9]{0,12})(?:\.([0-9]{1,2}))?$")
 
 

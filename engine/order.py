@@ -72,7 +72,7 @@ def _restorer():
     """
     body = "".join(f"    o.{name} = {name}\n" for name in _SLOTS)
     source = f"def _restore({', '.join(_SLOTS)}):\n    o = _new(Order)\n{body}    return o\n"
-    namespace = {"__name__": __name__, "_new": object.__new__, "Order": Order}
+    namespace = {"__name__": __name__, "_new": Order.__new__, "Order": Order}
     exec(source, namespace)
     return namespace["_restore"]
 

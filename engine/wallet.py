@@ -5,9 +5,13 @@
 its liability limits (risk/).
 """
 
+from .pickling import restore_slots, slot_state
+
 
 class Wallet:
     __slots__ = ("user", "currency", "balance", "held", "exempt")
+    __reduce__ = slot_state  # the plain-class layout: see pickling.py
+    __setstate__ = restore_slots
 
     def __init__(self, user: str, currency: str, exempt: bool = False) -> None:
         self.user = user

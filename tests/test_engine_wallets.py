@@ -6,6 +6,7 @@ import pytest
 from engine import commands as c
 from engine import events as e
 from engine.engine import EXTERNAL, HOUSE
+from engine.money import MAX_MINOR
 from engine.rejections import Code
 
 from tests.engine_helpers import (
@@ -81,6 +82,20 @@ def test_zero_or_negative_size_is_invalid(d):
     d.deposit("u1", 1000)
     expect_place_rejected(d, Code.INVALID_SIZE, "u1", c.BACK, 300, 0)
     expect_place_rejected(d, Code.INVALID_SIZE, "u1", c.BACK, 300, -100)
+
+
+def test_a_size_or_deposit_above_the_wire_maximum_is_invalid(d):
+    """The engine keeps money in C long long (engine.pxd): amounts beyond what the wire carries
+    are refused as bad input, never left to overflow, and the wire maximum itself is fine."""
+    d(c.Deposit, user="u1", currency="BDT", amount_minor=MAX_MINOR, ref="big")
+    assert d.balance("u1") == MAX_MINOR
+    expect_rejected(d, Code.INVALID_SIZE, c.Deposit, user="u2", currency="BDT",
+                    amount_minor=MAX_MINOR + 1, ref="bigger")
+    expect_rejected(d, Code.INVALID_SIZE, c.Deposit, user="u2", currency="BDT",
+                    amount_minor=2**70, ref="huge")
+    expect_place_rejected(d, Code.INVALID_SIZE, "u1", c.BACK, 300, MAX_MINOR + 1)
+    expect_place_rejected(d, Code.INVALID_SIZE, "u1", c.LAY, 300, 2**70)
+    placed_id(d.back("u1", 101, MAX_MINOR))
 
 
 def test_unknown_side_is_a_bad_request(d):

@@ -1,0 +1,33 @@
+# C types for book.py: see engine.pxd for why.
+
+cimport cython
+
+from .order cimport Order
+
+
+cdef class Level:
+    cdef public object orders
+    cdef public long long total
+    cdef public Py_ssize_t dead
+
+
+cdef class HalfBook:
+    cdef public object levels
+    cdef public int best_at
+    cdef public object best
+    cpdef _drop_level(self, price)
+    @cython.locals(level=Level)
+    cpdef add(self, Order order)
+    @cython.locals(level=Level)
+    cpdef reduce(self, Order order, long long size)
+
+
+cdef class SelectionBook:
+    cdef public HalfBook backs, lays
+    cpdef HalfBook half_of(self, Order order)
+    @cython.locals(half=HalfBook, level=Level, limit=cython.longlong)
+    cpdef list match(self, Order taker, long long want)
+
+
+@cython.locals(maker=Order, remaining=cython.longlong, size=cython.longlong)
+cdef long long _take(Level level, object price, long long want, list fills) except? -1

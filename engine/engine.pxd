@@ -1,0 +1,53 @@
+# C types for engine.py (Cython reads this file when setup.py compiles the module).
+#
+# Why: the engine is one thread doing about ten small steps per order, and interpreted, most of
+# its time went into attribute lookups, Python calls and int objects. Compiled with these
+# declarations, the engine, its markets, books, orders, positions and wallets are extension
+# types with C fields (money and sizes are C long long; no amount on this exchange comes near
+# 2**63), and the order path calls typed cpdef methods directly. The source stays plain Python:
+# what runs is still engine.py's rules, and the methods stay overridable from Python
+# (bench/engine.py's bare variant does that).
+
+cimport cython
+
+from .book cimport HalfBook, Level, SelectionBook
+from .exposure cimport Position, lowest
+from .market cimport Market
+from .order cimport Order
+from .wallet cimport Wallet
+
+
+cdef class Engine:
+    cdef public object config
+    cdef public dict risk, markets, orders, wallets, refs, deposits, withdrawals
+    cdef public list delayed
+    cdef public object _house_order_count, last_seq, last_ts, _seq, _ts
+    cdef public list _events
+    cdef public dict _touched
+
+    @cython.locals(w=Wallet)
+    cpdef list apply(self, cmd)
+    @cython.locals(w=Wallet)
+    cpdef Wallet wallet(self, user, currency)
+    cpdef Market _market(self, market_id)
+    cpdef Order _own_order(self, user, order_id)
+    cpdef _emit(self, event)
+    @cython.locals(m=Market, pos=Position, wallet=Wallet, o=Order, sel=Py_ssize_t)
+    cpdef _place(self, cmd)
+    @cython.locals(m=Market, pos=Position, wallet=Wallet, is_back=bint, new_hold=cython.longlong,
+                   sel=Py_ssize_t)
+    cpdef _vet_place(self, cmd)
+    cpdef _register(self, Market m, Order o)
+    cpdef _admit(self, Market m, Order o, bint delayed)
+    cpdef _placed_event(self, Order o)
+    cpdef _check_funds(self, Wallet wallet, long long extra_hold)
+    @cython.locals(book=SelectionBook, maker=Order, house_hit=bint)
+    cpdef _execute(self, Market m, Order o)
+    @cython.locals(mpos=Position, sel=Py_ssize_t, win=cython.longlong, before=cython.longlong)
+    cpdef _fill(self, Market m, Order taker, Order maker, long long price, long long size)
+    @cython.locals(worst=cython.longlong, hold=cython.longlong)
+    cpdef _rehold(self, Position pos, Wallet wallet)
+    @cython.locals(before=cython.longlong)
+    cpdef _take_off(self, Market m, Order o, long long size, reason, bint lapse)
+    @cython.locals(o=Order)
+    cpdef _cancel(self, cmd)
