@@ -1,8 +1,8 @@
-"""Builds the compiled part of the engine: the command and event dataclasses, and the state and
-order path (engine, book, order, exposure, wallet, market, money). They stay plain Python source;
-Cython turns the classes into extension types, and the `.pxd` file next to a module gives its
-attributes and hot locals C types (see engine/engine.pxd for why). Everything else is in
-pyproject.toml."""
+"""Builds the compiled part of the engine: the command and event dataclasses, and the order
+path (engine, book, order, exposure, wallet, market, money, user_risk and risk/rules). They stay
+plain Python source; Cython turns the classes into extension types, and the `.pxd` file next to
+a module gives its attributes and hot locals C types (see engine/engine.pxd for why).
+Everything else is in pyproject.toml."""
 
 import hashlib
 import json
@@ -12,10 +12,11 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["commands", "events", "money", "wallet", "exposure", "order", "book", "market", "engine"]
-SOURCES = [f"engine/{name}.py" for name in MODULES]
+SOURCES = [f"engine/{name}.py" for name in ("commands", "events", "money", "wallet", "exposure",
+                                             "order", "book", "market", "user_risk", "engine")]
+SOURCES += ["risk/rules.py"]
 # a module's .pxd declares its C types: a change to it changes the build as much as the source
-DECLARATIONS = [f"engine/{name}.pxd" for name in MODULES if Path(f"engine/{name}.pxd").exists()]
+DECLARATIONS = [p[:-3] + ".pxd" for p in SOURCES if Path(p[:-3] + ".pxd").exists()]
 # What the compiled modules were built from, by content: tests/test_engine_records.py fails
 # when a source no longer matches its build (modification times also change on a checkout).
 BUILT_FROM = "engine/compiled-from.json"

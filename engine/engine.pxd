@@ -10,10 +10,14 @@
 
 cimport cython
 
+from . cimport commands as c
+from . cimport events as e
 from .book cimport HalfBook, Level, SelectionBook
 from .exposure cimport Position, lowest
 from .market cimport Market
 from .order cimport Order
+from .user_risk cimport UserRisk
+from risk cimport rules
 from .wallet cimport Wallet
 
 
@@ -26,17 +30,17 @@ cdef class Engine:
     cdef public dict _touched
 
     @cython.locals(w=Wallet)
-    cpdef list apply(self, cmd)
+    cpdef list apply(self, c.Command cmd)
     @cython.locals(w=Wallet)
     cpdef Wallet wallet(self, user, currency)
     cpdef Market _market(self, market_id)
     cpdef Order _own_order(self, user, order_id)
     cpdef _emit(self, event)
-    @cython.locals(m=Market, pos=Position, wallet=Wallet, o=Order, sel=Py_ssize_t)
-    cpdef _place(self, cmd)
+    @cython.locals(m=Market, pos=Position, wallet=Wallet, o=Order, sel=Py_ssize_t, risk=UserRisk)
+    cpdef _place(self, c.PlaceOrder cmd)
     @cython.locals(m=Market, pos=Position, wallet=Wallet, is_back=bint, new_hold=cython.longlong,
-                   sel=Py_ssize_t)
-    cpdef _vet_place(self, cmd)
+                   sel=Py_ssize_t, risk=UserRisk)
+    cpdef _vet_place(self, c.PlaceOrder cmd)
     cpdef _register(self, Market m, Order o)
     cpdef _admit(self, Market m, Order o, bint delayed)
     cpdef _placed_event(self, Order o)
@@ -50,4 +54,7 @@ cdef class Engine:
     @cython.locals(before=cython.longlong)
     cpdef _take_off(self, Market m, Order o, long long size, reason, bint lapse)
     @cython.locals(o=Order)
-    cpdef _cancel(self, cmd)
+    cpdef _cancel(self, c.CancelOrder cmd)
+
+
+cdef _deny(denial)

@@ -20,6 +20,8 @@ from risk import rules
 from . import commands as c
 from . import events as e
 from . import house
+# compiled, `c.BACK` would be a module attribute lookup on every use; a global is a cached read
+from .commands import BACK, EXCHANGE, FOK, GTC, LAPSE, LAY, PERSIST, POOL
 from .config import EngineConfig
 from .user_risk import UserRisk
 from .exposure import Position, lowest
@@ -34,8 +36,8 @@ COMMISSION = "commission"
 EXTERNAL = "external"
 SYSTEM_ACCOUNTS = (HOUSE, COMMISSION, EXTERNAL)
 _STATUS_NAMES = {"open": OPEN, "suspended": SUSPENDED, "closed": CLOSED}
-_PERSISTENCES = (c.LAPSE, c.PERSIST)
-_TIFS = (c.GTC, c.FOK)
+_PERSISTENCES = (LAPSE, PERSIST)
+_TIFS = (GTC, FOK)
 # What one apply builds and returns: never part of a snapshot (see Engine.__getstate__).
 _SCRATCH = ("_events", "_touched")
 # Each accepted value mapped to the module's own string: an order keeps that one shared object
@@ -66,7 +68,8 @@ class Engine:
         self._seq = 0
         self._ts = 0
         self._events: list = []
-        self._touched: dict[tuple[str, str], Wallet] = {}
+        # wallets whose balance or hold this apply changed, each once (WalletChanged events)
+        self._touched: dict[Wallet, Wallet] = {}
 
     # -- the one entry point ------------------------------------------------------------------
 
@@ -91,9 +94,9 @@ class Engine:
         except Rejected as r:
             events.append(e.CommandRejected(seq=self._seq, ts=self._ts, code=r.code, reason=r.reason))
         for w in touched.values():
-            events.append(e.WalletChanged(seq=self._seq, ts=self._ts, user=w.user,
-                                          currency=w.currency, balance_minor=w.balance,
-                                          held_minor=w.held))
+            events.append(e.wallet_changed(seq=self._seq, ts=self._ts, user=w.user,
+                                           currency=w.currency, balance_minor=w.balance,
+                                           held_minor=w.held))
         return events
 
     # -- snapshots ----------------------------------------------------------------------------
@@ -161,7 +164,7 @@ class Engine:
         ids = [sid for sid, _ in cmd.selections]
         if not ids or len(set(ids)) != len(ids):
             raise Rejected(Code.BAD_REQUEST, "a market needs distinct selections")
-        if cmd.type not in (c.EXCHANGE, c.POOL):
+        if cmd.type not in (EXCHANGE, POOL):
             raise Rejected(Code.BAD_REQUEST, f"unknown market type {cmd.type!r}")
         if not (0 <= cmd.commission_bp <= 10000 and 0 <= cmd.take_bp <= 10000):
             raise Rejected(Code.BAD_REQUEST, "rates are basis points 0..10000")
@@ -192,7 +195,7 @@ class Engine:
                     self._take_off(m, o, o.remaining, "suspended", lapse=False)
         if cmd.in_play and not m.in_play:
             for o in list(m.open_orders.values()):
-                if o.persistence == c.LAPSE:
+                if o.persistence == LAPSE:
                     self._take_off(m, o, o.remaining, "in_play", lapse=True)
             m.in_play = True
         if cmd.bet_delay_ms is not None:
@@ -223,15 +226,17 @@ class Engine:
         # strings are equal to the command's but shared by every order: hundreds of thousands
         # of open orders then hold four strings fewer each, in memory and in snapshots (pickle
         # writes a shared object once).
+        size = cmd.size_minor
+        ref = cmd.ref
         o = Order(f"o{self._seq}", pos.wallet.user, m.id, m.selection_ids[sel], sel,
-                  cmd.side == c.BACK, cmd.price, cmd.size_minor, _SHARED[cmd.persistence],
-                  _SHARED[cmd.tif], cmd.min_fill_minor, cmd.ref, self._seq, pos, pos.wallet)
+                  cmd.side == BACK, cmd.price, size, _SHARED[cmd.persistence],
+                  _SHARED[cmd.tif], cmd.min_fill_minor, ref, self._seq, pos, pos.wallet)
         self._register(m, o)
-        if cmd.ref:
-            self.refs[(user, cmd.ref)] = (o.id, _place_fields(cmd))
+        if ref:
+            self.refs[(user, ref)] = (o.id, _place_fields(cmd))
         if risk is None:
             risk = self.risk[user] = UserRisk(self.config)
-        risk.record(cmd.size_minor, self._ts)
+        risk.record(size, self._ts)
         self._admit(m, o, delayed)
 
     def _vet_place(self, cmd: c.PlaceOrder):
@@ -240,13 +245,18 @@ class Engine:
         Raises Rejected; returns None for a repeat of a known ref (PlaceRepeated emitted), else
         (market, selection index, position, wallet, user risk, delayed?) for `_place`/preview.
         """
+        # each field read once: on the compiled command every read is a descriptor call
         user = cmd.user
-        is_back = cmd.side == c.BACK
-        if not is_back and cmd.side != c.LAY:
-            raise Rejected(Code.BAD_REQUEST, f"side must be back or lay, not {cmd.side!r}")
-        if cmd.persistence not in _PERSISTENCES or cmd.tif not in _TIFS:
+        side = cmd.side
+        tif = cmd.tif
+        min_fill = cmd.min_fill_minor
+        ref = cmd.ref
+        is_back = side == BACK
+        if not is_back and side != LAY:
+            raise Rejected(Code.BAD_REQUEST, f"side must be back or lay, not {side!r}")
+        if cmd.persistence not in _PERSISTENCES or tif not in _TIFS:
             raise Rejected(Code.BAD_REQUEST, "persistence is lapse|persist, tif is gtc|fok")
-        if cmd.min_fill_minor and cmd.tif != c.FOK:
+        if min_fill and tif != FOK:
             raise Rejected(Code.BAD_REQUEST, "min_fill goes with tif fok only")
         risk = self.risk.get(user)
         if risk is not None and risk.velocity is not None:
@@ -258,26 +268,26 @@ class Engine:
         if found is None:
             raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {cmd.selection!r} in {m.id}")
         sel = found  # a C index once compiled: None can only be checked on `found`
-        if cmd.ref:
-            prior = self.refs.get((user, cmd.ref))
+        if ref:
+            prior = self.refs.get((user, ref))
             if prior is not None:
                 if prior[1] == _place_fields(cmd):
                     self._emit(e.PlaceRepeated(seq=self._seq, ts=self._ts, order=prior[0],
                                                user=user))
                     return None
-                raise Rejected(Code.DUPLICATE_REF, f"ref {cmd.ref!r} was used for another order")
+                raise Rejected(Code.DUPLICATE_REF, f"ref {ref!r} was used for another order")
         if m.status != OPEN:
             self._require_open(m)
         price = cmd.price
         size = cmd.size_minor
-        if m.type == c.POOL and not is_back:
+        if m.type == POOL and not is_back:
             raise Rejected(Code.BAD_REQUEST, "pool markets take back bets only")
         if price not in LADDER:
             raise Rejected(Code.INVALID_ODDS, f"{format_odds(price)} is not on the odds ladder")
         if not 0 < size <= MAX_MINOR:
             raise Rejected(Code.INVALID_SIZE,
                            f"size must be positive, at most {format_money(MAX_MINOR)}")
-        if not 0 <= cmd.min_fill_minor <= size:
+        if not 0 <= min_fill <= size:
             raise Rejected(Code.INVALID_SIZE, "min_fill must be between 0 and size")
         limits = m.limits
         if limits is not None and user != HOUSE:
@@ -292,7 +302,7 @@ class Engine:
             wallet = self.wallets.get((user, m.currency))
         else:
             wallet = pos.wallet
-        if m.type == c.POOL:
+        if m.type == POOL:
             new_hold = pos.hold + size
         else:
             new_hold = pos.hold_with(sel, is_back, price, size)
@@ -307,8 +317,8 @@ class Engine:
         elif new_hold > pos.hold:
             self._check_funds(wallet, new_hold - pos.hold)
         delayed = m.in_play and m.bet_delay_ms > 0
-        if cmd.tif == c.FOK and not delayed and m.type == c.EXCHANGE:
-            need = cmd.min_fill_minor or size
+        if tif == FOK and not delayed and m.type == EXCHANGE:
+            need = min_fill or size
             if m.books[sel].matchable(is_back, price, need) < need:
                 raise Rejected(Code.FOK_NOT_FILLED, "not enough at that price or better")
 
@@ -337,7 +347,7 @@ class Engine:
 
     def _admit(self, m: Market, o: Order, delayed: bool) -> None:
         """Record an accepted order, hold for it as unmatched, then delay it or execute it."""
-        if m.type == c.POOL:
+        if m.type == POOL:
             self._emit(self._placed_event(o))
             self._pool_stake(m, o)
             return
@@ -353,10 +363,11 @@ class Engine:
         self._execute(m, o)
 
     def _placed_event(self, o: Order) -> e.OrderPlaced:
-        return e.OrderPlaced(seq=self._seq, ts=self._ts, order=o.id, user=o.user, market=o.market,
-                             selection=o.selection, side=o.side, price=o.price,
-                             size_minor=o.size, persistence=o.persistence, tif=o.tif, ref=o.ref,
-                             release_ts=o.release_ts)
+        return e.order_placed(seq=self._seq, ts=self._ts, order=o.id, user=o.user,
+                              market=o.market, selection=o.selection,
+                              side=BACK if o.is_back else LAY, price=o.price, size_minor=o.size,
+                              persistence=o.persistence, tif=o.tif, ref=o.ref,
+                              release_ts=o.release_ts)
 
     def _check_funds(self, wallet: Wallet | None, extra_hold: int) -> None:
         if extra_hold <= 0 or (wallet is not None and wallet.exempt):
@@ -376,7 +387,7 @@ class Engine:
             self._fill(m, o, maker, price, size)
             house_hit = house_hit or maker.user == HOUSE
         if o.remaining:
-            if o.tif == c.FOK:
+            if o.tif == FOK:
                 self._take_off(m, o, o.remaining, "fok", lapse=False)
             else:
                 book.half_of(o).add(o)
@@ -403,11 +414,11 @@ class Engine:
             del m.open_orders[maker.id]
         m.traded[sel] += size
         m.ltp[sel] = price
-        self._emit(e.BetMatched(seq=self._seq, ts=self._ts, market=m.id, selection=taker.selection,
-                                price=price, size_minor=size, win_minor=win,
-                                taker_order=taker.id, taker_user=taker.user,
-                                taker_side=taker.side, maker_order=maker.id,
-                                maker_user=maker.user))
+        self._emit(e.bet_matched(seq=self._seq, ts=self._ts, market=m.id,
+                                 selection=taker.selection, price=price, size_minor=size,
+                                 win_minor=win, taker_order=taker.id, taker_user=taker.user,
+                                 taker_side=BACK if taker.is_back else LAY,
+                                 maker_order=maker.id, maker_user=maker.user))
 
     def _rehold(self, pos: Position, wallet: Wallet) -> None:
         worst = lowest(pos.edge) + pos.const
@@ -415,7 +426,7 @@ class Engine:
         if hold != pos.hold:
             wallet.held += hold - pos.hold
             pos.hold = hold
-            self._touched[(wallet.user, wallet.currency)] = wallet
+            self._touched[wallet] = wallet
 
     def _take_off(self, m: Market, o: Order, size: int, reason: str, lapse: bool) -> None:
         """Cancel or lapse `size` of an order's unmatched remainder and release its hold."""
@@ -490,7 +501,7 @@ class Engine:
             m = self.markets[o.market]
             o.release_ts = 0
             self._emit(e.OrderReleased(seq=self._seq, ts=self._ts, order=o.id, user=o.user))
-            if o.tif == c.FOK:
+            if o.tif == FOK:
                 need = o.min_fill or o.size
                 if m.books[o.sel].matchable(o.is_back, o.price, need) < need:
                     self._take_off(m, o, o.remaining, "fok", lapse=False)
@@ -522,7 +533,7 @@ class Engine:
         if m.status != CLOSED:
             self._close(m, "closed")
             m.status = CLOSED
-        if m.type == c.POOL:
+        if m.type == POOL:
             self._settle_pool(m, factors)
         else:
             self._settle_exchange(m, factors)
@@ -624,7 +635,7 @@ class Engine:
                 w = self.wallets[(user, m.currency)]
                 w.held -= pos.hold
                 pos.hold = 0
-                self._touched[(user, m.currency)] = w
+                self._touched[w] = w
 
     # -- money --------------------------------------------------------------------------------
 
@@ -634,7 +645,7 @@ class Engine:
         for account, amount in entries:
             w = self.wallet(account, currency)
             w.balance += amount
-            self._touched[(account, currency)] = w
+            self._touched[w] = w
         self._emit(e.MoneyMoved(seq=self._seq, ts=self._ts, kind=kind, ref=ref, currency=currency,
                                 entries=tuple(entries)))
 
@@ -668,7 +679,7 @@ class Engine:
         wid = f"w{self._seq}"
         self.withdrawals[wid] = [cmd.user, cmd.currency, cmd.amount_minor, "pending"]
         w.held += cmd.amount_minor
-        self._touched[(w.user, w.currency)] = w
+        self._touched[w] = w
         self._emit(e.WithdrawalRequested(seq=self._seq, ts=self._ts, withdrawal=wid, user=cmd.user,
                                          currency=cmd.currency, amount_minor=cmd.amount_minor))
 
@@ -684,7 +695,7 @@ class Engine:
         wd[3] = "approved" if approved else "rejected"
         w = self.wallets[(user, currency)]
         w.held -= amount
-        self._touched[(user, currency)] = w
+        self._touched[w] = w
         event = e.WithdrawalApproved if approved else e.WithdrawalRejected
         self._emit(event(seq=self._seq, ts=self._ts, withdrawal=cmd.withdrawal, user=user,
                          currency=currency, amount_minor=amount))
@@ -753,7 +764,7 @@ class Engine:
 
     def _set_prices(self, cmd: c.SetPrices) -> None:
         m = self._market(cmd.market)
-        if m.type != c.EXCHANGE:
+        if m.type != EXCHANGE:
             raise Rejected(Code.BAD_REQUEST, "the house quotes exchange markets only")
         if m.status in FINAL or m.status == CLOSED:
             raise Rejected(Code.MARKET_NOT_OPEN, f"market {m.id} is {m.status.lower()}")

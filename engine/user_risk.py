@@ -6,10 +6,13 @@ One object per user so the order path does one lookup; the rules themselves live
 from risk import rules
 
 from .config import EngineConfig
+from .pickling import restore_slots, slot_state
 
 
 class UserRisk:
     __slots__ = ("limits", "windows", "velocity")
+    __reduce__ = slot_state  # compiled (user_risk.pxd), pickled as the plain class it was
+    __setstate__ = restore_slots
 
     def __init__(self, config: EngineConfig) -> None:
         self.limits: rules.UserLimits | None = None

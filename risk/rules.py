@@ -10,7 +10,10 @@ limit is allowed, one minor unit over is denied.
 from collections import deque
 from dataclasses import dataclass
 
+import cython
+
 from engine.money import format_money
+from engine.pickling import restore_slots, slot_state
 from engine.rejections import Code
 
 MS_PER_DAY = 86_400_000
@@ -29,8 +32,14 @@ class Denial:
 # -- market stake ------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+# The two limit records are compiled dataclasses (rules.pxd declares their fields), read on
+# every order; they pickle as the slotted dataclasses they were (engine/pickling.py).
+@cython.dataclasses.dataclass
+@cython.cclass
 class MarketLimits:
+    __reduce__ = slot_state
+    __setstate__ = restore_slots
+
     min_stake_minor: int | None = None
     max_stake_minor: int | None = None
     max_liability_minor: int | None = None  # house liability cap, whole market
@@ -56,8 +65,12 @@ def check_market_stake(limits: MarketLimits, stake_minor: int) -> Denial | None:
 # -- user limits -------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@cython.dataclasses.dataclass
+@cython.cclass
 class UserLimits:
+    __reduce__ = slot_state
+    __setstate__ = restore_slots
+
     max_stake_minor: int | None = None
     daily_stake_minor: int | None = None  # total staked per UTC day
     weekly_stake_minor: int | None = None  # total staked per ISO week (Monday 00:00 UTC)
@@ -94,7 +107,6 @@ def week_index(ts_ms: int) -> int:
     return (day_index(ts_ms) + _EPOCH_WEEKDAY_OFFSET) // 7
 
 
-@dataclass(slots=True)
 class StakeWindows:
     """A user's staked totals in the current UTC day and ISO week (reset when a stake falls past
     the window's end).
@@ -102,14 +114,34 @@ class StakeWindows:
     The ends are kept as timestamps so the hot path compares one int instead of recomputing
     day and week indexes. A timestamp older than the stored window counts toward the stored
     window, never resetting it, so an out-of-order timestamp cannot give a fresh allowance.
+    Compiled with C-integer fields (rules.pxd), hence a plain class rather than a dataclass.
     """
 
-    day_index: int = 0
-    day_total_minor: int = 0
-    week_index: int = 0
-    week_total_minor: int = 0
-    day_end_ms: int = 0  # first ms after the stored day; 0: nothing recorded yet
-    week_end_ms: int = 0
+    __slots__ = ("day_index", "day_total_minor", "week_index", "week_total_minor", "day_end_ms",
+                 "week_end_ms")
+    __reduce__ = slot_state  # pickled as the slotted dataclass it was
+    __setstate__ = restore_slots
+
+    def __init__(self, day_index: int = 0, day_total_minor: int = 0, week_index: int = 0,
+                 week_total_minor: int = 0, day_end_ms: int = 0, week_end_ms: int = 0) -> None:
+        self.day_index = day_index
+        self.day_total_minor = day_total_minor
+        self.week_index = week_index
+        self.week_total_minor = week_total_minor
+        self.day_end_ms = day_end_ms  # first ms after the stored day; 0: nothing recorded yet
+        self.week_end_ms = week_end_ms
+
+    def _values(self) -> tuple:
+        return (self.day_index, self.day_total_minor, self.week_index, self.week_total_minor,
+                self.day_end_ms, self.week_end_ms)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, StakeWindows):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __repr__(self) -> str:
+        return f"StakeWindows{self._values()}"
 
     def totals_at(self, ts_ms: int) -> tuple[int, int]:
         """(day total, week total) as they stand at `ts_ms`, without changing anything."""
@@ -190,6 +222,8 @@ class Velocity:
     """
 
     __slots__ = ("orders_max", "window_ms", "_stamps_ms")
+    __reduce__ = slot_state  # compiled (rules.pxd), pickled as the plain class it was
+    __setstate__ = restore_slots
 
     def __init__(
         self,

@@ -6,6 +6,7 @@ non-decreasing `ts`, keeps the command log (for replay), and after every command
 captures everything a command could change, so "a rejection changes nothing" is one equality.
 """
 
+import dataclasses
 from collections import defaultdict, deque
 
 from engine import commands as c
@@ -262,6 +263,8 @@ def _plain(value, depth: int = 0):
         return tuple(sorted((_plain(v, depth + 1) for v in value), key=repr))
     names = [n for cls in type(value).__mro__ for n in getattr(cls, "__slots__", ())]
     names += list(getattr(value, "__dict__", {}))
+    if dataclasses.is_dataclass(value):  # compiled dataclasses have neither
+        names += [f.name for f in dataclasses.fields(value) if f.name not in names]
     return (type(value).__name__,
             tuple((n, _plain(getattr(value, n, None), depth + 1)) for n in names))
 

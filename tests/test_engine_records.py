@@ -20,18 +20,20 @@ ROOT = Path(__file__).resolve().parent.parent
 RECORD_TYPES = [*c.COMMAND_TYPES.values(), *e.EVENT_TYPES.values()]
 
 
-COMPILED = ["commands", "events", "money", "wallet", "exposure", "order", "book", "market",
-            "engine"]
+COMPILED = [*(f"engine.{name}" for name in ("commands", "events", "money", "wallet", "exposure",
+                                             "order", "book", "market", "user_risk", "engine")),
+            "risk.rules"]
 
 
 @pytest.mark.parametrize("name", COMPILED)
 def test_the_module_is_the_compiled_build_of_its_current_source(name):
-    module = importlib.import_module(f"engine.{name}")
+    module = importlib.import_module(name)
     built = Path(module.__file__)
     assert built.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), (
         f"{module.__name__} runs from {built.name}, uncompiled: `pip install -e .` builds it")
     built_from = json.loads((ROOT / "engine" / "compiled-from.json").read_text())  # setup.py
-    for source in (f"engine/{name}.py", f"engine/{name}.pxd"):
+    path = name.replace(".", "/")
+    for source in (f"{path}.py", f"{path}.pxd"):
         if not (ROOT / source).exists():
             assert source not in built_from
             continue
@@ -68,3 +70,45 @@ def test_stamping_copies_every_field_but_seq_and_ts():
     stamped = c.stamped(cmd, 41, 1_700_000_000_041)
     assert (stamped.seq, stamped.ts) == (41, 1_700_000_000_041)
     assert dataclasses.replace(stamped, seq=0, ts=0) == cmd
+
+
+def _declared(pxd: str) -> dict[str, list[str]]:
+    """class name -> its own fields, as engine/<module>.pxd declares them."""
+    declared: dict[str, list[str]] = {}
+    current = None
+    for line in (ROOT / "engine" / pxd).read_text().splitlines():
+        if line.startswith("cdef class "):
+            current = declared.setdefault(line[len("cdef class "):].split("(")[0].rstrip(":"), [])
+        elif line.strip().startswith("cdef readonly object ") and current is not None:
+            current += [n.strip() for n in line.split("object ", 1)[1].split(",")]
+    return declared
+
+
+@pytest.mark.parametrize("module", [c, e], ids=lambda m: m.__name__)
+def test_the_declared_fields_are_the_dataclass_fields(module):
+    """commands.pxd and events.pxd repeat fields for compiled code: a field added to a class
+    and not to its declaration, or the other way round, fails here instead of building a
+    record with a field missing."""
+    declared = _declared(module.__name__.rsplit(".", 1)[1] + ".pxd")
+    assert declared, "nothing declared"
+    for name, own in declared.items():
+        cls = getattr(module, name)
+        parent = cls.__mro__[1]
+        inherited = {f.name for f in dataclasses.fields(parent)} if parent is not object else set()
+        assert own == [f.name for f in dataclasses.fields(cls) if f.name not in inherited], name
+
+
+@pytest.mark.parametrize("build, cls", [(e.order_placed, e.OrderPlaced),
+                                        (e.bet_matched, e.BetMatched),
+                                        (e.wallet_changed, e.WalletChanged)],
+                         ids=lambda x: getattr(x, "__name__", ""))
+def test_an_order_path_builder_makes_the_keyword_built_event(build, cls):
+    """The engine's field-by-field builders must give exactly the event the dataclass builds:
+    every field set, equal, same hash, still frozen."""
+    values = {f.name: f"{f.name}-value" for f in dataclasses.fields(cls)}
+    built = build(**values)
+    assert type(built) is cls
+    assert built == cls(**values) and hash(built) == hash(cls(**values))
+    assert [getattr(built, name) for name in values] == list(values.values())
+    with pytest.raises(AttributeError):
+        built.seq = 1

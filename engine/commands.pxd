@@ -1,0 +1,16 @@
+# C-level field declarations for the commands the engine's order path reads (engine.pxd
+# cimports them), so a field read is a struct member instead of a descriptor call. Only these:
+# Cython gives a declared field with a default the type `object` in `dataclasses.fields`, and
+# the codec finds the tuple-valued fields by their annotations (SettleMarket.dead_heat,
+# SetUserLimits.stake_factor). tests/test_engine_records.py checks this file against the classes.
+
+
+cdef class Command:
+    cdef readonly object seq, ts
+
+cdef class PlaceOrder(Command):
+    cdef readonly object user, market, selection, side, price, size_minor, persistence, tif
+    cdef readonly object min_fill_minor, ref
+
+cdef class CancelOrder(Command):
+    cdef readonly object user, order, size_reduction_minor
