@@ -17,8 +17,8 @@ from .exposure cimport Position, lowest
 from .market cimport Market
 from .order cimport Order
 from .user_risk cimport UserRisk
-from risk cimport rules
 from .wallet cimport Wallet
+from risk cimport rules
 
 
 cdef class Engine:
@@ -41,6 +41,7 @@ cdef class Engine:
     @cython.locals(m=Market, pos=Position, wallet=Wallet, is_back=bint, new_hold=cython.longlong,
                    sel=Py_ssize_t, risk=UserRisk)
     cpdef _vet_place(self, c.PlaceOrder cmd)
+    cpdef Position _new_position(self, Market m)
     cpdef _register(self, Market m, Order o)
     cpdef _admit(self, Market m, Order o, bint delayed)
     cpdef _placed_event(self, Order o)

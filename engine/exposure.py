@@ -47,11 +47,12 @@ class Position:
 
     def __init__(self, selections: int) -> None:
         self.wallet = None  # the wallet this position's hold is taken from
-        self.edge = [0] * selections
+        zeros = [0] * selections  # one repeat and two copies: compiled, a repeat is the dearer
+        self.edge = zeros
         self.const = 0
         self.hold = 0
-        self.win = [0] * selections  # matched P&L on bets on s if s wins
-        self.lose = [0] * selections  # matched P&L on bets on s if s loses
+        self.win = zeros[:]  # matched P&L on bets on s if s wins
+        self.lose = zeros[:]  # matched P&L on bets on s if s loses
 
     def needed_hold(self) -> int:
         worst = lowest(self.edge) + self.const

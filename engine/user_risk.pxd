@@ -1,5 +1,6 @@
 # C types for user_risk.py: see engine.pxd for why.
 
+from risk cimport rules
 from risk.rules cimport StakeWindows, Velocity
 
 
