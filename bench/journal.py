@@ -81,7 +81,7 @@ async def drive(sequencer: Sequencer, unstamped: list, in_flight: int) -> dict:
     latencies: list[float] = []
     clock = time.perf_counter
     window: collections.deque = collections.deque()
-    futures: list[asyncio.Future] = []
+    failures: list[asyncio.Future] = []
 
     def on_done(submitted: float, future: asyncio.Future) -> None:
         if not future.cancelled() and future.exception() is None:
@@ -93,15 +93,19 @@ async def drive(sequencer: Sequencer, unstamped: list, in_flight: int) -> dict:
             oldest = window.popleft()
             if not oldest.done():  # a batch completes at once: its successors are done too
                 await asyncio.wait([oldest])
+            # checked as it leaves the window, not kept: holding every result (events) to the
+            # end made the collector rescan them, a cost the bare run, which drops its events,
+            # never pays
+            if oldest.cancelled() or oldest.exception() is not None:
+                failures.append(oldest)
         future = sequencer.submit(cmd)
         if not i % LATENCY_SAMPLE_EVERY:
             future.add_done_callback(lambda f, t=clock(): on_done(t, f))
         window.append(future)
-        futures.append(future)
     if window:
         await asyncio.wait(window)
     elapsed = clock() - started
-    failures = [f for f in futures if f.cancelled() or f.exception() is not None]
+    failures += [f for f in window if f.cancelled() or f.exception() is not None]
     if failures:
         raise RuntimeError(f"{len(failures)} commands failed: {failures[0]!r}")
     latencies.sort()

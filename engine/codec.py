@@ -18,7 +18,9 @@ from dataclasses import fields
 import orjson
 
 from .commands import COMMAND_TYPES, Command
+from .commands import RECORD_BUILDERS as COMMAND_RECORD_BUILDERS
 from .events import EVENT_TYPES, Event
+from .events import RECORD_BUILDERS as EVENT_RECORD_BUILDERS
 
 
 def _tupled(value):
@@ -35,7 +37,15 @@ def _generated(cls, source: str, name: str, **namespace):
 
 def _record_builder(cls):
     """A function returning (<name>, field, field, ...) as one tuple display: the journal
-    encodes every event of every command, and a getattr loop cost several times as much."""
+    encodes every event of every command, and a getattr loop cost several times as much. The
+    order path's commands and events bring compiled ones (RECORD_BUILDERS)."""
+    compiled = COMMAND_RECORD_BUILDERS.get(cls) or EVENT_RECORD_BUILDERS.get(cls)
+    if compiled is not None:
+        return compiled
+    return _generic_record_builder(cls)
+
+
+def _generic_record_builder(cls):
     values = "".join(f", obj.{f.name}" for f in fields(cls))
     return _generated(cls, f"def build(obj):\n    return ({cls.__name__!r}{values})\n", "build")
 

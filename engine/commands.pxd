@@ -1,3 +1,5 @@
+cimport cython
+
 # C-level field declarations for the commands the engine's order path reads (engine.pxd
 # cimports them), so a field read is a struct member instead of a descriptor call. Only these:
 # Cython gives a declared field with a default the type `object` in `dataclasses.fields`, and
@@ -14,3 +16,11 @@ cdef class PlaceOrder(Command):
 
 cdef class CancelOrder(Command):
     cdef readonly object user, order, size_reduction_minor
+
+
+@cython.locals(new=PlaceOrder)
+cpdef PlaceOrder stamp_place_order(PlaceOrder cmd, seq, ts)
+@cython.locals(new=CancelOrder)
+cpdef CancelOrder stamp_cancel_order(CancelOrder cmd, seq, ts)
+cpdef tuple place_order_record(PlaceOrder cmd)
+cpdef tuple cancel_order_record(CancelOrder cmd)

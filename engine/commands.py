@@ -1,6 +1,7 @@
 """Commands: what someone asks the exchange to do, in the imperative.
 
-Frozen keyword-only dataclasses, compiled by Cython like the events (see events.py). The
+Frozen keyword-only dataclasses, compiled by Cython like the events, and like them untracked by
+the cyclic collector (see events.py). The
 sequencer stamps `seq` (monotonic, gap-free) and `ts` (milliseconds since the epoch) before
 `Engine.apply` sees them; ids of new orders and withdrawals are derived from `seq`, so the engine
 needs no clock and no id generator.
@@ -22,6 +23,7 @@ EXCHANGE = "exchange"
 POOL = "pool"
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class Command:
@@ -32,6 +34,7 @@ class Command:
 # -- markets (trader) -------------------------------------------------------------------------
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class CreateMarket(Command):
@@ -45,6 +48,7 @@ class CreateMarket(Command):
     take_bp: int = 1000  # on pool markets: basis points of the pool kept by the house
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class SetMarketStatus(Command):
@@ -54,6 +58,7 @@ class SetMarketStatus(Command):
     bet_delay_ms: int | None = None
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class SettleMarket(Command):
@@ -63,6 +68,7 @@ class SettleMarket(Command):
     dead_heat: tuple[tuple[str, int, int], ...] = ()
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class VoidMarket(Command):
@@ -72,6 +78,7 @@ class VoidMarket(Command):
 # -- orders (bettor) --------------------------------------------------------------------------
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class PlaceOrder(Command):
@@ -87,6 +94,7 @@ class PlaceOrder(Command):
     ref: str = ""  # idempotency key: same user + ref + fields = the same order
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class CancelOrder(Command):
@@ -95,6 +103,7 @@ class CancelOrder(Command):
     size_reduction_minor: int = 0  # 0 cancels all that remains
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class ReplaceOrder(Command):
@@ -103,6 +112,7 @@ class ReplaceOrder(Command):
     price: int
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class CancelAll(Command):
@@ -110,6 +120,7 @@ class CancelAll(Command):
     market: str = ""  # "" = every market
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class Tick(Command):
@@ -119,6 +130,7 @@ class Tick(Command):
 # -- money ------------------------------------------------------------------------------------
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class Deposit(Command):
@@ -128,6 +140,7 @@ class Deposit(Command):
     ref: str  # the payment provider's reference: credited once, ever
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class RequestWithdrawal(Command):
@@ -136,12 +149,14 @@ class RequestWithdrawal(Command):
     amount_minor: int
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class ApproveWithdrawal(Command):
     withdrawal: str
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class RejectWithdrawal(Command):
@@ -151,6 +166,7 @@ class RejectWithdrawal(Command):
 # -- limits and prices (trader) ----------------------------------------------------------------
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class SetMarketLimits(Command):
@@ -161,6 +177,7 @@ class SetMarketLimits(Command):
     max_stake_minor: int | None = None
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class SetUserLimits(Command):
@@ -172,6 +189,7 @@ class SetUserLimits(Command):
     max_exposure_minor: int | None = None
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class SetPrices(Command):
@@ -180,6 +198,7 @@ class SetPrices(Command):
     margin_bp: int = 0
 
 
+@cython.no_gc
 @cython.dataclasses.dataclass(frozen=True, kw_only=True)
 @cython.cclass
 class Configure(Command):
@@ -225,3 +244,57 @@ _STAMPERS = _Stampers()
 def stamped(cmd: Command, seq: int, ts: int) -> Command:
     """A copy of `cmd` carrying `seq` and `ts` (what the sequencer does to every command)."""
     return _STAMPERS[type(cmd)](cmd, seq, ts)
+
+
+# -- the order path's commands, stamped and recorded in C ---------------------------------------
+# Nearly every command is a place or a cancel. Compiled, these copy one field by field (a keyword
+# call spends most of its time matching keywords) and build its journal record (engine/codec.py)
+# with direct field reads; run uncompiled they are the generic paths.
+# tests/test_engine_records.py checks each against the generic one.
+
+
+def stamp_place_order(cmd: PlaceOrder, seq: int, ts: int) -> PlaceOrder:
+    if not cython.compiled:
+        return _stamper(PlaceOrder)(cmd, seq, ts)
+    new = PlaceOrder.__new__(PlaceOrder)
+    new.seq = seq
+    new.ts = ts
+    new.user = cmd.user
+    new.market = cmd.market
+    new.selection = cmd.selection
+    new.side = cmd.side
+    new.price = cmd.price
+    new.size_minor = cmd.size_minor
+    new.persistence = cmd.persistence
+    new.tif = cmd.tif
+    new.min_fill_minor = cmd.min_fill_minor
+    new.ref = cmd.ref
+    return new
+
+
+def stamp_cancel_order(cmd: CancelOrder, seq: int, ts: int) -> CancelOrder:
+    if not cython.compiled:
+        return _stamper(CancelOrder)(cmd, seq, ts)
+    new = CancelOrder.__new__(CancelOrder)
+    new.seq = seq
+    new.ts = ts
+    new.user = cmd.user
+    new.order = cmd.order
+    new.size_reduction_minor = cmd.size_reduction_minor
+    return new
+
+
+_STAMPERS[PlaceOrder] = stamp_place_order
+_STAMPERS[CancelOrder] = stamp_cancel_order
+
+
+def place_order_record(cmd: PlaceOrder) -> tuple:
+    return ("PlaceOrder", cmd.seq, cmd.ts, cmd.user, cmd.market, cmd.selection, cmd.side,
+            cmd.price, cmd.size_minor, cmd.persistence, cmd.tif, cmd.min_fill_minor, cmd.ref)
+
+
+def cancel_order_record(cmd: CancelOrder) -> tuple:
+    return ("CancelOrder", cmd.seq, cmd.ts, cmd.user, cmd.order, cmd.size_reduction_minor)
+
+
+RECORD_BUILDERS = {PlaceOrder: place_order_record, CancelOrder: cancel_order_record}

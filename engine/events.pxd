@@ -95,3 +95,6 @@ cpdef BetMatched bet_matched(seq, ts, market, selection, price, size_minor, win_
                              taker_order, taker_user, taker_side, maker_order, maker_user)
 @cython.locals(ev=WalletChanged)
 cpdef WalletChanged wallet_changed(seq, ts, user, currency, balance_minor, held_minor)
+cpdef tuple order_placed_record(OrderPlaced ev)
+cpdef tuple bet_matched_record(BetMatched ev)
+cpdef tuple wallet_changed_record(WalletChanged ev)

@@ -116,6 +116,7 @@ class Sequencer:
         self._timer: asyncio.Task | None = None
         self._next_release_ts: int | None = None
         self._release_changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop start() ran on
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -140,6 +141,8 @@ class Sequencer:
         if journaled > self.last_seq:
             raise RuntimeError(f"journal is at seq {journaled} but the engine at {self.last_seq}: "
                                "recover (replay the journal) before sequencing")
+        # kept for _enqueue: asyncio.get_running_loop() costs a getpid() system call per command
+        self._loop = asyncio.get_running_loop()
         self._accepting = True
         self._note_release()
         self._task = asyncio.create_task(self._run(), name="sequencer")
@@ -183,7 +186,7 @@ class Sequencer:
         inbox = self._inbox
         if len(inbox) >= self.inbox_max:
             raise SequencerBusy(f"sequencer inbox is full ({self.inbox_max})")
-        future = asyncio.get_running_loop().create_future()
+        future = self._loop.create_future()
         inbox.append((item, future, view))
         if self._wakeup is not None:
             self._wake()
@@ -274,24 +277,34 @@ class Sequencer:
 
     def _apply(self, commands: list) -> tuple["_Batch", BaseException | None, list]:
         batch = _Batch()
+        # every command of every batch passes here: names bound once, not looked up per command
+        engine = self.engine
+        apply = engine.apply
+        clock_ms = self.clock_ms
+        records = batch.records
+        waiters = batch.waiters
+        results = batch.results
         for i, (item, future, view) in enumerate(commands):
             seq = self.last_seq + 1
-            ts = max(self.clock_ms(), self.last_ts)
+            ts = clock_ms()
+            if ts < self.last_ts:
+                ts = self.last_ts
             cmd = stamped(item, seq, ts)
             try:
-                events = self.engine.apply(cmd)
+                events = apply(cmd)
             except Exception as exc:  # a bug: the engine's state can no longer be trusted
                 return self._render(batch), exc, commands[i:]
-            self.last_seq, self.last_ts = seq, ts
-            batch.records.append((seq, cmd, events))
-            batch.waiters.append(future)
+            self.last_seq = seq
+            self.last_ts = ts
+            records.append((seq, cmd, events))
+            waiters.append(future)
             if view is None:
-                batch.results.append((True, events))
+                results.append((True, events))
             else:
                 try:  # right after its own command: the reply shows exactly that state
-                    batch.results.append((True, view(self.engine, events)))
+                    results.append((True, view(engine, events)))
                 except Exception as exc:  # a broken view fails its caller, not the sequencer
-                    batch.results.append((False, exc))
+                    results.append((False, exc))
         return self._render(batch), None, []
 
     def _render(self, batch: "_Batch") -> "_Batch":
