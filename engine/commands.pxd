@@ -1,10 +1,11 @@
-cimport cython
-
 # C-level field declarations for the commands the engine's order path reads (engine.pxd
 # cimports them), so a field read is a struct member instead of a descriptor call. Only these:
 # Cython gives a declared field with a default the type `object` in `dataclasses.fields`, and
 # the codec finds the tuple-valued fields by their annotations (SettleMarket.dead_heat,
-# SetUserLimits.stake_factor). tests/test_engine_records.py checks this file against the classes.
+# SetUserLimits.stake_factor). The two are also stamped and recorded in C (the functions at the
+# end). tests/test_engine_records.py checks this file and those functions against the classes.
+
+cimport cython
 
 
 cdef class Command:

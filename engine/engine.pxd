@@ -12,7 +12,7 @@ cimport cython
 
 from . cimport commands as c
 from . cimport events as e
-from .book cimport HalfBook, Level, SelectionBook
+from .book cimport SelectionBook
 from .exposure cimport Position, lowest
 from .market cimport Market
 from .order cimport Order

@@ -1,6 +1,9 @@
 # C-level declarations of every event and its fields: engine.pxd cimports them, so `e.BetMatched`
-# in compiled code is the type itself instead of a module attribute lookup on every event.
-# tests/test_engine_records.py checks this file against the classes.
+# in compiled code is the type itself instead of a module attribute lookup on every event, and
+# the order path's events are built and recorded field by field in C (the functions at the end).
+# tests/test_engine_records.py checks this file and those functions against the classes.
+
+cimport cython
 
 
 cdef class Event:
@@ -84,9 +87,7 @@ cdef class Configured(Event):
     cdef readonly object house_back_ticks
 
 
-cimport cython
-
-
+# the order path's events, built and recorded in C (see events.py)
 @cython.locals(ev=OrderPlaced)
 cpdef OrderPlaced order_placed(seq, ts, order, user, market, selection, side, price, size_minor,
                                persistence, tif, ref, release_ts)
