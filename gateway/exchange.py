@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.commands import Command
 from engine.rejections import Code
-from persistence.sequencer import Sequencer, SequencerBusy, SequencerStopped
+from persistence.sequencer import Deliver, Sequencer, SequencerBusy, SequencerStopped
 
 from .metrics import Metrics
 from .settings import Settings
@@ -39,12 +39,14 @@ class Exchange:
         self.hub = None  # gateway.hub.Hub, set by the server
         self.ws_port: int | None = None  # the trading WebSocket's bound port, once listening
 
-    async def submit(self, cmd: Command, view: Callable[[Any, list], Any] | None = None):
-        """Journal `cmd`; returns its events, or view(engine, events) computed right after the
-        journal write (so it sees exactly the journaled state)."""
+    async def submit(self, cmd: Command, view: Callable[[Any, list], Any] | None = None,
+                     deliver: Deliver | None = None):
+        """Journal `cmd`; returns its events, or view(engine, events) rendered right after it
+        was applied and returned once journaled (so it shows only journaled state). `deliver`
+        gets that outcome first, on the sequencer task, before any later push (frame order)."""
         start = time.perf_counter()
         try:
-            result = await self.sequencer.submit(cmd, view=view)
+            result = await self.sequencer.submit(cmd, view=view, deliver=deliver)
         except SequencerBusy as exc:
             raise Unavailable(Code.RATE_LIMITED, f"exchange busy: {exc}") from None
         except SequencerStopped as exc:
@@ -52,10 +54,21 @@ class Exchange:
         self.metrics.ack_latency.observe(time.perf_counter() - start)
         return result
 
-    async def read(self, fn: Callable[[Any], Any]):
-        """fn(engine) between batches; fn must not change anything."""
+    async def submit_group(self, steps: list, deliver: Deliver | None = None) -> list:
+        """Steps (prepare, view) applied back to back in one batch (Sequencer.submit_group):
+        returns [(ok, view result or exception), ...] once journaled."""
         try:
-            return await self.sequencer.query(fn)
+            return await self.sequencer.submit_group(steps, deliver=deliver)
+        except SequencerBusy as exc:
+            raise Unavailable(Code.RATE_LIMITED, f"exchange busy: {exc}") from None
+        except SequencerStopped as exc:
+            raise Unavailable(Code.INTERNAL, f"exchange unavailable: {exc}") from None
+
+    async def read(self, fn: Callable[[Any], Any], deliver: Deliver | None = None):
+        """fn(engine) between batches; fn must not change anything. `deliver` gets the outcome
+        as it is computed, before any later push (frame order)."""
+        try:
+            return await self.sequencer.query(fn, deliver=deliver)
         except SequencerStopped as exc:
             raise Unavailable(Code.INTERNAL, f"exchange unavailable: {exc}") from None
 

@@ -2,8 +2,13 @@
 
 Each handler submits (or queries) before its first await, so requests pipelined on one
 connection reach the sequencer in the order they were sent. Replies are rendered by a `view`
-that runs right after the journal write, so they show exactly journaled state.
+right after their command is applied and sent once it is journaled, so they show exactly
+journaled state. Frame order: a handler that submits or reads hands its `Reply` to the
+sequencer as `deliver`, which sends it the moment the outcome is final, before any push about
+a later state of the same orders or wallet (docs/protocol.md "Frame order").
 """
+
+import logging
 
 from engine import commands as c
 from engine import events as e
@@ -16,6 +21,8 @@ from .exchange import Unavailable
 from .session import Session
 from .views import (image, market_state, market_view, order_view, user_limits_view,
                     wallet_view)
+
+log = logging.getLogger(__name__)
 
 
 class OpError(Exception):
@@ -38,6 +45,71 @@ def _raise_if_rejected(events: list) -> None:
         raise OpError(r.code, r.reason)
 
 
+class Reply:
+    """A request's one answer, sent at most once: by the sequencer (as `deliver`) the moment the
+    outcome is final, or by Ops.handle for ops that answer without the engine."""
+
+    __slots__ = ("session", "request_id", "metrics", "sent")
+
+    def __init__(self, session: Session, request_id, metrics) -> None:
+        self.session = session
+        self.request_id = request_id
+        self.metrics = metrics
+        self.sent = False
+
+    def __call__(self, ok: bool, value) -> None:
+        if ok:
+            self.send(value)
+        else:
+            self.fail(value)
+
+    def send(self, reply: dict | None) -> None:
+        if self.sent:
+            return
+        self.sent = True
+        if reply is not None:
+            self.session.push({"id": self.request_id, **reply})
+
+    def fail(self, exc: BaseException) -> None:
+        if self.sent:
+            return
+        self.sent = True
+        if isinstance(exc, OpError):
+            self.metrics.rejections.labels(exc.code).inc()
+            code, message = str(exc.code), exc.message
+        elif isinstance(exc, Unavailable):
+            code, message = str(exc.code), exc.message
+        else:  # a bug in a view: the client still gets an answer, the log gets the trace
+            log.error("request %r failed", self.request_id, exc_info=exc)
+            code, message = str(Code.INTERNAL), "internal error"
+        self.session.push({"op": "error", "id": self.request_id, "code": code,
+                           "message": message})
+
+    def deliver_with(self, render):
+        """A deliver callback that renders a successful outcome with `render` first."""
+        def deliver(ok: bool, value) -> None:
+            if ok:
+                try:
+                    value = render(value)
+                except Exception as exc:
+                    self.fail(exc)
+                    return
+            self(ok, value)
+        return deliver
+
+
+def _slip_placed(outcomes: list) -> dict:
+    results = []
+    for i, (ok, value) in enumerate(outcomes):
+        if ok:
+            results.append({"leg": i, "order": value["order"]})
+        elif isinstance(value, OpError):
+            results.append({"leg": i, "error": {"code": value.code, "message": value.message}})
+        else:
+            raise value
+    return {"op": "slip.placed", "results": results}
+
+
 class Ops:
     def __init__(self, exchange, hub) -> None:
         self.exchange = exchange
@@ -55,27 +127,21 @@ class Ops:
 
     async def handle(self, session: Session, req: p.Request) -> None:
         """Run one request and send its reply or error; never raises for a client's mistake."""
+        reply = Reply(session, req.id, self.exchange.metrics)
         try:
             if req.op in p.TRADER_OPS and not session.can("trader"):
                 raise OpError(Code.FORBIDDEN, f"{req.op} needs the trader role")
             if isinstance(req, p.Auth):
                 raise OpError(Code.BAD_REQUEST, "already authenticated")
-            reply = await self._handlers[type(req)](session, req)
-        except OpError as err:
-            self.exchange.metrics.rejections.labels(err.code).inc()
-            session.push({"op": "error", "id": req.id, "code": str(err.code),
-                          "message": err.message})
+            result = await self._handlers[type(req)](session, req, reply)
+        except Exception as err:  # OpError, Unavailable, or a bug (answered INTERNAL, logged)
+            reply.fail(err)  # a no-op if the sequencer already delivered it
             return
-        except Unavailable as err:
-            session.push({"op": "error", "id": req.id, "code": str(err.code),
-                          "message": err.message})
-            return
-        if reply is not None:
-            session.push({"id": req.id, **reply})
+        reply.send(result)
 
     # -- market data --------------------------------------------------------------------------
 
-    async def subscribe(self, session: Session, req: p.Subscribe):
+    async def subscribe(self, session: Session, req: p.Subscribe, reply: Reply):
         if req.channel == "exposure":
             if not session.can("operator"):
                 raise OpError(Code.FORBIDDEN, "the exposure channel needs the operator role")
@@ -102,7 +168,7 @@ class Ops:
             session.push(image(market, state, req.depth, seq))
         return None
 
-    async def unsubscribe(self, session: Session, req: p.Unsubscribe):
+    async def unsubscribe(self, session: Session, req: p.Unsubscribe, reply: Reply):
         if req.channel == "exposure":
             self.hub.exposure_watchers.discard(session)
             return {"op": "unsubscribed", "channel": "exposure"}
@@ -119,9 +185,10 @@ class Ops:
                             persistence=req.persistence, tif=req.tif,
                             min_fill_minor=req.min_fill or 0, ref=req.ref or "")
 
-    async def place(self, session: Session, req: p.Place):
+    async def place(self, session: Session, req: p.Place, reply: Reply):
         return await self.exchange.submit(self._place_command(session, req),
-                                          view=lambda eng, evs: self._placed(session, eng, evs))
+                                          view=lambda eng, evs: self._placed(session, eng, evs),
+                                          deliver=reply)
 
     def _placed(self, session: Session, engine, events: list) -> dict:
         _raise_if_rejected(events)
@@ -132,9 +199,12 @@ class Ops:
                 return {"op": "placed", "order": order_view(engine, ev.order)}
         raise OpError(Code.INTERNAL, "place produced no order")
 
-    async def preview(self, session: Session, req: p.Preview):
+    async def preview(self, session: Session, req: p.Preview, reply: Reply):
         cmd = self._place_command(session, req)
-        result = await self.exchange.read(lambda engine: engine.preview(cmd))
+        return await self.exchange.read(lambda engine: self._preview(engine.preview(cmd)),
+                                        deliver=reply)
+
+    def _preview(self, result) -> dict:
         if result.code is not None:
             raise OpError(result.code, result.reason)
         return {"op": "preview",
@@ -147,7 +217,7 @@ class Ops:
                                                            - result.held_after_minor)},
                 "exposure_after": format_money(result.exposure_after_minor)}
 
-    async def cancel(self, session: Session, req: p.Cancel):
+    async def cancel(self, session: Session, req: p.Cancel, reply: Reply):
         if req.size_reduction == 0:
             raise OpError(Code.INVALID_SIZE,
                           "size_reduction must be positive; leave it out to cancel everything")
@@ -158,9 +228,9 @@ class Ops:
             _raise_if_rejected(events)
             return {"op": "cancelled", "order": order_view(engine, req.order)}
 
-        return await self.exchange.submit(cmd, view=view)
+        return await self.exchange.submit(cmd, view=view, deliver=reply)
 
-    async def replace(self, session: Session, req: p.Replace):
+    async def replace(self, session: Session, req: p.Replace, reply: Reply):
         cmd = c.ReplaceOrder(user=session.user, order=req.order, price=req.price)
 
         def view(engine, events):
@@ -170,9 +240,9 @@ class Ops:
             return {"op": "replaced", "cancelled": order_view(engine, replaced.order),
                     "order": order_view(engine, replaced.new_order)}
 
-        return await self.exchange.submit(cmd, view=view)
+        return await self.exchange.submit(cmd, view=view, deliver=reply)
 
-    async def cancel_all(self, session: Session, req: p.CancelAll):
+    async def cancel_all(self, session: Session, req: p.CancelAll, reply: Reply):
         cmd = c.CancelAll(user=session.user, market=req.market or "")
 
         def view(engine, events):
@@ -180,107 +250,107 @@ class Ops:
             ids = dict.fromkeys(ev.order for ev in events if isinstance(ev, e.OrderCancelled))
             return {"op": "cancelled_all", "orders": [order_view(engine, oid) for oid in ids]}
 
-        return await self.exchange.submit(cmd, view=view)
+        return await self.exchange.submit(cmd, view=view, deliver=reply)
 
-    async def orders(self, session: Session, req: p.Orders):
-        ids = list(self.hub.user_orders.get(session.user, {}))
-        views = await self.exchange.read(
-            lambda engine: [order_view(engine, oid) for oid in ids if oid in engine.orders])
-        self.hub.watch_orders(session)
-        return {"op": "orders", "orders": views}
+    async def orders(self, session: Session, req: p.Orders, reply: Reply):
+        def listed(engine) -> dict:
+            # the listing and the start of the pushes are one step between batches: every
+            # later change of these orders is pushed after this reply, none is missed
+            ids = self.hub.user_orders.get(session.user, {})
+            views = [order_view(engine, oid) for oid in ids if oid in engine.orders]
+            self.hub.watch_orders(session)
+            return {"op": "orders", "orders": views}
 
-    async def wallet(self, session: Session, req: p.Wallet):
+        return await self.exchange.read(listed, deliver=reply)
+
+    async def wallet(self, session: Session, req: p.Wallet, reply: Reply):
         user, currency = session.user, self.settings.currency
-        view = await self.exchange.read(lambda engine: wallet_view(engine, user, currency))
-        return {"op": "wallet", **view}
+        return await self.exchange.read(
+            lambda engine: {"op": "wallet", **wallet_view(engine, user, currency)},
+            deliver=reply)
 
     # -- bet slips ----------------------------------------------------------------------------
 
-    async def slip_set(self, session: Session, req: p.SlipSet):
+    async def slip_set(self, session: Session, req: p.SlipSet, reply: Reply):
         if len(req.legs) > self.settings.slip_legs_max:
             raise OpError(Code.LIMIT_EXCEEDED, f"at most {self.settings.slip_legs_max} legs")
         slip = slips.Slip([slips.Leg(leg.market, leg.selection, leg.side, leg.stake)
                            for leg in req.legs])
         markets = list(slip.markets())
-        states = await self.exchange.read(
-            lambda engine: {m: market_state(engine, m) for m in markets})
-        session.slip = slip
-        self.hub.slip_watchers.add(session)
-        legs = slips.reprice(slip, states) or [leg.view for leg in slip.legs]
-        return {"op": "slip", "legs": legs}
 
-    async def slip_place(self, session: Session, req: p.SlipPlace):
+        def priced(engine) -> dict:
+            # priced and watched in one step: the next slip push starts from these prices
+            states = {m: market_state(engine, m) for m in markets}
+            session.slip = slip
+            self.hub.slip_watchers.add(session)
+            return {"op": "slip", "legs": slips.reprice(slip, states)
+                    or [leg.view for leg in slip.legs]}
+
+        return await self.exchange.read(priced, deliver=reply)
+
+    async def slip_place(self, session: Session, req: p.SlipPlace, reply: Reply):
         slip = session.slip
         if slip is None or not slip.legs:
             raise OpError(Code.BAD_REQUEST, "no bet slip: send slip.set first")
-        markets = list(slip.markets())
-        states = await self.exchange.read(
-            lambda engine: {m: market_state(engine, m) for m in markets})
-        results = []
-        pending = []
-        for i, leg in enumerate(slip.legs):
-            current = slips.price_leg(leg, states.get(leg.market))[1]
-            if req.accept == "any":
-                # whatever the book offers now for the whole stake; not the ladder's far end,
-                # which would make a lay hold 999 x its stake while it is checked
-                limit = current
-                if not limit:
-                    results.append({"leg": i, "error": {
-                        "code": Code.FOK_NOT_FILLED,
-                        "message": "not enough offered for the whole stake"}})
-                    continue
-            elif not leg.price:
-                results.append({"leg": i, "error": {"code": Code.FOK_NOT_FILLED,
-                                                    "message": "no price was shown"}})
-                continue
-            elif req.accept == "exact" and current != leg.price:
-                results.append({"leg": i, "error": {
-                    "code": Code.PRICE_CHANGED,
-                    "message": f"shown {format_odds(leg.price)}, now "
-                               f"{format_odds(current) if current else 'none'}"}})
-                continue
-            else:
-                limit = leg.price  # better: the shown price or anything better
-            cmd = c.PlaceOrder(user=session.user, market=leg.market, selection=leg.selection,
-                               side=leg.side, price=limit, size_minor=leg.stake, tif=c.FOK)
-            pending.append((i, self.exchange.submit(
-                cmd, view=lambda eng, evs: self._placed(session, eng, evs))))
-        for i, future in pending:
-            try:
-                results.append({"leg": i, "order": (await future)["order"]})
-            except OpError as err:
-                results.append({"leg": i, "error": {"code": err.code, "message": err.message}})
-        results.sort(key=lambda r: r["leg"])
-        return {"op": "slip.placed", "results": results}
+        # every leg is priced and placed in one step of the sequencer, against the book it
+        # meets: no other command can move a price between the check and the order
+        steps = [(lambda engine, leg=leg: self._slip_leg(engine, session, leg, req.accept),
+                  lambda engine, events: self._placed(session, engine, events))
+                 for leg in slip.legs]
+        return await self.exchange.submit_group(steps,
+                                                deliver=reply.deliver_with(_slip_placed))
+
+    @staticmethod
+    def _slip_leg(engine, session: Session, leg: slips.Leg, accept: str):
+        """The FOK order for one leg at the price its `accept` mode allows, or why none."""
+        state = market_state(engine, leg.market)
+        current = slips.price_leg(leg, state)[1]
+        if accept == "any":
+            # whatever the book offers now for the whole stake; not the ladder's far end,
+            # which would make a lay hold 999 x its stake while it is checked
+            limit = current
+            if not limit:
+                return OpError(Code.FOK_NOT_FILLED, "not enough offered for the whole stake")
+        elif not leg.price:
+            return OpError(Code.FOK_NOT_FILLED, "no price was shown")
+        elif accept == "exact" and state["status"] == "OPEN" and not slips.fills_exactly(
+                leg, state):
+            return OpError(Code.PRICE_CHANGED,
+                           f"shown {format_odds(leg.price)}, now "
+                           f"{format_odds(current) if current else 'none'}")
+        else:
+            limit = leg.price  # better: the shown price or anything better
+        return c.PlaceOrder(user=session.user, market=leg.market, selection=leg.selection,
+                            side=leg.side, price=limit, size_minor=leg.stake, tif=c.FOK)
 
     # -- trader -------------------------------------------------------------------------------
 
-    async def _market_command(self, cmd: c.Command, market: str):
+    async def _market_command(self, cmd: c.Command, market: str, reply: Reply):
         def view(engine, events):
             _raise_if_rejected(events)
             return {"op": "market", "market": market_view(engine, market)}
 
-        return await self.exchange.submit(cmd, view=view)
+        return await self.exchange.submit(cmd, view=view, deliver=reply)
 
-    async def market_create(self, session: Session, req: p.MarketCreate):
+    async def market_create(self, session: Session, req: p.MarketCreate, reply: Reply):
         cmd = c.CreateMarket(market=req.market, event=req.event, name=req.name, type=req.type,
                              currency=req.currency,
                              selections=tuple((s.id, s.name) for s in req.selections),
                              commission_bp=500 if req.commission is None else req.commission,
                              take_bp=1000 if req.take is None else req.take)
-        return await self._market_command(cmd, req.market)
+        return await self._market_command(cmd, req.market, reply)
 
-    async def market_status(self, session: Session, req: p.MarketStatus):
+    async def market_status(self, session: Session, req: p.MarketStatus, reply: Reply):
         cmd = c.SetMarketStatus(market=req.market, status=req.status, in_play=req.in_play,
                                 bet_delay_ms=req.bet_delay_ms)
-        return await self._market_command(cmd, req.market)
+        return await self._market_command(cmd, req.market, reply)
 
-    async def prices_set(self, session: Session, req: p.PricesSet):
+    async def prices_set(self, session: Session, req: p.PricesSet, reply: Reply):
         cmd = c.SetPrices(market=req.market, prices=tuple(req.prices.items()),
                           margin_bp=req.margin)
-        return await self._market_command(cmd, req.market)
+        return await self._market_command(cmd, req.market, reply)
 
-    async def limits_set(self, session: Session, req: p.LimitsSet):
+    async def limits_set(self, session: Session, req: p.LimitsSet, reply: Reply):
         if (req.market is None) == (req.user is None):
             raise OpError(Code.BAD_REQUEST, "limits.set takes either market or user")
         if req.market is not None:
@@ -291,7 +361,7 @@ class Ops:
                                     selection_max_liability_minor=req.selection_max_liability,
                                     min_stake_minor=req.min_stake,
                                     max_stake_minor=req.max_stake)
-            return await self._market_command(cmd, req.market)
+            return await self._market_command(cmd, req.market, reply)
         if any(v is not None for v in (req.max_liability, req.selection_max_liability,
                                        req.min_stake)):
             raise OpError(Code.BAD_REQUEST, "that limit is per market, not per user")
@@ -305,13 +375,13 @@ class Ops:
             _raise_if_rejected(events)
             return {"op": "limits", "user": user, "limits": user_limits_view(engine, user)}
 
-        return await self.exchange.submit(cmd, view=view)
+        return await self.exchange.submit(cmd, view=view, deliver=reply)
 
-    async def market_settle(self, session: Session, req: p.MarketSettle):
+    async def market_settle(self, session: Session, req: p.MarketSettle, reply: Reply):
         cmd = c.SettleMarket(market=req.market, winners=tuple(req.winners),
                              dead_heat=tuple((sid, num, den) for sid, (num, den)
                                              in (req.dead_heat or {}).items()))
-        return await self._market_command(cmd, req.market)
+        return await self._market_command(cmd, req.market, reply)
 
-    async def market_void(self, session: Session, req: p.MarketVoid):
-        return await self._market_command(c.VoidMarket(market=req.market), req.market)
+    async def market_void(self, session: Session, req: p.MarketVoid, reply: Reply):
+        return await self._market_command(c.VoidMarket(market=req.market), req.market, reply)

@@ -46,6 +46,21 @@ def fill_price(levels: list[tuple[int, int]], stake: int) -> tuple[int, int]:
     return 0, got
 
 
+def _levels(leg: Leg, state: dict) -> list[tuple[int, int]] | None:
+    """The best-first levels this leg would take (resting lays for a back), None if unknown."""
+    selection = next((s for s in state["selections"] if s["id"] == leg.selection), None)
+    if selection is None:
+        return None
+    return selection["to_back" if leg.side == "back" else "to_lay"]
+
+
+def fills_exactly(leg: Leg, state: dict) -> bool:
+    """Whether the whole stake would match at the price shown and no other: the best price
+    offered is the shown one (not better, not worse) and holds the whole stake."""
+    levels = _levels(leg, state)
+    return bool(levels) and levels[0][0] == leg.price and levels[0][1] >= leg.stake
+
+
 def price_leg(leg: Leg, state: dict | None) -> tuple[dict, int]:
     """The LEG view and its price (0 when none), against a published market state."""
     view = {"market": leg.market, "selection": leg.selection, "side": leg.side,
@@ -54,11 +69,10 @@ def price_leg(leg: Leg, state: dict | None) -> tuple[dict, int]:
     if state is None or state["status"] in ("CLOSED", "SETTLED", "VOIDED", "INACTIVE"):
         view["status"] = CLOSED
         return view, 0
-    selection = next((s for s in state["selections"] if s["id"] == leg.selection), None)
-    if selection is None:
+    levels = _levels(leg, state)
+    if levels is None:
         view["status"] = CLOSED
         return view, 0
-    levels = selection["to_back" if leg.side == "back" else "to_lay"]
     price, available = fill_price(levels, leg.stake)
     view["available"] = format_money(available)
     if price:

@@ -15,6 +15,11 @@ state the journal does not have.
 
 Read-only queries (previews, snapshots) ride the same inbox but are neither stamped nor
 journaled; they run between batches, when the engine holds exactly the journaled state.
+
+Frame order: a submitter may pass `deliver`, called on this task with the result the moment it
+is final (right after the write is confirmed, or right after a query ran) and before the
+batch's fan-out is released. A reply sent from there reaches its connection before any push
+that reports a later state, however the tasks that await the futures are scheduled.
 """
 
 import asyncio
@@ -39,17 +44,20 @@ TICK_RETRY_MS = 100  # how long to wait before re-checking a release that a Tick
 
 Listener = Callable[[list[Record]], None]
 Renderer = Callable[[list[Record]], Callable[[], None] | None]
+Deliver = Callable[[bool, Any], None]  # (ok, result or exception), once the result is final
+Prepare = Callable[[Any], "Command | Exception"]  # engine -> the step's command, or why not
 
 
 class _Batch:
     """Applied commands waiting for their journal write, with everything to release after."""
 
-    __slots__ = ("records", "waiters", "results", "releases")
+    __slots__ = ("records", "waiters", "results", "delivers", "releases")
 
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.waiters: list[asyncio.Future] = []
         self.results: list[tuple[bool, Any]] = []  # (ok, events or view result / exception)
+        self.delivers: list[Deliver | None] = []
         self.releases: list[Callable[[], None]] = []
 
 
@@ -71,6 +79,26 @@ def tune_collector() -> None:
     gc.set_threshold(10_000, 50, 1_000)
 
 
+def _settle(future: asyncio.Future, outcome: tuple[bool, Any], deliver: Deliver | None) -> None:
+    """Hand an outcome to its deliver callback (now, on the sequencer task) and its future."""
+    if future.done():
+        return
+    ok, value = outcome
+    if deliver is not None:
+        try:
+            deliver(ok, value)
+        except Exception:
+            log.exception("delivering an outcome failed")
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class _EngineError(Exception):
+    """engine.apply raised inside a group (the cause): the engine can no longer be trusted."""
+
+
 class SequencerStopped(Exception):
     """The sequencer is stopped or fail-stopped: the command was not acknowledged."""
 
@@ -84,6 +112,18 @@ class _Query:
 
     def __init__(self, fn: Callable[[Any], Any]):
         self.fn = fn
+
+
+class _Group:
+    """Steps applied back to back in one batch, each (prepare, view). prepare(engine) runs right
+    before its step, against the very state the step meets, and returns the command to apply,
+    or an exception: then the step is skipped (never stamped, never journaled) and that
+    exception is its outcome."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: list[tuple["Prepare", Callable | None]]):
+        self.steps = steps
 
 
 class Sequencer:
@@ -148,19 +188,26 @@ class Sequencer:
         self._task = asyncio.create_task(self._run(), name="sequencer")
         self._timer = asyncio.create_task(self._tick_timer(), name="sequencer-tick")
 
-    def submit(self, cmd: Command, view: Callable[[Any, list], Any] | None = None
-               ) -> asyncio.Future:
+    def submit(self, cmd: Command, view: Callable[[Any, list], Any] | None = None,
+               deliver: Deliver | None = None) -> asyncio.Future:
         """Queue a command; the future resolves to its events once they are journaled, or, with
-        `view`, to view(engine, events) computed right after the batch's journal write and
-        before the next batch is applied: a reply rendered there shows only journaled state
-        (it may include the effects of later commands of the same batch, never unjournaled
-        ones)."""
-        return self._enqueue(cmd, view)
+        `view`, to view(engine, events) computed right after the command is applied (the
+        state it left, before the next command of the batch). With `deliver`, that outcome is
+        also passed to deliver(ok, value) once journaled, before the batch's fan-out."""
+        return self._enqueue(cmd, view, deliver)
 
-    def query(self, fn: Callable[[Any], Any]) -> asyncio.Future:
+    def submit_group(self, steps: list[tuple[Prepare, Callable | None]],
+                     deliver: Deliver | None = None) -> asyncio.Future:
+        """Queue steps (prepare, view) to be applied back to back in one batch (see _Group);
+        the future resolves to [(ok, view result, events or exception), ...] in order, once
+        journaled (deliver, if given, gets (True, that list) first)."""
+        return self._enqueue(_Group(steps), None, deliver)
+
+    def query(self, fn: Callable[[Any], Any], deliver: Deliver | None = None) -> asyncio.Future:
         """Run fn(engine) between batches, unjournaled: for previews and other reads. fn must
-        not change the engine."""
-        return self._enqueue(_Query(fn))
+        not change the engine. deliver(ok, value), if given, is called with the outcome as it
+        is computed, before any later batch is released."""
+        return self._enqueue(_Query(fn), None, deliver)
 
     async def snapshot(self) -> tuple[int, bytes]:
         """(seq, pickled engine), taken between batches so it holds exactly seqs <= seq."""
@@ -179,7 +226,7 @@ class Sequencer:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def _enqueue(self, item, view=None) -> asyncio.Future:
+    def _enqueue(self, item, view=None, deliver=None) -> asyncio.Future:
         if not self._accepting:
             raise SequencerStopped("sequencer is not running" if self.failure is None
                                    else f"sequencer fail-stopped: {self.failure!r}")
@@ -187,7 +234,7 @@ class Sequencer:
         if len(inbox) >= self.inbox_max:
             raise SequencerBusy(f"sequencer inbox is full ({self.inbox_max})")
         future = self._loop.create_future()
-        inbox.append((item, future, view))
+        inbox.append((item, future, view, deliver))
         if self._wakeup is not None:
             self._wake()
         return future
@@ -214,7 +261,7 @@ class Sequencer:
                 try:
                     writing = await self._process(items, writing)
                 except Exception as exc:  # a bug here must not leave submitters hanging
-                    self._fail_stop(exc, "sequencer loop raised", [f for _, f, _ in items])
+                    self._fail_stop(exc, "sequencer loop raised", [i[1] for i in items])
             if not self.healthy:
                 return
             if not self._accepting and not self._inbox:
@@ -232,20 +279,26 @@ class Sequencer:
         """
         commands = []
         queries = []
-        for item, future, view in items:
+        for item, future, view, deliver in items:
             if isinstance(item, _Query):
-                queries.append((item, future))
+                queries.append((item, future, deliver))
             elif not future.cancelled():  # a submitter that gave up before apply: never happened
-                commands.append((item, future, view))
+                commands.append((item, future, view, deliver))
         batch, engine_error, unapplied = self._apply(commands)
         if writing is not None:
             await writing
             if not self.healthy:  # the previous write failed: this batch is never journaled
                 self._fail_stop(self.failure, "earlier journal write failed",
-                                batch.waiters + [f for _, f, _ in unapplied]
-                                + [f for _, f in queries])
+                                batch.waiters + [u[1] for u in unapplied]
+                                + [f for _, f, _ in queries])
                 return None
-        writing = asyncio.create_task(self._journal(batch)) if batch.records else None
+        if batch.records:
+            writing = asyncio.create_task(self._journal(batch))
+        else:
+            # only groups whose every step was refused: nothing to journal, and what they
+            # saw is journaled now (the previous write is confirmed)
+            self._resolve(batch)
+            writing = None
         if engine_error is None and not queries:
             if writing is not None:
                 # Let the write go out now: an inbox with work in it never suspends this task,
@@ -263,16 +316,17 @@ class Sequencer:
             await writing
         if engine_error is not None:
             self._fail_stop(engine_error, "engine.apply raised",
-                            [f for _, f, _ in unapplied] + [f for _, f in queries])
+                            [u[1] for u in unapplied] + [f for _, f, _ in queries])
             return None
         if self.healthy:
-            for query, future in queries:
+            for query, future, deliver in queries:
                 if future.done():
                     continue
                 try:
-                    future.set_result(query.fn(self.engine))
+                    outcome = (True, query.fn(self.engine))
                 except Exception as exc:
-                    future.set_exception(exc)
+                    outcome = (False, exc)
+                _settle(future, outcome, deliver)
         return None
 
     def _apply(self, commands: list) -> tuple["_Batch", BaseException | None, list]:
@@ -284,7 +338,17 @@ class Sequencer:
         records = batch.records
         waiters = batch.waiters
         results = batch.results
-        for i, (item, future, view) in enumerate(commands):
+        delivers = batch.delivers
+        for i, (item, future, view, deliver) in enumerate(commands):
+            if type(item) is _Group:
+                try:
+                    outcome = (True, self._apply_group(item, records))
+                except _EngineError as err:
+                    return self._render(batch), err.__cause__, commands[i:]
+                waiters.append(future)
+                results.append(outcome)
+                delivers.append(deliver)
+                continue
             seq = self.last_seq + 1
             ts = clock_ms()
             if ts < self.last_ts:
@@ -298,6 +362,7 @@ class Sequencer:
             self.last_ts = ts
             records.append((seq, cmd, events))
             waiters.append(future)
+            delivers.append(deliver)
             if view is None:
                 results.append((True, events))
             else:
@@ -306,6 +371,32 @@ class Sequencer:
                 except Exception as exc:  # a broken view fails its caller, not the sequencer
                     results.append((False, exc))
         return self._render(batch), None, []
+
+    def _apply_group(self, group: _Group, records: list[Record]) -> list[tuple[bool, Any]]:
+        """Each step in turn: prepare it, then (unless refused) stamp, apply, record and view."""
+        engine = self.engine
+        outcomes = []
+        for prepare, view in group.steps:
+            try:
+                item = prepare(engine)
+            except Exception as exc:  # a broken prepare fails its step, not the sequencer
+                item = exc
+            if isinstance(item, Exception):
+                outcomes.append((False, item))
+                continue
+            cmd = stamped(item, self.last_seq + 1, max(self.clock_ms(), self.last_ts))
+            try:
+                events = engine.apply(cmd)
+            except Exception as exc:
+                raise _EngineError() from exc
+            self.last_seq = cmd.seq
+            self.last_ts = cmd.ts
+            records.append((cmd.seq, cmd, events))
+            try:
+                outcomes.append((True, events if view is None else view(engine, events)))
+            except Exception as exc:
+                outcomes.append((False, exc))
+        return outcomes
 
     def _render(self, batch: "_Batch") -> "_Batch":
         if batch.records:
@@ -333,12 +424,7 @@ class Sequencer:
             return
         self.batches_written += 1
         self.commands_written += len(records)
-        for future, (ok, value) in zip(batch.waiters, batch.results):
-            if not future.done():
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+        self._resolve(batch)
         for release in batch.releases:
             try:
                 release()
@@ -352,6 +438,12 @@ class Sequencer:
                               records[0][0], records[-1][0])
         self._note_release()
 
+    @staticmethod
+    def _resolve(batch: "_Batch") -> None:
+        """Every outcome of a journaled batch, replies first: before any of its pushes."""
+        for future, outcome, deliver in zip(batch.waiters, batch.results, batch.delivers):
+            _settle(future, outcome, deliver)
+
     def _fail_stop(self, exc: BaseException, what: str, futures: list[asyncio.Future]) -> None:
         self.healthy = False
         self._accepting = False
@@ -362,7 +454,7 @@ class Sequencer:
         while self._inbox:
             item = self._inbox.popleft()
             if item is not None:
-                futures.append(item[1])  # (item, future, view)
+                futures.append(item[1])  # (item, future, view, deliver)
         for future in futures:
             if not future.done():
                 future.set_exception(stopped)

@@ -347,3 +347,104 @@ def test_a_view_renders_the_state_right_after_its_own_command(redis_url, stream,
         return results
 
     assert run(scenario()) == [10, 20, 30, 40, 50]
+
+
+def test_deliver_gets_every_outcome_of_a_batch_before_its_fan_out(redis_url, stream, run):
+    """Frame order: replies handed to `deliver` go out before the pushes of their batch, even
+    for a command whose state a later command of the same batch changes again."""
+    timeline = []
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        sequencer = Sequencer(Engine(), journal)
+        sequencer.add_renderer(lambda records: lambda: timeline.append(
+            ("pushed", [seq for seq, _, _ in records])))
+        await sequencer.start()
+        futures = [sequencer.submit(
+            c.Deposit(user="u1", currency="BDT", amount_minor=1, ref=f"d{i}"),
+            view=lambda engine, events: engine.wallet("u1", "BDT").balance,
+            deliver=lambda ok, value, i=i: timeline.append(("reply", i, ok, value)))
+            for i in range(5)]
+        await asyncio.gather(*futures)
+        await sequencer.stop()
+        await journal.redis.aclose()
+
+    run(scenario())
+    replies = [entry for entry in timeline if entry[0] == "reply"]
+    # each reply shows the state its own command left, not the batch's end
+    assert replies == [("reply", i, True, i + 1) for i in range(5)]
+    for entry in timeline:
+        if entry[0] == "pushed":
+            replied = {timeline.index(r) for r in replies if r[1] + 1 in entry[1]}
+            assert all(i < timeline.index(entry) for i in replied)
+
+
+def test_a_query_is_never_delivered_after_a_push_of_a_later_state(redis_url, stream, run):
+    timeline = []
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        engine = Engine()
+        sequencer = Sequencer(engine, journal)
+
+        def render(records):
+            balance = engine.wallet("u1", "BDT").balance  # the state the push will show
+            return lambda: timeline.append(("pushed", balance))
+
+        sequencer.add_renderer(render)
+        await sequencer.start()
+        for i in range(5):
+            query = sequencer.query(lambda engine: engine.wallet("u1", "BDT").balance,
+                                    deliver=lambda ok, value: timeline.append(("read", value)))
+            later = sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=5,
+                                               ref=f"a{i}"))
+            await asyncio.gather(query, later)
+        await sequencer.stop()
+        await journal.redis.aclose()
+
+    run(scenario())
+    assert len(timeline) == 10
+    for i, (what, value) in enumerate(timeline):
+        if what == "read":
+            assert all(v <= value for w, v in timeline[:i] if w == "pushed"), timeline
+
+
+def test_a_group_prepares_each_step_against_the_state_it_meets(redis_url, stream, run):
+    """submit_group: steps applied back to back; a step that prepare refuses is never stamped or
+    journaled, and its exception is its outcome."""
+
+    def deposit_if_below(limit_minor: int, ref: str):
+        def prepare(engine):
+            if engine.wallet("u1", "BDT").balance >= limit_minor:
+                return ValueError(f"{ref}: balance already {limit_minor}")
+            return c.Deposit(user="u1", currency="BDT", amount_minor=10, ref=ref)
+        return prepare
+
+    def balance(engine, events):
+        return engine.wallet("u1", "BDT").balance
+
+    async def scenario():
+        journal = Journal(aioredis.from_url(redis_url), stream)
+        sequencer = Sequencer(Engine(), journal)
+        await sequencer.start()
+        delivered = []
+        outcomes = await sequencer.submit_group(
+            [(deposit_if_below(10, "a"), balance), (deposit_if_below(10, "b"), balance),
+             (deposit_if_below(30, "c"), balance)],
+            deliver=lambda ok, value: delivered.append((ok, value)))
+        refused_all = await sequencer.submit_group([(deposit_if_below(0, "d"), balance)])
+        after = await sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=1,
+                                                 ref="e"))
+        await sequencer.stop()
+        read = [r async for r in journal.read()]
+        await journal.redis.aclose()
+        return outcomes, delivered, refused_all, after, read
+
+    outcomes, delivered, refused_all, after, read = run(scenario())
+    assert [ok for ok, _ in outcomes] == [True, False, True]
+    assert outcomes[0][1] == 10 and outcomes[2][1] == 20
+    assert isinstance(outcomes[1][1], ValueError)
+    assert delivered == [(True, outcomes)]
+    assert len(refused_all) == 1 and not refused_all[0][0]
+    assert [(seq, cmd.ref) for seq, cmd, _ in read] == [(1, "a"), (2, "c"), (3, "e")]
+    assert after[0].seq == 3

@@ -167,7 +167,7 @@ def test_slip_changes_on_unrelated_markets_push_nothing(ws):
 def test_slip_place_exact_places_fok_at_the_shown_price(ws):
     async def scenario(h: Harness):
         market = await h.market()
-        await _book(h, market, ("2.50", "6.00"), ("2.40", "100.00"))
+        await _book(h, market, ("2.50", "12.00"), ("2.40", "100.00"))
         alice = await h.bettor("alice", "100.00")
         await alice.ok({"op": "slip.set", "legs": [_leg(market, stake="10.00")]}, "slip")
         reply = await alice.rpc({"op": "slip.place", "id": "sp", "accept": "exact"})
@@ -176,9 +176,45 @@ def test_slip_place_exact_places_fok_at_the_shown_price(ws):
         assert result["leg"] == 0 and set(result) == {"leg", "order"}
         order = result["order"]
         assert (order["price"], order["matched"], order["remaining"], order["status"]) == (
-            "2.40", "10.00", "0.00", "EXECUTION_COMPLETE")
-        # matched best first: 6 @ 2.50 + 4 @ 2.40
-        assert order["avg_price_matched"] == "2.46"
+            "2.50", "10.00", "0.00", "EXECUTION_COMPLETE")
+        assert order["avg_price_matched"] == "2.50"
+    ws(scenario)
+
+
+def test_slip_place_exact_refuses_a_stake_that_would_match_at_more_than_the_shown_price(ws):
+    async def scenario(h: Harness):
+        market = await h.market()
+        await _book(h, market, ("2.50", "6.00"), ("2.40", "100.00"))
+        alice = await h.bettor("alice", "100.00")
+        shown = await alice.ok({"op": "slip.set", "legs": [_leg(market, stake="10.00")]}, "slip")
+        assert shown["legs"][0]["price"] == "2.40"  # the price that fills the whole stake
+        (result,) = (await alice.ok({"op": "slip.place", "accept": "exact"},
+                                    "slip.placed"))["results"]
+        # 6 of it would match at 2.50: not the price shown
+        assert result["error"]["code"] == "PRICE_CHANGED", result
+        assert (await alice.ok({"op": "orders"}, "orders"))["orders"] == []
+    ws(scenario)
+
+
+def test_slip_place_exact_refuses_a_better_price_than_shown(ws):
+    async def scenario(h: Harness):
+        market = await h.market()
+        maker = await _book(h, market, ("2.50", "100.00"))
+        alice = await h.bettor("alice", "100.00")
+        shown = await alice.ok({"op": "slip.set", "legs": [_leg(market, stake="10.00")]}, "slip")
+        assert shown["legs"][0]["price"] == "2.50"
+        # a better offer too small for the stake: the whole-stake price (and so the slip) stays
+        # 2.50, but the best price available is now 2.60
+        await placed(maker, market, side="lay", price="2.60", size="4.00", persistence="persist")
+        (result,) = (await alice.ok({"op": "slip.place", "accept": "exact"},
+                                    "slip.placed"))["results"]
+        assert result["error"]["code"] == "PRICE_CHANGED", result
+        assert "2.50" in result["error"]["message"]
+        # `better` is the mode that takes the improvement
+        (result,) = (await alice.ok({"op": "slip.place", "accept": "better"},
+                                    "slip.placed"))["results"]
+        order = result["order"]
+        assert (order["matched"], order["avg_price_matched"]) == ("10.00", "2.54")
     ws(scenario)
 
 
