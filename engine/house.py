@@ -10,6 +10,11 @@ are sized so that it cannot be matched past them:
   smallest remainder, shared equally, and the lays get the rest.
   Matching only ever raises outcomes (a matched bet is never worse than the unmatched worst
   case), so the house's worst case stays within the cap whatever bettors do.
+
+The cap bounds the exact liability, stake * (price - 100) / 100, not only the booked win amount
+(floored to the cent, fill by fill): lay stakes round down, and each re-quote also takes off
+what that flooring left out of the house's earlier lay fills, rounded up to the cent. So no
+quote, fill or re-quote takes the house past its cap by even a fraction of a cent.
 """
 
 from pricing.quotes import apply_margin, house_back_prices, lay_size_for_liability, shade
@@ -24,7 +29,7 @@ HOUSE = "house"
 class Quotes:
     """What the trader set on a market, and the house orders currently quoting it."""
 
-    __slots__ = ("fair", "margin_bp", "margined", "offered", "orders", "suspended")
+    __slots__ = ("fair", "margin_bp", "margined", "offered", "orders", "suspended", "unbooked")
 
     def __init__(self, selections: int) -> None:
         self.fair: dict[str, int] = {}
@@ -33,6 +38,15 @@ class Quotes:
         self.offered: list[int] = [0] * selections  # after margin and shading; 0 = none
         self.orders: list[list[str]] = [[] for _ in range(selections)]  # house order ids
         self.suspended = [False] * selections  # risk stopped quoting this selection
+        # per selection, hundredths of a minor unit: what flooring left out of the booked
+        # liability of house lays already pulled from the book (see `unbooked_hundredths`)
+        self.unbooked = [0] * selections
+
+    def __setstate__(self, state: tuple) -> None:
+        # a snapshot from before `unbooked` was kept: what rounding left out then is unknown
+        self.unbooked = [0] * len(state[1]["offered"])
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
 
 def caps(engine, m) -> int:
@@ -55,6 +69,23 @@ def matched_outcomes(pos, n: int) -> list[int]:
     return [pos.win[s] - pos.lose[s] + base for s in range(n)]
 
 
+def unbooked_hundredths(o) -> int:
+    """A house LAY's exact matched liability less its booked win amounts (each fill's floored
+    to the cent), in hundredths of a minor unit: sum(size * (price - 100)) - 100 * sum(win)."""
+    return o.matched_value - 100 * o.matched - 100 * o.matched_win
+
+
+def unbooked_liability(engine, q, s: int) -> int:
+    """What flooring left out of the house's booked liability on selection `s`, in minor units
+    rounded up: from lays already pulled and from those still quoting."""
+    hundredths = q.unbooked[s]
+    for oid in q.orders[s]:
+        o = engine.orders[oid]
+        if not o.is_back:
+            hundredths += unbooked_hundredths(o)
+    return -(-hundredths // 100)
+
+
 def set_prices(engine, m, fair: dict[str, int], margin_bp: int) -> None:
     q = m.quotes
     if q is None:
@@ -75,11 +106,13 @@ def requote(engine, m, selections) -> None:
             o = engine.orders[oid]
             if o.remaining:
                 engine._take_off(m, o, o.remaining, "requoted", lapse=False)
+            if not o.is_back:
+                q.unbooked[s] += unbooked_hundredths(o)  # final: a pulled order fills no more
         q.orders[s] = []
     margined = q.margined
     cap = caps(engine, m)
     outcomes = matched_outcomes(m.positions.get(HOUSE), n)
-    budget = [cap + outcomes[s] for s in range(n)]
+    budget = [cap + outcomes[s] - unbooked_liability(engine, q, s) for s in range(n)]
     backs: dict[str, int] = {}
     back_stake = 0
     if engine.config.house_back_ticks and n > 1:

@@ -78,15 +78,16 @@ def house_back_prices(offered: dict[str, int], ticks_wider: int) -> dict[str, in
 def lay_size_for_liability(remaining_liability_minor: int, price: int) -> int:
     """Largest stake (minor units) of a house LAY at `price` whose liability fits the remainder.
 
-    Liability is computed exactly as `engine.money.win_amount`: stake * (price - 100) // 100.
-    That floor means stake * (price - 100) may reach 100 * remaining + 99, hence the +99.
-    Nothing left (remaining <= 0) gives 0, though at 1.01 a stake under a cent would still fit.
+    The liability counted is the exact stake * (price - 100) / 100, so the stake rounds down:
+    the limit is a hard bound. `engine.money.win_amount` floors that liability to the cent, and
+    sizing from the floored figure would let 106.39 at 1.94 risk 100.0066 of a 100.00 limit.
+    Nothing left (remaining <= 0) gives 0.
     """
     if price <= 100:
         raise ValueError(f"a lay needs odds above 1.00, got hundredths {price}")
     if remaining_liability_minor <= 0:
         return 0
-    return (100 * remaining_liability_minor + 99) // (price - 100)
+    return 100 * remaining_liability_minor // (price - 100)
 
 
 def shade(

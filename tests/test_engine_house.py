@@ -4,6 +4,8 @@ sized from the liability cap, shaded as liability builds, suspended at the cap.
 The house is an ordinary account in the book (`HOUSE`), exempt from the funds check but never
 from its liability cap. Its quote orders have ids "o<seq>.<n>". A house LAY of stake x at price p
 risks x * (p - 100) // 100 if the selection wins; its worst case over all outcomes is its hold.
+The cap bounds the unrounded x * (p - 100) / 100 too, summed over every fill: quote stakes round
+down, so no fill takes the house past its cap by even a fraction of a cent.
 """
 
 from fractions import Fraction
@@ -36,6 +38,16 @@ EVEN = (("s1", 300), ("s2", 300), ("s3", 300))  # a fair 3-way book: 1/3 + 1/3 +
 
 def liability(size: int, price: int) -> int:
     return size * (price - 100) // 100
+
+
+def exact_liability(size: int, price: int) -> Fraction:
+    """What a LAY of `size` at `price` risks before rounding: stake x (odds - 1)."""
+    return Fraction(size * (price - 100), 100)
+
+
+def largest_within(size: int, price: int, limit_minor: int) -> bool:
+    """`size` is the largest LAY stake at `price` whose unrounded liability fits the limit."""
+    return exact_liability(size, price) <= limit_minor < exact_liability(size + 1, price)
 
 
 def make_driver(cap: int | None = CAP, **config) -> Driver:
@@ -167,14 +179,14 @@ def test_each_house_lay_risks_at_most_the_market_cap(d):
     for sid, price in ev.offered:
         _, at, size = house_lay(d, sid)
         assert at == price
-        assert liability(size, price) <= CAP
+        assert exact_liability(size, price) <= CAP
 
 
 def test_each_house_lay_is_the_largest_that_fits_the_cap(d):
     ev = one(set_prices(d, PRICES, margin_bp=800), e.PricesSet)
     for sid, price in ev.offered:
         _, _, size = house_lay(d, sid)
-        assert liability(size + 1, price) > CAP
+        assert exact_liability(size + 1, price) > CAP
 
 
 def test_without_a_market_cap_the_config_default_sizes_the_quotes():
@@ -182,7 +194,7 @@ def test_without_a_market_cap_the_config_default_sizes_the_quotes():
     ev = one(set_prices(d, PRICES, margin_bp=800), e.PricesSet)
     for sid, price in ev.offered:
         _, _, size = house_lay(d, sid)
-        assert liability(size, price) <= 50_000 < liability(size + 1, price)
+        assert largest_within(size, price, 50_000)
 
 
 def test_lower_per_selection_cap_sizes_the_quotes(d):
@@ -190,7 +202,7 @@ def test_lower_per_selection_cap_sizes_the_quotes(d):
     ev = one(set_prices(d, PRICES, margin_bp=800), e.PricesSet)
     for sid, price in ev.offered:
         _, _, size = house_lay(d, sid)
-        assert liability(size, price) <= 4_000 < liability(size + 1, price)
+        assert largest_within(size, price, 4_000)
 
 
 def test_house_worst_case_after_quoting_is_within_the_cap(d):
@@ -255,7 +267,7 @@ def test_repricing_sizes_new_quotes_from_what_is_left_of_the_cap(d):
     ev = one(set_prices(d), e.PricesSet)
     price = dict(ev.offered)["s1"]
     _, _, size = house_lay(d)
-    assert liability(size, price) <= CAP - 2000 < liability(size + 1, price)
+    assert largest_within(size, price, CAP - 2000)
     assert house_worst_case(d) <= CAP
 
 
@@ -264,6 +276,55 @@ def test_bettors_own_orders_are_untouched_by_repricing(d):
     oid = accepted(d.lay("b1", 400, 1000, selection="s2"))
     set_prices(d, PRICES, margin_bp=500)
     assert d.order(oid).remaining == 1000
+
+
+# -- the cap is a hard bound: stakes round down -------------------------------------------------
+
+
+def evens_quoted_at_194(cap: int) -> Driver:
+    """A two-way market at fair evens with a 3% margin: the house offers 1.94 on both."""
+    d = make_driver(cap=None)
+    d.create_market("m2", ("s1", "s2"))
+    market_limits(d, "m2", max_liability_minor=cap)
+    ev = one(set_prices(d, (("s1", 200), ("s2", 200)), margin_bp=300, market="m2"), e.PricesSet)
+    assert ev.offered == (("s1", 194), ("s2", 194))
+    return d
+
+
+def house_lay_liability(events: list[e.Event]) -> Fraction:
+    """What the house's LAYs matched in `events` risk (as maker or taker), each fill unrounded."""
+    return sum((exact_liability(ev.size_minor, ev.price) for ev in of_type(events, e.BetMatched)
+                if HOUSE in (ev.maker_user, ev.taker_user)
+                and (ev.taker_user == HOUSE) == (ev.taker_side == c.LAY)), Fraction(0))
+
+
+def test_a_quote_at_1_94_under_a_100_00_cap_risks_at_most_100_00():
+    d = evens_quoted_at_194(10_000)
+    (_, price, size), = house_resting(d, "s1", "m2")
+    assert (price, size) == (194, 10_638)  # 106.39, as quoted before, risked 100.0066
+    assert exact_liability(size, price) <= 10_000
+
+
+def test_fills_of_house_quotes_under_a_30_00_cap_never_sum_past_30_00():
+    d = evens_quoted_at_194(3_000)
+    events = []
+    for size in (100, 100, 5_000):  # 1.00, 1.00, then all that is left
+        events += d.back("b1", 194, size, market="m2")
+    assert len(fills(events)) == 3
+    assert house_lay_liability(events) <= 3_000  # 30.0048 before stakes rounded down
+
+
+def test_a_requote_takes_off_what_rounding_left_out_of_the_fills_before_it():
+    d = evens_quoted_at_194(3_000)
+    events = []
+    for _ in range(10):  # each 0.01 at 1.94 risks 0.0094 and books 0.00
+        events += d.back("b1", 194, 1, market="m2")
+    events += d.back("b1", 194, 1_600, market="m2")  # past half the cap: re-quoted at 1.93
+    (_, price, size), = house_resting(d, "s1", "m2")
+    # 30.00 - 15.04 booked - the 0.094 that rounding left out (counted as 0.10) leaves 14.86
+    assert (price, size) == (193, 1_486 * 100 // 93)
+    events += d.back("b1", 101, 5_000, market="m2")
+    assert house_lay_liability(events) <= 3_000  # 30.0884 if sized from the booked 15.04
 
 
 # -- shading ----------------------------------------------------------------------------------
@@ -298,7 +359,7 @@ def test_shaded_quote_is_sized_from_what_is_left_of_the_cap(d):
     set_prices(d)
     d.back("b1", 300, 2500)
     _, price, size = house_lay(d)
-    assert liability(size, price) <= CAP - 5000 < liability(size + 1, price)
+    assert largest_within(size, price, CAP - 5000)
 
 
 def test_shading_only_moves_the_backed_selection(d):
@@ -375,7 +436,7 @@ def test_raising_the_cap_unsuspends_and_requotes(d):
     assert of_type(events, e.SelectionSuspended) == []
     _, price, size = house_lay(d)
     assert price == prev_tick(300, 1)  # 100.00 of 200.00 is 1/2 of the new cap
-    assert liability(size, price) <= CAP < liability(size + 1, price)
+    assert largest_within(size, price, CAP)
     accepted(d.back("b2", price, 100))
 
 
@@ -386,7 +447,7 @@ def test_new_prices_unsuspend_once_liability_is_back_under_the_cap(d):
     assert of_type(events, e.SelectionSuspended) == []
     assert dict(one(events, e.PricesSet).offered)["s1"] == prev_tick(300, 4)  # 90.00 of 100.00
     _, price, size = house_lay(d)
-    assert liability(size, price) <= 1000 < liability(size + 1, price)
+    assert largest_within(size, price, 1000)
     accepted(d.back("b2", 200, 100))
 
 

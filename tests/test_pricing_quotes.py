@@ -126,10 +126,14 @@ def test_lay_size_at_evens_equals_the_remaining_liability():
     assert lay_size_for_liability(10_000, 200) == 10_000
 
 
-def test_lay_size_takes_the_stake_whose_liability_rounds_down_into_the_limit():
-    # 67 * 1.50 = 100.50, which win_amount floors to 100: exactly the remaining liability.
-    assert lay_size_for_liability(100, 250) == 67
-    assert win_amount(67, 250) == 100
+def test_lay_size_rounds_down_so_its_exact_liability_fits_the_limit():
+    # 0.67 at 2.50 risks 1.005: win_amount floors that to 1.00, yet it is past a 1.00 limit
+    assert lay_size_for_liability(100, 250) == 66
+
+
+def test_lay_size_at_1_94_under_100_00_is_106_38_not_106_39():
+    # issue 17: 106.39 x 0.94 = 100.0066 passed the limit; 106.38 x 0.94 = 99.9972
+    assert lay_size_for_liability(10_000, 194) == 10_638
 
 
 def test_lay_size_is_zero_when_the_liability_is_used_up():
@@ -143,10 +147,11 @@ def test_lay_size_needs_odds_above_one():
 
 
 @given(st.integers(min_value=1, max_value=10**12), ladder_prices)
-def test_lay_size_is_the_largest_stake_whose_liability_fits(remaining_minor, price):
+def test_lay_size_is_the_largest_stake_whose_exact_liability_fits(remaining_minor, price):
     stake = lay_size_for_liability(remaining_minor, price)
-    assert win_amount(stake, price) <= remaining_minor
-    assert win_amount(stake + 1, price) > remaining_minor
+    assert stake * (price - 100) <= 100 * remaining_minor  # stake x (odds - 1), unrounded
+    assert (stake + 1) * (price - 100) > 100 * remaining_minor
+    assert win_amount(stake, price) <= remaining_minor  # and so is what the engine books
 
 
 # -- shading -----------------------------------------------------------------------------------
