@@ -29,6 +29,7 @@ from .market import CLOSED, FINAL, OPEN, SETTLED, SUSPENDED, VOIDED, Market
 from .money import MAX_MINOR, format_money, format_odds
 from .order import Order
 from .rejections import Code, InvariantBroken, Rejected
+from .retired import retired
 from .wallet import Wallet
 
 HOUSE = house.HOUSE
@@ -50,7 +51,7 @@ class Engine:
     # other state classes'); run uncompiled, they are ordinary slots.
     __slots__ = ("config", "risk", "_house_order_count", "markets", "orders", "wallets", "refs",
                  "deposits", "withdrawals", "delayed", "last_seq", "last_ts", "_seq", "_ts",
-                 *_SCRATCH)
+                 "retired_refs", "retired_orders", *_SCRATCH)
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
@@ -60,6 +61,10 @@ class Engine:
         self.orders: dict[str, Order] = {}
         self.wallets: dict[tuple[str, str], Wallet] = {}
         self.refs: dict[tuple[str, str], tuple] = {}  # (user, ref) -> (order id, fields)
+        # a ref outlives its order's market (see _retire): (user, ref) -> order id, and that
+        # order id -> its final record (engine/retired.py), for the reply to a repeat
+        self.retired_refs: dict[tuple[str, str], str] = {}
+        self.retired_orders: dict[str, tuple] = {}
         self.deposits: dict[str, tuple[str, str, int]] = {}  # ref -> (user, currency, amount)
         self.withdrawals: dict[str, list] = {}  # id -> [user, currency, amount, state]
         self.delayed: list[tuple[int, int, str]] = []  # heap of (release_ts, seq, order id)
@@ -115,6 +120,9 @@ class Engine:
         # pickled in the old event layout: it is dropped, never restored
         for name in _SCRATCH:
             state.pop(name, None)
+        # snapshots taken before refs outlived their markets have no retired refs
+        self.retired_refs = {}
+        self.retired_orders = {}
         for name, value in state.items():
             setattr(self, name, value)  # a name the engine no longer has fails loudly here
         self._events = []
@@ -269,10 +277,17 @@ class Engine:
             raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {cmd.selection!r} in {m.id}")
         sel = found  # a C index once compiled: None can only be checked on `found`
         if ref:
-            prior = self.refs.get((user, ref))
+            key = (user, ref)
+            prior = self.refs.get(key)
             if prior is not None:
-                if prior[1] == _place_fields(cmd):
-                    self._emit(e.PlaceRepeated(seq=self._seq, ts=self._ts, order=prior[0],
+                oid, fields = prior
+            else:
+                oid = self.retired_refs.get(key)
+                if oid is not None:
+                    fields = self.retired_orders[oid].place_fields()
+            if oid is not None:
+                if fields == _place_fields(cmd):
+                    self._emit(e.PlaceRepeated(seq=self._seq, ts=self._ts, order=oid,
                                                user=user))
                     return None
                 raise Rejected(Code.DUPLICATE_REF, f"ref {ref!r} was used for another order")
@@ -334,12 +349,17 @@ class Engine:
 
     def _retire(self, m: Market) -> None:
         """A settled or voided market is final and its history is journaled (and persisted):
-        forget its orders, positions and refs, so engine memory, snapshots and restart time
-        follow the open markets, not every bet ever placed."""
+        forget its orders and positions, so engine memory, snapshots and restart time follow
+        the open markets, not every bet ever placed. A ref is for ever, though: each ref'd
+        order leaves a small final record behind (engine/retired.py)."""
         for oid in m.order_ids:
             o = self.orders.pop(oid, None)
-            if o is not None and o.ref and self.refs.get((o.user, o.ref), ("",))[0] == oid:
-                del self.refs[(o.user, o.ref)]
+            if o is not None and o.ref:
+                key = (o.user, o.ref)
+                if self.refs.get(key, ("",))[0] == oid:
+                    del self.refs[key]
+                    self.retired_refs[key] = oid
+                    self.retired_orders[oid] = retired(o)
         m.order_ids = []
         m.positions = {}
         if m.quotes is not None:

@@ -25,6 +25,8 @@ def validate(engine) -> None:
             _fail(f"negative size in {o}")
         orders_by_market[o.market].append(o)
 
+    _check_refs(engine)
+
     holds = defaultdict(int)
     for m in engine.markets.values():
         _check_market(m, orders_by_market[m.id], holds)
@@ -43,6 +45,29 @@ def validate(engine) -> None:
     for currency, total in totals.items():
         if total != 0:
             _fail(f"{currency}: balances sum to {total}, not 0")
+
+
+def _check_refs(engine) -> None:
+    """Each (user, ref) names one order: a live one in `refs`, or a retired one."""
+    for (user, ref), (oid, fields) in engine.refs.items():
+        o = engine.orders.get(oid)
+        if o is None or (o.user, o.ref) != (user, ref):
+            _fail(f"ref {(user, ref)} names {oid}, not a live order of that user and ref")
+        if fields != (o.market, o.selection, o.side, o.price, o.size, o.persistence, o.tif,
+                      o.min_fill):
+            _fail(f"ref {(user, ref)} holds fields {fields} that are not {o}'s")
+    if len(engine.retired_refs) != len(engine.retired_orders):
+        _fail("retired refs and retired orders differ in number")
+    for key, oid in engine.retired_refs.items():
+        if key in engine.refs or oid in engine.orders:
+            _fail(f"ref {key} is both live and retired")
+        r = engine.retired_orders.get(oid)
+        if r is None or r.ref != key[1]:
+            _fail(f"retired ref {key} names {oid}, which has no record of that ref")
+        if r.matched_minor + r.cancelled_minor + r.lapsed_minor != r.size_minor:
+            _fail(f"retired {oid} still has a remainder: {r}")
+        if engine.markets[r.market].status not in FINAL:
+            _fail(f"retired {oid} is on {r.market}, which is not final")
 
 
 def _check_market(m, orders, holds) -> None:

@@ -5,6 +5,7 @@ submit view, or a fan-out listener.
 """
 
 from engine.money import average_price, format_money, format_odds
+from engine.order import EXECUTABLE, EXECUTION_COMPLETE
 
 LEVELS_MAX = 10  # the deepest subscription PROTOCOL.md allows
 
@@ -25,7 +26,9 @@ def format_factor(factor: tuple[int, int] | None) -> str | None:
 
 
 def order_view(engine, oid: str) -> dict:
-    o = engine.orders[oid]
+    o = engine.orders.get(oid)
+    if o is None:
+        return _retired_order_view(oid, engine.retired_orders[oid])
     m = engine.markets[o.market]
     queue_ahead = m.books[o.sel].half_of(o).queue_ahead(o) if o.in_book else 0
     return {
@@ -36,6 +39,22 @@ def order_view(engine, oid: str) -> dict:
         "avg_price_matched": format_odds(average_price(o.matched_value, o.matched)),
         "status": o.status, "persistence": o.persistence, "ref": o.ref or None,
         "placed_seq": o.placed_seq, "queue_ahead": format_money(queue_ahead),
+    }
+
+
+def _retired_order_view(oid: str, r) -> dict:
+    """An order of a settled or voided market, as it ended (the reply to a repeat of its ref):
+    nothing remains of it, so it is complete and nothing queues ahead of it."""
+    remaining = r.size_minor - r.matched_minor - r.cancelled_minor - r.lapsed_minor
+    return {
+        "order": oid, "market": r.market, "selection": r.selection, "side": r.side,
+        "price": format_odds(r.price), "size": format_money(r.size_minor),
+        "matched": format_money(r.matched_minor), "remaining": format_money(remaining),
+        "cancelled": format_money(r.cancelled_minor), "lapsed": format_money(r.lapsed_minor),
+        "avg_price_matched": format_odds(average_price(r.matched_value, r.matched_minor)),
+        "status": EXECUTABLE if remaining else EXECUTION_COMPLETE,
+        "persistence": r.persistence, "ref": r.ref, "placed_seq": r.placed_seq,
+        "queue_ahead": "0.00",
     }
 
 

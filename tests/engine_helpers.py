@@ -216,6 +216,8 @@ def state_fingerprint(eng: Engine) -> tuple:
                         tuple(m.ltp)))
     return (wallets, orders, tuple(markets),
             tuple(sorted(eng.refs.items())),
+            tuple(sorted(eng.retired_refs.items())),
+            tuple(sorted(eng.retired_orders.items())),
             tuple(sorted(eng.deposits.items())),
             tuple(sorted((k, tuple(v)) for k, v in eng.withdrawals.items())),
             tuple(sorted(eng.delayed)))
@@ -244,9 +246,9 @@ def expect_place_rejected(driver: Driver, code: str, user: str, side: str, price
 # -- risk and house state (tests/test_engine_risk.py, tests/test_engine_house.py) -------------
 
 
-_EXCHANGE_STATE = frozenset({"config", "markets", "orders", "wallets", "refs", "deposits",
-                             "withdrawals", "delayed", "last_seq", "last_ts", "_seq", "_ts",
-                             "_events", "_touched"})
+_EXCHANGE_STATE = frozenset({"config", "markets", "orders", "wallets", "refs", "retired_refs",
+                             "retired_orders", "deposits", "withdrawals", "delayed", "last_seq",
+                             "last_ts", "_seq", "_ts", "_events", "_touched"})
 
 
 def _plain(value, depth: int = 0):

@@ -1,5 +1,7 @@
-"""A settled or voided market is retired: the engine forgets its orders, positions and refs, so
-memory follows the open markets, not every bet ever placed (the journal and Postgres keep it)."""
+"""A settled or voided market is retired: the engine forgets its orders and positions, so memory
+follows the open markets, not every bet ever placed (the journal and Postgres keep it). Only a
+small final record of each order with a ref stays, since a ref is for ever
+(tests/test_engine_refs.py)."""
 
 from engine import commands as c
 from engine import events as e
@@ -17,7 +19,7 @@ def _funded(d: Driver, *users: str) -> None:
         d(c.Deposit, user=user, currency="BDT", amount_minor=100_000, ref=f"dep-{user}")
 
 
-def test_settling_forgets_the_markets_orders_positions_and_refs_but_not_other_markets():
+def test_settling_forgets_the_markets_orders_and_positions_but_not_other_markets():
     d = Driver()
     _market(d, "m")
     _market(d, "other")
@@ -31,19 +33,31 @@ def test_settling_forgets_the_markets_orders_positions_and_refs_but_not_other_ma
     d(c.SettleMarket, market="m", winners=("a",))
     assert {o.market for o in d.eng.orders.values()} == {"other"}
     assert d.eng.markets["m"].positions == {} and ("x", "mine") not in d.eng.refs
+    assert list(d.eng.retired_refs) == [("x", "mine")]  # the ref's record, not the order
     assert d.eng.wallets[("x", "BDT")].balance == 100_000 + 2_000 - 100  # won 20.00, 5% fee
     assert d.eng.wallets[("x", "BDT")].held == 500  # only the other market's order
 
 
-def test_a_ref_repeated_after_settlement_is_a_new_place_on_a_closed_market():
+def test_a_ref_repeated_after_the_void_is_the_original_order_not_a_place_on_a_closed_market():
     d = Driver()
     _market(d)
     _funded(d, "x")
     fields = dict(user="x", market="m", selection="a", side=c.BACK, price=300,
                   size_minor=1_000, ref="r1")
+    oid = d.next_order_id
     d(c.PlaceOrder, **fields)
     d(c.VoidMarket, market="m")
     events = d(c.PlaceOrder, **fields)
+    assert events == [e.PlaceRepeated(seq=d.seq, ts=d.ts, order=oid, user="x")]
+
+
+def test_a_place_without_a_ref_on_a_retired_market_is_refused_as_not_open():
+    d = Driver()
+    _market(d)
+    _funded(d, "x")
+    d(c.VoidMarket, market="m")
+    events = d(c.PlaceOrder, user="x", market="m", selection="a", side=c.BACK, price=300,
+               size_minor=1_000)
     assert [type(ev) for ev in events] == [e.CommandRejected]
     assert events[0].code == "MARKET_NOT_OPEN"
 

@@ -123,6 +123,28 @@ def test_place_with_a_ref_used_for_other_fields_is_duplicate_ref(ws):
     ws(scenario)
 
 
+def test_a_repeat_after_settlement_replies_placed_with_the_original_order_in_its_final_state(ws):
+    async def scenario(h: Harness):
+        trader = await h.trader()
+        market = await h.market(trader, commission="0")
+        alice = await h.bettor("alice", "100.00")
+        bob = await h.bettor("bob", "100.00")
+        request = place(market, price="3.00", size="10.00", ref="kept")
+        first = (await alice.ok(request, "placed"))["order"]
+        await placed(bob, market, side="lay", price="3.00", size="6.00")
+        await trader.ok({"op": "market.settle", "market": market, "winners": ["s1"]}, "market")
+        wallet = await _wallet(alice)
+        again = (await alice.ok(request, "placed"))["order"]
+        assert again == {**first, "matched": "6.00", "remaining": "0.00", "lapsed": "4.00",
+                         "avg_price_matched": "3.00", "status": "EXECUTION_COMPLETE",
+                         "queue_ahead": "0.00"}
+        assert await _wallet(alice) == wallet  # nothing placed, nothing held
+        other = await h.market(trader)
+        await alice.error(place(other, price="3.00", size="10.00", ref="kept"), "DUPLICATE_REF")
+        assert await _wallet(alice) == wallet
+    ws(scenario)
+
+
 def test_cancel_without_size_reduction_cancels_all_that_remains(ws):
     async def scenario(h: Harness):
         market = await h.market()
