@@ -2,9 +2,12 @@
 
 A worker process (tests/crash_worker.py) runs recovery + Sequencer + Persister + periodic
 snapshots against a Redis of this test's own (AOF, appendfsync always) and a fresh Postgres
-database, and drives a seeded load of 20,000 commands with up to 1,000 in flight, logging every
-acknowledged command. After a seeded number of acks, the test SIGKILLs the worker AND the
-redis-server at once, restarts Redis from its AOF, and checks in this process that:
+database, and drives a seeded load of 10,000 commands with 40, 100 or 1,000 in flight
+(placements, cancels, replaces, deposits, withdrawals requested, approved and rejected, markets
+settled and voided), logging every acknowledged command. The persister runs in its own process (as the
+server runs it) for odd seeds and on the worker's loop for even ones. After a seeded number of
+acks, the test SIGKILLs the worker's process group (worker and persister) AND the redis-server
+at once, restarts Redis from its AOF, and checks in this process that:
 
 - every acknowledged command is in the journal at the seq it was acknowledged with, and is the
   very command the worker submitted (same fields, same client ref), and the recovered engine
@@ -13,11 +16,14 @@ redis-server at once, restarts Redis from its AOF, and checks in this process th
   journal from empty (both verify every event byte for byte), and uses the newest snapshot the
   worker reported saved (or a later one);
 - the recovered engine passes validate(): money conserved to the cent (balances sum to 0 per
-  currency), no negative available, holds and sizes recomputed from scratch;
+  currency), no negative available, holds and sizes recomputed from scratch; and the money in
+  the wallets is exactly what came in by deposits minus what left by approved withdrawals;
 - the recovered engine carries on at last_seq + 1;
-- a persister restarted over the crashed one's consumer group converges to the engine:
-  persisted seq == last seq, Postgres wallets == engine wallets, every ledger movement sums to
-  zero, every order present with the engine's sizes.
+- a persister restarted over the crashed one's consumer group converges and acknowledges every
+  entry: Postgres equals the journal. Each ledger entry, fill, order, settlement and withdrawal
+  the journal's events imply is there exactly once (no gap, no duplicate), wallets equal the
+  engine's, and every table equals the whole journal folded from empty in one batch
+  (tests/read_model_oracle.py), so no batch was skipped or folded twice.
 """
 
 import dataclasses
@@ -36,27 +42,33 @@ import redis.asyncio as aioredis
 
 from engine import commands as c
 from engine.codec import decode_command
+from engine.engine import EXTERNAL
 from persistence.embedded import EmbeddedRedis
 from persistence.journal import Journal
 from persistence.persister import Persister
 from persistence.recovery import recover
 from persistence.sequencer import Sequencer
 from persistence.snapshots import SnapshotStore
-from tests.crash_worker import parse_ack_line, workload
+from tests.crash_worker import USERS, parse_ack_line, workload
 from tests.engine_helpers import state_fingerprint
+from tests.read_model_oracle import (dump, expected_dump, facts_differences, journal_facts,
+                                     read_model_differences)
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAM = "crash:journal"
-COMMANDS = 20_000
-SNAPSHOT_EVERY = 5_000
-SEEDS = (11, 22, 33)
+COMMANDS = 10_000
+SNAPSHOT_EVERY = 3_000
+SEEDS = tuple(range(1, 25))
+# commands in flight: a full window journals big batches faster than the persister folds them;
+# small ones let it keep up, so that the kill lands among its commits and acknowledgements
+IN_FLIGHT = (1_000, 100, 40)
 WORKER_DEADLINE_S = 60.0  # only a hang guard: nothing here asserts on time
 
 pytestmark = pytest.mark.slow
 
 
 def kill_after_acks(seed: int) -> int:
-    return random.Random(seed).randrange(2_000, 18_000)
+    return random.Random(seed).randrange(2_000, 9_000)
 
 
 def _complete_lines(path: Path) -> list[str]:
@@ -85,8 +97,17 @@ def _wait_for_acks(worker: subprocess.Popen, ack_log: Path, target: int, stderr:
         time.sleep(0.005)
 
 
+def persister_mode(seed: int) -> str:
+    return "process" if seed % 2 else "inline"
+
+
+def in_flight(seed: int) -> int:
+    return IN_FLIGHT[seed % len(IN_FLIGHT)]
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-def test_no_acknowledged_command_is_lost_to_kill_9(seed, tmp_path, database_url, run):
+def test_no_acknowledged_command_is_lost_to_kill_9(seed, tmp_path, database_url, postgres_server,
+                                                    run):
     redis_dir = tmp_path / "redis"
     server = EmbeddedRedis(redis_dir, appendfsync="always")
     server.start()
@@ -99,13 +120,18 @@ def test_no_acknowledged_command_is_lost_to_kill_9(seed, tmp_path, database_url,
                 [sys.executable, "-m", "tests.crash_worker", "--redis-url", server.url,
                  "--database-url", database_url, "--stream", STREAM, "--ack-log", str(ack_log),
                  "--snapshot-log", str(snapshot_log), "--seed", str(seed),
-                 "--count", str(COMMANDS), "--snapshot-every", str(SNAPSHOT_EVERY)],
-                cwd=ROOT, stdout=out, stderr=err, env={**os.environ, "PYTHONHASHSEED": "0"})
+                 "--count", str(COMMANDS), "--snapshot-every", str(SNAPSHOT_EVERY),
+                 "--persister", persister_mode(seed), "--in-flight", str(in_flight(seed))],
+                cwd=ROOT, stdout=out, stderr=err, env={**os.environ, "PYTHONHASHSEED": "0"},
+                start_new_session=True)  # its own process group: the worker and its persister
         try:
             _wait_for_acks(worker, ack_log, target, stderr)
         finally:
-            # The process and the Redis under it die together, mid-flight.
-            worker.send_signal(signal.SIGKILL)
+            # The processes and the Redis under them die together, mid-flight.
+            try:
+                os.killpg(worker.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it exited already: _wait_for_acks failed the test
+                pass
             os.kill(server.pid, signal.SIGKILL)
             worker.wait()
             server._process.wait()
@@ -115,16 +141,19 @@ def test_no_acknowledged_command_is_lost_to_kill_9(seed, tmp_path, database_url,
 
         acks = [parse_ack_line(line) for line in _complete_lines(ack_log)]
         reported_snapshots = [int(s) for s in _complete_lines(snapshot_log)]
-        found = run(_recover_and_persist(server.url, database_url), timeout_s=120)
+        found = run(_recover_and_persist(server.url, database_url, postgres_server),
+                    timeout_s=120)
     finally:
         server.stop()
 
-    recovered, fresh, journaled, at_recovery, continued_seq, pg = found
+    recovered, fresh, journaled, at_recovery, continued_seq, pg, facts = found
     engine = recovered.engine  # carried on after recovery: it holds one more deposit
     print(f"seed {seed}: killed after {len(acks)} acks (target {target}); journal at seq "
           f"{recovered.last_seq}, max acked {max(s for s, _, _ in acks)}; snapshots reported "
           f"{reported_snapshots}, recovered from {recovered.snapshot_seq} + "
-          f"{recovered.replayed}; postgres was at seq {pg['persisted_at_kill']}")
+          f"{recovered.replayed}; postgres was at seq {pg['persisted_at_kill']} with "
+          f"{pg['pending_at_kill']} entries pending ({persister_mode(seed)} persister, "
+          f"{in_flight(seed)} in flight)")
 
     # -- every acknowledged command survived, at its seq, exactly as submitted ----------------
     assert len(acks) >= target
@@ -157,6 +186,15 @@ def test_no_acknowledged_command_is_lost_to_kill_9(seed, tmp_path, database_url,
         totals[wallet.currency] += wallet.balance
         assert wallet.exempt or wallet.available >= 0, wallet
     assert totals and all(total == 0 for total in totals.values()), dict(totals)
+    # money moved in and out, and what is inside is exactly what came in minus what went out
+    assert facts.kinds["MoneyMoved:deposit"] > USERS and facts.kinds["WithdrawalApproved"] > 0
+    assert facts.kinds["WithdrawalRejected"] > 0 and facts.kinds["MoneyMoved:settlement"] > 0
+    assert facts.kinds["MarketVoided"] > 0 and facts.kinds["BetMatched"] > 0
+    for currency, total in totals.items():
+        inside = sum(w.balance for (user, cur), w in engine.wallets.items()
+                     if cur == currency and user != EXTERNAL)
+        assert inside == facts.money_in[currency] - facts.money_out[currency] == (
+            -engine.wallets[(EXTERNAL, currency)].balance), currency
     assert continued_seq == recovered.last_seq + 1
 
     # -- the read model converged to the engine ----------------------------------------------
@@ -169,9 +207,14 @@ def test_no_acknowledged_command_is_lost_to_kill_9(seed, tmp_path, database_url,
         oid: (o.matched, o.remaining, o.cancelled, o.lapsed) for oid, o in engine.orders.items()}
     assert all(remaining == 0 for oid, (_, remaining, _, _) in pg["orders"].items()
                if oid not in engine.orders)
+    # ... and to the journal: every seq's rows exactly once, every entry acknowledged
+    assert facts.last_seq == engine.last_seq
+    assert pg["differences_from_journal"] == {}
+    assert pg["differences_from_one_fold"] == {}
+    assert pg["pending"] == 0
 
 
-async def _recover_and_persist(redis_url: str, database_url: str):
+async def _recover_and_persist(redis_url: str, database_url: str, postgres_server):
     redis = aioredis.from_url(redis_url)
     db = await asyncpg.connect(database_url)
     try:
@@ -195,6 +238,7 @@ async def _recover_and_persist(redis_url: str, database_url: str):
         await sequencer.stop()
 
         persisted_at_kill = await db.fetchval("SELECT seq FROM persisted")
+        pending_at_kill = (await redis.xpending(STREAM, "persister"))["pending"]
         # A new persister takes over the crashed one's pending entries and catches up.
         persister = Persister(redis, database_url, stream=STREAM, consumer="persister-restarted")
         await persister.prepare()
@@ -202,8 +246,17 @@ async def _recover_and_persist(redis_url: str, database_url: str):
             await persister.step(block_ms=100)
         await persister.stop()
 
+        records = [record async for record in journal.read()]
+        facts = journal_facts(records)
+        tables = await dump(db)
         pg = {
             "persisted_at_kill": persisted_at_kill,
+            "pending_at_kill": pending_at_kill,
+            "pending": (await redis.xpending(STREAM, "persister"))["pending"],
+            "differences_from_journal": facts_differences(tables, facts),
+            "differences_from_one_fold": read_model_differences(
+                tables, await expected_dump(postgres_server.url, postgres_server.url_for,
+                                            records)),
             "persisted_seq": await db.fetchval("SELECT seq FROM persisted"),
             "wallets": {(r["user_id"], r["currency"]): (r["balance_minor"], r["held_minor"])
                         for r in await db.fetch("SELECT * FROM wallets")},
@@ -216,7 +269,7 @@ async def _recover_and_persist(redis_url: str, database_url: str):
                                        r["cancelled_minor"], r["lapsed_minor"])
                        for r in await db.fetch("SELECT * FROM orders")},
         }
-        return recovered, fresh, journaled, at_recovery, events[0].seq, pg
+        return recovered, fresh, journaled, at_recovery, events[0].seq, pg, facts
     finally:
         await db.close()
         await redis.aclose()
