@@ -54,6 +54,24 @@ class Exchange:
         self.metrics.ack_latency.observe(time.perf_counter() - start)
         return result
 
+    def submit_now(self, cmd: Command, view: Callable[[Any, list], Any],
+                   deliver: Deliver) -> None:
+        """Journal `cmd` without waiting: deliver(ok, view result or exception) is its only
+        answer (Sequencer.submit_now). Raises Unavailable at once if it cannot be taken."""
+        start = time.perf_counter()
+        observe = self.metrics.ack_latency.observe
+
+        def delivered(ok: bool, value) -> None:
+            observe(time.perf_counter() - start)
+            deliver(ok, value)
+
+        try:
+            self.sequencer.submit_now(cmd, view, delivered)
+        except SequencerBusy as exc:
+            raise Unavailable(Code.RATE_LIMITED, f"exchange busy: {exc}") from None
+        except SequencerStopped as exc:
+            raise Unavailable(Code.INTERNAL, f"exchange unavailable: {exc}") from None
+
     async def submit_group(self, steps: list, deliver: Deliver | None = None) -> list:
         """Steps (prepare, view) applied back to back in one batch (Sequencer.submit_group):
         returns [(ok, view result or exception), ...] once journaled."""

@@ -207,7 +207,7 @@ class Hub:
 
     def _send_deltas(self, market: str, state: dict) -> None:
         shared: dict[tuple[int, int], dict | None] = {}  # one delta per (from-state, depth)
-        frames: dict[tuple[int, int, int], str] = {}  # ... and one encoding per seq as well
+        frames: dict[tuple[int, int, int], bytes] = {}  # ... and one encoding per seq as well
         for session in self.market_watchers.get(market, ()):
             sub = session.subs[market]
             if sub.stale:
@@ -222,7 +222,7 @@ class Hub:
             frame_key = (*key, sub.seq)
             frame = frames.get(frame_key)
             if frame is None:
-                frame = frames[frame_key] = orjson.dumps({**change, "seq": sub.seq}).decode()
+                frame = frames[frame_key] = orjson.dumps({**change, "seq": sub.seq})
             if session.push_frame(frame, change["op"], droppable=True):
                 sub.state = state
             else:

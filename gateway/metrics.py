@@ -29,6 +29,7 @@ class Metrics:
         self.connections = Gauge("backlay_ws_connections", "Open WebSocket connections",
                                  registry=r)
         self._sent_by_op: dict[str, Counter] = {}
+        self._commands_by_type: dict[type, Counter] = {}
         self.messages_out = Counter("backlay_ws_messages_out_total", "Frames sent", ["op"],
                                     registry=r)
         self.drops = Counter("backlay_ws_dropped_total",
@@ -45,6 +46,17 @@ class Metrics:
         if child is None:
             child = self._sent_by_op[op] = self.messages_out.labels(op)
         child.inc()
+
+    def commands_journaled(self, records) -> None:
+        """One journaled batch: its size, and each command by type (children kept, as above:
+        every command passes here)."""
+        self.batch_size.observe(len(records))
+        children = self._commands_by_type
+        for _, cmd, _ in records:
+            child = children.get(type(cmd))
+            if child is None:
+                child = children[type(cmd)] = self.commands.labels(type(cmd).__name__)
+            child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,6 +17,8 @@ from engine.rejections import Code
 
 from . import protocol as p
 from . import slips
+from persistence.sequencer import SequencerStopped
+
 from .exchange import Unavailable
 from .session import Session
 from .views import (image, market_state, market_view, order_view, user_limits_view,
@@ -67,8 +69,10 @@ class Reply:
         if self.sent:
             return
         self.sent = True
+        session = self.session
         if reply is not None:
-            self.session.push({"id": self.request_id, **reply})
+            session.push({"id": self.request_id, **reply})
+        session.answered()
 
     def fail(self, exc: BaseException) -> None:
         if self.sent:
@@ -79,11 +83,14 @@ class Reply:
             code, message = str(exc.code), exc.message
         elif isinstance(exc, Unavailable):
             code, message = str(exc.code), exc.message
+        elif isinstance(exc, SequencerStopped):  # fail-stopped before this was journaled
+            code, message = str(Code.INTERNAL), f"exchange unavailable: {exc}"
         else:  # a bug in a view: the client still gets an answer, the log gets the trace
             log.error("request %r failed", self.request_id, exc_info=exc)
             code, message = str(Code.INTERNAL), "internal error"
         self.session.push({"op": "error", "id": self.request_id, "code": code,
                            "message": message})
+        self.session.answered()
 
     def deliver_with(self, render):
         """A deliver callback that renders a successful outcome with `render` first."""
@@ -116,17 +123,37 @@ class Ops:
         self.hub = hub
         self.settings = exchange.settings
         self._handlers = {
-            p.Subscribe: self.subscribe, p.Unsubscribe: self.unsubscribe, p.Place: self.place,
-            p.Preview: self.preview, p.Cancel: self.cancel, p.Replace: self.replace,
+            p.Subscribe: self.subscribe, p.Unsubscribe: self.unsubscribe,
+            p.Preview: self.preview,
             p.CancelAll: self.cancel_all, p.Orders: self.orders, p.Wallet: self.wallet,
             p.SlipSet: self.slip_set, p.SlipPlace: self.slip_place,
             p.MarketCreate: self.market_create, p.MarketStatus: self.market_status,
             p.PricesSet: self.prices_set, p.LimitsSet: self.limits_set,
             p.MarketSettle: self.market_settle, p.MarketVoid: self.market_void,
         }
+        # request -> (command, view), submitted without a task by submit_now
+        self._orders_ops = {p.Place: self._place, p.Cancel: self._cancel,
+                            p.Replace: self._replace}
+
+    def submit_now(self, session: Session, req: p.Request) -> bool:
+        """The order path: place, cancel and replace are turned into commands and submitted
+        right here, on the reader's turn, with no task and no await; the sequencer delivers
+        the reply. False for every other op (run `handle` in a task for those)."""
+        build = self._orders_ops.get(type(req))
+        if build is None:
+            return False
+        reply = Reply(session, req.id, self.exchange.metrics)
+        try:
+            cmd, view = build(session, req)
+            self.exchange.submit_now(cmd, view, reply)
+        except Exception as err:  # OpError, Unavailable, or a bug (answered INTERNAL, logged)
+            reply.fail(err)
+        return True
 
     async def handle(self, session: Session, req: p.Request) -> None:
         """Run one request and send its reply or error; never raises for a client's mistake."""
+        if self.submit_now(session, req):
+            return
         reply = Reply(session, req.id, self.exchange.metrics)
         try:
             if req.op in p.TRADER_OPS and not session.can("trader"):
@@ -185,10 +212,9 @@ class Ops:
                             persistence=req.persistence, tif=req.tif,
                             min_fill_minor=req.min_fill or 0, ref=req.ref or "")
 
-    async def place(self, session: Session, req: p.Place, reply: Reply):
-        return await self.exchange.submit(self._place_command(session, req),
-                                          view=lambda eng, evs: self._placed(session, eng, evs),
-                                          deliver=reply)
+    def _place(self, session: Session, req: p.Place):
+        return (self._place_command(session, req),
+                lambda engine, events: self._placed(session, engine, events))
 
     def _placed(self, session: Session, engine, events: list) -> dict:
         _raise_if_rejected(events)
@@ -217,7 +243,7 @@ class Ops:
                                                            - result.held_after_minor)},
                 "exposure_after": format_money(result.exposure_after_minor)}
 
-    async def cancel(self, session: Session, req: p.Cancel, reply: Reply):
+    def _cancel(self, session: Session, req: p.Cancel):
         if req.size_reduction == 0:
             raise OpError(Code.INVALID_SIZE,
                           "size_reduction must be positive; leave it out to cancel everything")
@@ -228,9 +254,9 @@ class Ops:
             _raise_if_rejected(events)
             return {"op": "cancelled", "order": order_view(engine, req.order)}
 
-        return await self.exchange.submit(cmd, view=view, deliver=reply)
+        return cmd, view
 
-    async def replace(self, session: Session, req: p.Replace, reply: Reply):
+    def _replace(self, session: Session, req: p.Replace):
         cmd = c.ReplaceOrder(user=session.user, order=req.order, price=req.price)
 
         def view(engine, events):
@@ -240,7 +266,7 @@ class Ops:
             return {"op": "replaced", "cancelled": order_view(engine, replaced.order),
                     "order": order_view(engine, replaced.new_order)}
 
-        return await self.exchange.submit(cmd, view=view, deliver=reply)
+        return cmd, view
 
     async def cancel_all(self, session: Session, req: p.CancelAll, reply: Reply):
         cmd = c.CancelAll(user=session.user, market=req.market or "")

@@ -77,7 +77,7 @@ class Server:
         hub = self.exchange.hub = Hub(self.exchange)
         hub.index_orders(recovered.engine)
         sequencer.add_renderer(hub.on_batch)
-        sequencer.add_listener(self._count)
+        sequencer.add_listener(self.exchange.metrics.commands_journaled)
         await sequencer.start()
         await self._configure_engine(recovered.engine.config)
         self.exchange.replay_finished = True
@@ -117,12 +117,6 @@ class Server:
         self.http_port = self._http_runner.addresses[0][1]
         for host in {self.settings.host, "127.0.0.1", "localhost"}:
             self.socket.allow_origin(f"http://{host}:{self.http_port}")
-
-    def _count(self, records) -> None:
-        metrics = self.exchange.metrics
-        metrics.batch_size.observe(len(records))
-        for _, cmd, _ in records:
-            metrics.commands.labels(type(cmd).__name__).inc()
 
     async def _snapshot_loop(self) -> None:
         """Snapshot every `snapshot_every_commands`; trim what snapshot and persister both hold."""

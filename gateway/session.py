@@ -17,6 +17,8 @@ import orjson
 from websockets.protocol import State
 
 CLOSE_SLOW_CONSUMER = 1008  # policy violation: the client stopped reading
+# Requests of one connection in progress at once: reading its socket pauses at this many
+INFLIGHT_MAX = 64
 # Write straight to the socket only while its user-space buffer holds less than this; past it
 # frames queue (bounded) and the writer task waits for the buffer to drain, as before.
 DIRECT_BUFFER_MAX = 16 * 1024
@@ -43,13 +45,35 @@ class Session:
         self.slip = None
         self.cancel_on_disconnect = False
         self.placed: dict[str, None] = {}  # orders placed through this connection (dead-man)
+        self.inflight = 0  # requests read and not yet answered
+        self._room: asyncio.Future | None = None  # the reader, waiting for inflight to drop
+        self._room_below = INFLIGHT_MAX
         self.sent_at = time.monotonic()
         self.closed = False
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=queue_max)
         self._queue_max = queue_max
         self._on_sent = on_sent
         self._writing = False  # the writer task is inside a send (it may be waiting to drain)
+        self._unflushed = 0  # bytes framed by the protocol this loop turn, not yet written
+        self._flush_scheduled = False
         self._writer = asyncio.create_task(self._write(), name="ws-writer")
+
+    def asked(self) -> None:
+        self.inflight += 1
+
+    def answered(self) -> None:
+        self.inflight -= 1
+        room = self._room
+        if room is not None and self.inflight < self._room_below and not room.done():
+            self._room = None
+            room.set_result(None)
+
+    async def wait_for_room(self, below: int = INFLIGHT_MAX) -> None:
+        """Until fewer than `below` requests are in progress (the reader pauses here)."""
+        while self.inflight >= below:
+            self._room_below = below
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room
 
     def can(self, role: str) -> bool:
         return role in self.roles or "admin" in self.roles
@@ -62,11 +86,11 @@ class Session:
         """Queue one frame; False if it was dropped (droppable) or the client was cut off."""
         if self.closed:
             return False
-        return self.push_frame(orjson.dumps(message).decode(), message.get("op", ""), droppable)
+        return self.push_frame(orjson.dumps(message), message.get("op", ""), droppable)
 
-    def push_frame(self, frame: str, op: str, droppable: bool = False) -> bool:
-        """`push` for a frame already encoded: market data encodes a delta once for every
-        subscriber that gets the very same frame."""
+    def push_frame(self, frame: bytes, op: str, droppable: bool = False) -> bool:
+        """`push` for a frame already encoded (UTF-8 JSON, sent as a text frame): market data
+        encodes a delta once for every subscriber that gets the very same frame."""
         if self.closed:
             return False
         if droppable and self._queue.qsize() >= self._queue_max // 2:
@@ -84,20 +108,34 @@ class Session:
             self._on_sent(op)
         return True
 
-    def _send_now(self, frame: str) -> bool:
-        """Write `frame` to the socket now if that keeps every bound; False: queue it."""
+    def _send_now(self, frame: bytes) -> bool:
+        """Frame `frame` for the socket now if that keeps every bound; False: queue it. The
+        frames of one loop turn leave in one write at the end of it (a batch's replies and
+        pushes to one connection are one system call, not one each)."""
         ws = self.ws
         transport = ws.transport
         if (ws.protocol.state is not State.OPEN or transport.is_closing()
-                or transport.get_write_buffer_size() >= DIRECT_BUFFER_MAX):
+                or transport.get_write_buffer_size() + self._unflushed >= DIRECT_BUFFER_MAX):
             return False
         try:
-            ws.protocol.send_text(frame.encode())
-            ws.send_data()  # the library's own flush of what the protocol produced
+            ws.protocol.send_text(frame)
         except Exception:  # the connection broke: its reader side notices and cleans up
             self.closed = True
+            return True
+        self._unflushed += len(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
         self.sent_at = time.monotonic()
         return True
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._unflushed = 0
+        try:
+            self.ws.send_data()  # the library's own write of what the protocol framed
+        except Exception:  # the connection broke: its reader side notices and cleans up
+            self.closed = True
 
     def close(self, code: int, reason: str) -> None:
         if self.closed:
@@ -112,7 +150,7 @@ class Session:
             while True:
                 frame = await queue.get()
                 self._writing = True
-                await self.ws.send(frame)
+                await self.ws.send(frame, text=True)
                 self._writing = False
                 self.sent_at = time.monotonic()
         except asyncio.CancelledError:

@@ -8,6 +8,21 @@ from engine.money import average_price, format_money, format_odds
 from engine.order import EXECUTABLE, EXECUTION_COMPLETE
 
 LEVELS_MAX = 10  # the deepest subscription PROTOCOL.md allows
+# Every reply and order push formats some eight amounts, and the same few sizes and ladder
+# prices come up again and again: their text is kept, up to this many distinct values.
+MONEY_TEXTS_MAX = 100_000
+_money_texts: dict[int, str] = {}
+
+
+def money_text(minor: int) -> str:
+    """format_money(minor) (and format_odds: odds are hundredths), remembered for the values
+    seen first, up to MONEY_TEXTS_MAX of them."""
+    text = _money_texts.get(minor)
+    if text is None:
+        text = format_money(minor)
+        if len(_money_texts) < MONEY_TEXTS_MAX:
+            _money_texts[minor] = text
+    return text
 
 
 def format_rate(bp: int) -> str:
@@ -31,14 +46,15 @@ def order_view(engine, oid: str) -> dict:
         return _retired_order_view(oid, engine.retired_orders[oid])
     m = engine.markets[o.market]
     queue_ahead = m.books[o.sel].half_of(o).queue_ahead(o) if o.in_book else 0
+    text = money_text
     return {
         "order": o.id, "market": o.market, "selection": o.selection, "side": o.side,
-        "price": format_odds(o.price), "size": format_money(o.size),
-        "matched": format_money(o.matched), "remaining": format_money(o.remaining),
-        "cancelled": format_money(o.cancelled), "lapsed": format_money(o.lapsed),
-        "avg_price_matched": format_odds(average_price(o.matched_value, o.matched)),
+        "price": text(o.price), "size": text(o.size),
+        "matched": text(o.matched), "remaining": text(o.remaining),
+        "cancelled": text(o.cancelled), "lapsed": text(o.lapsed),
+        "avg_price_matched": text(average_price(o.matched_value, o.matched)),
         "status": o.status, "persistence": o.persistence, "ref": o.ref or None,
-        "placed_seq": o.placed_seq, "queue_ahead": format_money(queue_ahead),
+        "placed_seq": o.placed_seq, "queue_ahead": text(queue_ahead),
     }
 
 

@@ -23,13 +23,12 @@ from engine.rejections import Code
 from .auth import AuthError, verify
 from .ops import Ops
 from .protocol import Auth, ProtocolError, parse
-from .session import Session
+from .session import INFLIGHT_MAX, Session
 
 log = logging.getLogger(__name__)
 
 CLOSE_AUTH = 4001
 CLOSE_RATE = 4029
-INFLIGHT_MAX = 64
 KERNEL_SEND_BUFFER_BYTES = 64 * 1024
 
 
@@ -157,15 +156,19 @@ class TradingSocket:
 
     async def _serve(self, ws, session: Session) -> None:
         bucket = TokenBucket(self.settings.messages_per_s_max, self.settings.message_burst_max)
-        inflight = asyncio.Semaphore(INFLIGHT_MAX)
-        handling: set[asyncio.Task] = set()
+        ops = self.ops
+        handling: set[asyncio.Task] = set()  # the tasks of non-order ops, kept referenced
         refused = 0
         async for frame in ws:
             if not bucket.take():
                 refused += 1
                 if refused > self.settings.message_burst_max:
-                    if handling:  # requests it made before the flood still get their answers
-                        await asyncio.wait(handling, timeout=0.2)
+                    if session.inflight:  # requests it made before the flood get their answers
+                        try:
+                            async with asyncio.timeout(0.2):
+                                await session.wait_for_room(1)
+                        except TimeoutError:
+                            pass
                     await session.drain(0.2)
                     session.stop()
                     await self._close_flooder(ws)
@@ -181,13 +184,16 @@ class TradingSocket:
                 session.push({"op": "error", "id": err.request_id, "code": str(err.code),
                               "message": err.message})
                 continue
-            await inflight.acquire()
-            # the handler submits before its first await, so tasks created in arrival order
-            # reach the sequencer in arrival order
-            task = asyncio.create_task(self.ops.handle(session, req))
-            handling.add(task)
-            task.add_done_callback(handling.discard)
-            task.add_done_callback(lambda _: inflight.release())
+            if session.inflight >= INFLIGHT_MAX:
+                await session.wait_for_room()
+            session.asked()  # answered() when its Reply is sent
+            # Orders are submitted right now, without a task; other ops run in a task whose
+            # handler submits before its first await. Either way requests reach the sequencer
+            # in arrival order.
+            if not ops.submit_now(session, req):
+                task = asyncio.create_task(ops.handle(session, req))
+                handling.add(task)
+                task.add_done_callback(handling.discard)
 
     @staticmethod
     async def _close_flooder(ws) -> None:

@@ -79,9 +79,11 @@ def tune_collector() -> None:
     gc.set_threshold(10_000, 50, 1_000)
 
 
-def _settle(future: asyncio.Future, outcome: tuple[bool, Any], deliver: Deliver | None) -> None:
-    """Hand an outcome to its deliver callback (now, on the sequencer task) and its future."""
-    if future.done():
+def _settle(future: asyncio.Future | None, outcome: tuple[bool, Any],
+            deliver: Deliver | None) -> None:
+    """Hand an outcome to its deliver callback (now, on the sequencer task) and its future (a
+    submitter that only delivers has none)."""
+    if future is not None and future.done():
         return
     ok, value = outcome
     if deliver is not None:
@@ -89,10 +91,16 @@ def _settle(future: asyncio.Future, outcome: tuple[bool, Any], deliver: Deliver 
             deliver(ok, value)
         except Exception:
             log.exception("delivering an outcome failed")
+    if future is None:
+        return
     if ok:
         future.set_result(value)
     else:
         future.set_exception(value)
+
+
+def _pending(batch: "_Batch") -> list:
+    return list(zip(batch.waiters, batch.delivers))
 
 
 class _EngineError(Exception):
@@ -196,6 +204,13 @@ class Sequencer:
         also passed to deliver(ok, value) once journaled, before the batch's fan-out."""
         return self._enqueue(cmd, view, deliver)
 
+    def submit_now(self, cmd: Command, view: Callable[[Any, list], Any] | None,
+                   deliver: Deliver) -> None:
+        """`submit` for a submitter that does not wait: its only answer is deliver(ok, value),
+        on this task, once journaled (or (False, SequencerStopped) if it never will be). No
+        future, no task: the order path of the WebSocket uses this."""
+        self._enqueue(cmd, view, deliver, False)
+
     def submit_group(self, steps: list[tuple[Prepare, Callable | None]],
                      deliver: Deliver | None = None) -> asyncio.Future:
         """Queue steps (prepare, view) to be applied back to back in one batch (see _Group);
@@ -226,14 +241,14 @@ class Sequencer:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def _enqueue(self, item, view=None, deliver=None) -> asyncio.Future:
+    def _enqueue(self, item, view=None, deliver=None, wait=True) -> asyncio.Future | None:
         if not self._accepting:
             raise SequencerStopped("sequencer is not running" if self.failure is None
                                    else f"sequencer fail-stopped: {self.failure!r}")
         inbox = self._inbox
         if len(inbox) >= self.inbox_max:
             raise SequencerBusy(f"sequencer inbox is full ({self.inbox_max})")
-        future = self._loop.create_future()
+        future = self._loop.create_future() if wait else None
         inbox.append((item, future, view, deliver))
         if self._wakeup is not None:
             self._wake()
@@ -261,7 +276,7 @@ class Sequencer:
                 try:
                     writing = await self._process(items, writing)
                 except Exception as exc:  # a bug here must not leave submitters hanging
-                    self._fail_stop(exc, "sequencer loop raised", [i[1] for i in items])
+                    self._fail_stop(exc, "sequencer loop raised", [(i[1], i[3]) for i in items])
             if not self.healthy:
                 return
             if not self._accepting and not self._inbox:
@@ -282,15 +297,15 @@ class Sequencer:
         for item, future, view, deliver in items:
             if isinstance(item, _Query):
                 queries.append((item, future, deliver))
-            elif not future.cancelled():  # a submitter that gave up before apply: never happened
+            elif future is None or not future.cancelled():  # one that gave up: never happened
                 commands.append((item, future, view, deliver))
         batch, engine_error, unapplied = self._apply(commands)
         if writing is not None:
             await writing
             if not self.healthy:  # the previous write failed: this batch is never journaled
                 self._fail_stop(self.failure, "earlier journal write failed",
-                                batch.waiters + [u[1] for u in unapplied]
-                                + [f for _, f, _ in queries])
+                                _pending(batch) + [(u[1], u[3]) for u in unapplied]
+                                + [(f, d) for _, f, d in queries])
                 return None
         if batch.records:
             writing = asyncio.create_task(self._journal(batch))
@@ -316,7 +331,7 @@ class Sequencer:
             await writing
         if engine_error is not None:
             self._fail_stop(engine_error, "engine.apply raised",
-                            [u[1] for u in unapplied] + [f for _, f, _ in queries])
+                            [(u[1], u[3]) for u in unapplied] + [(f, d) for _, f, d in queries])
             return None
         if self.healthy:
             for query, future, deliver in queries:
@@ -418,7 +433,7 @@ class Sequencer:
                 await self.journal.append(records)
         except BaseException as exc:
             self._fail_stop(exc, f"journal write of seq {records[0][0]}..{records[-1][0]} "
-                                 "failed", list(batch.waiters))
+                                 "failed", _pending(batch))
             if not isinstance(exc, Exception):
                 raise  # CancelledError / KeyboardInterrupt: still propagate after failing
             return
@@ -444,7 +459,9 @@ class Sequencer:
         for future, outcome, deliver in zip(batch.waiters, batch.results, batch.delivers):
             _settle(future, outcome, deliver)
 
-    def _fail_stop(self, exc: BaseException, what: str, futures: list[asyncio.Future]) -> None:
+    def _fail_stop(self, exc: BaseException, what: str,
+                   pending: list[tuple[asyncio.Future | None, Deliver | None]]) -> None:
+        """Stop for good; every submitter still waiting (future and/or deliver) is told."""
         self.healthy = False
         self._accepting = False
         self.failure = exc
@@ -454,10 +471,9 @@ class Sequencer:
         while self._inbox:
             item = self._inbox.popleft()
             if item is not None:
-                futures.append(item[1])  # (item, future, view, deliver)
-        for future in futures:
-            if not future.done():
-                future.set_exception(stopped)
+                pending.append((item[1], item[3]))  # (item, future, view, deliver)
+        for future, deliver in pending:
+            _settle(future, (False, stopped), deliver)
         self._release_changed.set()  # lets the timer see the stop
 
     # -- in-play bet delays -------------------------------------------------------------------

@@ -448,3 +448,69 @@ def test_a_group_prepares_each_step_against_the_state_it_meets(redis_url, stream
     assert len(refused_all) == 1 and not refused_all[0][0]
     assert [(seq, cmd.ref) for seq, cmd, _ in read] == [(1, "a"), (2, "c"), (3, "e")]
     assert after[0].seq == 3
+
+
+def test_submit_now_answers_only_through_deliver_after_the_write(redis_url, stream, run):
+    """The WebSocket order path: no future, the outcome arrives at deliver once journaled."""
+    timeline = []
+
+    class Noting(Journal):
+        async def append(self, batch):
+            await super().append(batch)
+            timeline.append(("journaled", [seq for seq, _, _ in batch]))
+
+    async def scenario():
+        journal = Noting(aioredis.from_url(redis_url), stream)
+        sequencer = Sequencer(Engine(), journal)
+        await sequencer.start()
+        done = asyncio.get_running_loop().create_future()
+
+        def deliver(ok, value):
+            timeline.append(("delivered", ok, value))
+            if sum(e[0] == "delivered" for e in timeline) == 2:
+                done.set_result(None)
+
+        for ref in ("a", "b"):
+            assert sequencer.submit_now(
+                c.Deposit(user="u1", currency="BDT", amount_minor=3, ref=ref),
+                lambda engine, events: engine.wallet("u1", "BDT").balance, deliver) is None
+        await asyncio.wait_for(done, 5)
+        await sequencer.stop()
+        await journal.redis.aclose()
+
+    run(scenario())
+    delivered = [entry for entry in timeline if entry[0] == "delivered"]
+    assert delivered == [("delivered", True, 3), ("delivered", True, 6)]
+    journaled = [seq for entry in timeline if entry[0] == "journaled" for seq in entry[1]]
+    for entry in delivered:
+        assert timeline.index(entry) > min(i for i, e in enumerate(timeline)
+                                           if e[0] == "journaled")
+    assert journaled == [1, 2]
+
+
+def test_submit_now_is_told_when_its_write_fails(redis_url, stream, run):
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        sequencer = Sequencer(Engine(), Journal(redis, stream))
+        await sequencer.start()
+        await sequencer.submit(c.Deposit(user="u1", currency="BDT", amount_minor=1, ref="a"))
+        await redis.xadd(stream, {"c0": b"{}"}, id="1000-0")  # a second writer got ahead
+        outcomes = []
+        done = asyncio.get_running_loop().create_future()
+
+        def deliver(ok, value):
+            outcomes.append((ok, value))
+            if len(outcomes) == 3:
+                done.set_result(None)
+
+        for i in range(3):
+            sequencer.submit_now(c.Deposit(user="u1", currency="BDT", amount_minor=1,
+                                           ref=f"b{i}"), None, deliver)
+        await asyncio.wait_for(done, 5)
+        await sequencer.stop()
+        await redis.aclose()
+        return outcomes
+
+    outcomes = run(scenario())
+    assert [ok for ok, _ in outcomes] == [False] * 3
+    assert all(isinstance(value, SequencerStopped) for _, value in outcomes)
