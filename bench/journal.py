@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import collections
 import dataclasses
+import functools
 import os
 import statistics
 import sys
@@ -43,7 +44,7 @@ from bench.workload import order_stream  # noqa: E402
 from engine.config import EngineConfig  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from persistence.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
-from persistence.journal import Journal  # noqa: E402
+from persistence.journal import Journal, JournalWriteError, encode_entry  # noqa: E402
 from persistence.migrate import migrate  # noqa: E402
 from persistence.persister_process import PersisterProcess  # noqa: E402
 from persistence.sequencer import Sequencer, tune_collector  # noqa: E402
@@ -52,6 +53,25 @@ CONFIG = EngineConfig(velocity_orders_max=0)
 RATIO_TARGET = 0.5
 LAG_SAMPLE_S = 0.2
 ROW_TABLES = ("orders", "fills", "ledger_entries", "wallets", "markets", "selections")
+
+
+class RedisPyJournal(Journal):
+    """The journal's write as it was before session 8, for comparison in the same run
+    (--writers): the entry's fields handed to redis-py's `xadd`, which packs the command and
+    sends it through the pool (under asyncio.wait_for when a socket timeout is set)."""
+
+    async def append(self, batch: list) -> None:
+        if not batch:
+            return
+        fields = encode_entry(batch)
+        try:
+            await self.redis.xadd(self.stream, fields, id=f"{batch[-1][0]}-0")
+        except (aioredis.RedisError, OSError) as exc:
+            raise JournalWriteError(f"journal append of seq {batch[0][0]}..{batch[-1][0]} "
+                                    f"failed: {exc}") from exc
+
+
+WRITERS = {"resp": Journal, "redis-py": RedisPyJournal}
 
 
 def bare_run(stamped: list) -> tuple[float, Engine]:
@@ -77,35 +97,54 @@ async def drive(sequencer: Sequencer, unstamped: list, in_flight: int) -> dict:
     Semaphore.acquire scans its waiters, which made the driver itself the bottleneck. For the
     same reason ack latency is timed on one command in LATENCY_SAMPLE_EVERY: a done-callback
     on every future cost the driver, which shares the sequencer's thread, about a microsecond
-    per command, counted against the journaled rate."""
+    per command, counted against the journaled rate.
+
+    The window is refilled a run at a time: whenever the oldest command is acknowledged (a
+    whole batch is, at once), every acknowledged command leaves (its outcome checked) and as
+    many new ones are submitted back to back, as the old loop did one command per turn (session
+    8: the same submissions, without a length check, a modulo and three future calls on each).
+    A sampled ack's latency counts from just before its run was submitted."""
     latencies: list[float] = []
     clock = time.perf_counter
     window: collections.deque = collections.deque()
     failures: list[asyncio.Future] = []
+    submit = sequencer.submit
+    popleft = window.popleft
 
     def on_done(submitted: float, future: asyncio.Future) -> None:
         if not future.cancelled() and future.exception() is None:
             latencies.append(clock() - submitted)
 
+    def ack(future: asyncio.Future) -> None:
+        # checked as it leaves the window, not kept: holding every result (events) to the
+        # end made the collector rescan them, a cost the bare run, which drops its events,
+        # never pays
+        if future.cancelled() or future.exception() is not None:
+            failures.append(future)
+
     started = clock()
-    for i, cmd in enumerate(unstamped):
-        if len(window) >= in_flight:
-            oldest = window.popleft()
-            if not oldest.done():  # a batch completes at once: its successors are done too
+    submitted = 0
+    total = len(unstamped)
+    while submitted < total:
+        room = in_flight - len(window)
+        if room <= 0:
+            oldest = window[0]
+            if not oldest.done():
                 await asyncio.wait([oldest])
-            # checked as it leaves the window, not kept: holding every result (events) to the
-            # end made the collector rescan them, a cost the bare run, which drops its events,
-            # never pays
-            if oldest.cancelled() or oldest.exception() is not None:
-                failures.append(oldest)
-        future = sequencer.submit(cmd)
-        if not i % LATENCY_SAMPLE_EVERY:
-            future.add_done_callback(lambda f, t=clock(): on_done(t, f))
-        window.append(future)
+            while window and window[0].done():  # a batch completes at once: its whole run
+                ack(popleft())
+            continue
+        run_started = clock()
+        run = [submit(cmd) for cmd in unstamped[submitted:submitted + room]]
+        for future in run[-submitted % LATENCY_SAMPLE_EVERY::LATENCY_SAMPLE_EVERY]:
+            future.add_done_callback(functools.partial(on_done, run_started))
+        window.extend(run)
+        submitted += len(run)
     if window:
         await asyncio.wait(window)
     elapsed = clock() - started
-    failures += [f for f in window if f.cancelled() or f.exception() is not None]
+    for future in window:
+        ack(future)
     if failures:
         raise RuntimeError(f"{len(failures)} commands failed: {failures[0]!r}")
     latencies.sort()
@@ -116,10 +155,10 @@ async def drive(sequencer: Sequencer, unstamped: list, in_flight: int) -> dict:
 
 
 async def journaled_run(redis_url: str, stream: str, unstamped: list, in_flight: int,
-                        database_url: str | None = None) -> dict:
+                        database_url: str | None = None, writer: str = "resp") -> dict:
     redis = aioredis.from_url(redis_url)
     engine = Engine(CONFIG)
-    sequencer = Sequencer(engine, Journal(redis, stream))
+    sequencer = Sequencer(engine, WRITERS[writer](redis, stream))
     await sequencer.start()
     persister = sampler = None
     lags: list[tuple[int, float]] = []
@@ -192,27 +231,34 @@ async def bench(args, tmp: str) -> None:
     # default policy, slower, and the first pair's ratio always came out highest.
     tune_collector()
     results: dict[str, list[float]] = {}
-    for mode in ("always", "everysec"):
+    writers = args.writers.split(",")
+    for mode in args.modes.split(","):
         server = EmbeddedRedis(f"{tmp}/redis-{mode}", appendfsync=mode)
         server.start()
         try:
             # bare and journaled interleaved, --repeat times: this VM's speed drifts by +-20%
             # within a minute, so one pair can say little; the median ratio says more
             for rep in range(args.repeat):
-                bare, bare_engine = bare_run(stamped)
-                r = await journaled_run(server.url, f"bench:{mode}:{rep}", unstamped,
-                                        args.in_flight)
-                assert wallets(r.pop("engine")) == wallets(bare_engine)
-                results.setdefault(mode, []).append(r["per_s"] / bare)
-                print(line(f"appendfsync {mode}", r, bare), flush=True)
+                for writer in writers:  # each writer's pair in turn: compared in one run
+                    bare, bare_engine = bare_run(stamped)
+                    r = await journaled_run(server.url, f"bench:{mode}:{writer}:{rep}",
+                                            unstamped, args.in_flight, writer=writer)
+                    assert wallets(r.pop("engine")) == wallets(bare_engine)
+                    key = mode if len(writers) == 1 else f"{mode}, {writer}"
+                    results.setdefault(key, []).append(r["per_s"] / bare)
+                    print(line(key, r, bare), flush=True)
         finally:
             server.stop()
     for mode, ratios in results.items():
-        print(f"ratio with appendfsync {mode}: median {statistics.median(ratios):.2f} of "
+        print(f"ratio with appendfsync {mode:<17}: median {statistics.median(ratios):.2f} of "
               f"{len(ratios)} (min {min(ratios):.2f}, max {max(ratios):.2f})")
-    always = statistics.median(results["always"])
-    print(f"median ratio with appendfsync always: {always:.2f} (target >= {RATIO_TARGET}: "
-          f"{'met' if always >= RATIO_TARGET else 'NOT met'})")
+    key = "always" if len(writers) == 1 else f"always, {writers[0]}"
+    if key in results:
+        always = statistics.median(results[key])
+        print(f"median ratio with appendfsync {key}: {always:.2f} (target >= {RATIO_TARGET}: "
+              f"{'met' if always >= RATIO_TARGET else 'NOT met'})")
+    if args.no_persister:
+        return
 
     server = EmbeddedRedis(f"{tmp}/redis-persister", appendfsync="always")
     server.start()
@@ -248,6 +294,13 @@ def main() -> None:
     ap.add_argument("--in-flight", type=int, default=2_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3, help="bare/journaled pairs per mode")
+    ap.add_argument("--modes", default="always,everysec",
+                    help="appendfsync modes to run, comma-separated (default always,everysec)")
+    ap.add_argument("--writers", default="resp",
+                    help="journal writers, comma-separated, each journaled run after its own "
+                         "bare one: resp (the journal's) and/or redis-py (before session 8)")
+    ap.add_argument("--no-persister", action="store_true",
+                    help="skip the always + persister run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="backlay-journal-bench-") as tmp:
         uvloop.run(bench(args, tmp))  # the loop `backlay serve` runs on

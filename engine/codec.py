@@ -87,6 +87,10 @@ class _Generated(dict):
 
 
 _BUILDERS = _Generated(_record_builder)
+# The journal's encoders look every record's builder up in this plain dict, filled for every
+# command and event class up front: a lookup in an exact dict is the interpreter's fast path (the
+# _Generated subclass is not), and the encoders run once per command and event journaled.
+_RECORD_BUILDERS = {cls: _BUILDERS[cls] for cls in (*COMMAND_TYPES.values(), *EVENT_TYPES.values())}
 _KEYED_BUILDERS = _Generated(_keyed_builder)
 _MAKERS = _Generated(_record_maker)
 _TUPLE_FIELDS = _Generated(_tuple_fields)
@@ -134,10 +138,15 @@ def decode_events(data: bytes | str) -> list[Event]:
 # -- whole batches (a journal entry) ----------------------------------------------------------
 
 
+def _builder(cls):
+    """The record builder of a class missing from _RECORD_BUILDERS (a subclass, say)."""
+    return _BUILDERS[cls]
+
+
 def encode_commands(cmds: list[Command]) -> bytes:
     """A JSON array of command records."""
-    builders = _BUILDERS
-    return orjson.dumps([builders[type(c)](c) for c in cmds])
+    get = _RECORD_BUILDERS.get
+    return orjson.dumps([(get(type(c)) or _builder(type(c)))(c) for c in cmds])
 
 
 def decode_commands(data: bytes | str) -> list[Command]:

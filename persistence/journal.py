@@ -12,8 +12,20 @@ command cut the sequencer's encoding and packing cost per command by about three
 Because ids are explicit and Redis only accepts ids above the stream's top, a duplicate or
 out-of-order append (a second writer, a replayed batch) is refused, never stored twice.
 Every record's seq is the seq stamped on its command.
+
+The XADD itself goes out as pre-encoded RESP (`xadd_command`: a few small headers around the two
+encoded fields, sent with one writelines, nothing copied) on a connection the journal takes from
+the client's own pool and keeps: so the client's settings hold (unix socket or host/port, TLS,
+password, db, socket timeout, retry policy) and closing the client closes it too. redis-py's
+`xadd` packed the command again, borrowed and returned a pool connection and, with a socket
+timeout set, sent from a task of its own under asyncio.wait_for, for every batch (session 8,
+docs/benchmarks.md). Failures are what they were: a connection error or a timeout (the client's
+socket timeout; retried only as the client's connections retry, and from_url's do not) raises
+JournalWriteError, as does an error reply (a duplicate id), and a connection the server closed
+between batches is reopened before the next one, as the pool did.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -41,14 +53,33 @@ def entry_id_seq(entry_id: bytes | str) -> int:
     return int(entry_id.partition("-")[0])
 
 
-def encode_entry(batch: list[Record]) -> dict[str, bytes]:
-    previous = None
+def _checked_commands(batch: list[Record]) -> list[Command]:
+    """The batch's commands, once its seqs are checked: rising, each its command's seq."""
+    commands = []
+    add = commands.append
+    previous = 0
     for seq, cmd, _ in batch:
-        if cmd.seq != seq or (previous is not None and seq <= previous):
+        if cmd.seq != seq or seq <= previous:
             raise ValueError(f"batch seqs must rise and match their commands: {seq} {cmd.seq}")
         previous = seq
-    return {"c": encode_commands([cmd for _, cmd, _ in batch]),
+        add(cmd)
+    return commands
+
+
+def encode_entry(batch: list[Record]) -> dict[str, bytes]:
+    return {"c": encode_commands(_checked_commands(batch)),
             "e": encode_event_lists([events for _, _, events in batch])}
+
+
+def xadd_command(stream: bytes, batch: list[Record]) -> list[bytes]:
+    """`XADD <stream> <last seq>-0 c <commands> e <events>` as RESP, in pieces for writelines:
+    the encoded fields are sent as they are, never copied into one buffer."""
+    c = encode_commands(_checked_commands(batch))
+    e = encode_event_lists([events for _, _, events in batch])
+    entry_id = b"%d-0" % batch[-1][0]
+    return [b"*7\r\n$4\r\nXADD\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$1\r\nc\r\n$%d\r\n"
+            % (len(stream), stream, len(entry_id), entry_id, len(c)),
+            c, b"\r\n$1\r\ne\r\n$%d\r\n" % len(e), e, b"\r\n"]
 
 
 def entry_commands(fields: dict) -> list[Command]:
@@ -77,18 +108,61 @@ class Journal:
             raise ValueError("the journal stores bytes: use a client without decode_responses")
         self.redis = redis
         self.stream = stream
+        self._stream_bytes = stream.encode()
+        self._connection = None  # the pool connection appends go out on, taken on first use
+        self._writing = asyncio.Lock()  # one XADD in flight: its reply is the next one read
 
     async def append(self, batch: list[Record]) -> None:
         """Write a batch in one round trip; returns only once Redis confirmed it (fsynced, with
         appendfsync always). Raises JournalWriteError otherwise."""
         if not batch:
             return
-        fields = encode_entry(batch)
+        command = xadd_command(self._stream_bytes, batch)
         try:
-            await self.redis.xadd(self.stream, fields, id=f"{batch[-1][0]}-0")
+            async with self._writing:
+                reply = await self._execute(command)
         except (aioredis.RedisError, OSError) as exc:
             raise JournalWriteError(f"journal append of seq {batch[0][0]}..{batch[-1][0]} "
                                     f"failed: {exc}") from exc
+        if reply != b"%d-0" % batch[-1][0]:  # Redis answers an XADD with the id it stored
+            raise JournalWriteError(f"journal append of seq {batch[0][0]}..{batch[-1][0]}: "
+                                    f"Redis replied {reply!r}")
+
+    async def _execute(self, command: list[bytes]):
+        """Send one pre-encoded command and read its reply, under the retry policy of the
+        client's connections (from_url's: none, so a connection lost mid-write fails that
+        write, as redis-py's xadd did; the next write reconnects)."""
+        conn = self._connection
+        if conn is None:
+            conn = self._connection = await self.redis.connection_pool.get_connection()
+
+        async def attempt():
+            writer = getattr(conn, "_writer", None) if conn.is_connected else None
+            if writer is not None and (writer.is_closing() or conn._reader.at_eof()):
+                # closed by the server since the last batch (a restart, CLIENT KILL): reconnect
+                # first, as the pool does before each of redis-py's own commands
+                await conn.disconnect(nowait=True)
+                writer = None
+            if writer is None:
+                await conn.connect()
+                writer = getattr(conn, "_writer", None)
+            try:
+                if writer is not None:
+                    writer.writelines(command)  # leaves now, in this loop turn
+                else:  # another redis-py layout: its own send
+                    await conn.send_packed_command(command, check_health=False)
+                return await conn.read_response()
+            except aioredis.ResponseError:  # an error reply, read: the connection is fine
+                raise
+            except BaseException:
+                # a reply left unread (cancelled, timed out) would answer the next command
+                await conn.disconnect(nowait=True)
+                raise
+
+        async def failed(error):
+            await conn.disconnect()
+
+        return await conn.retry.call_with_retry(attempt, failed)
 
     async def read_batches(self, after_seq: int = 0) -> AsyncIterator[JournaledBatch]:
         """Every command with seq > after_seq, in order, one entry at a time: what replay
