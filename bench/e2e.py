@@ -4,9 +4,20 @@ Starts `backlay serve` in a subprocess (embedded Redis with AOF appendfsync alwa
 Postgres persister on), funds N users through the deposit webhook, then from this process drives
 N clients placing and cancelling orders: first at a fixed offered rate (open loop: sends are
 scheduled, not paced by replies), then at saturation (each client keeps a window of requests in
-flight). Prints sustained orders/s and ack latency p50/p99/p99.9 for each phase.
+flight: every reply sends the next request). Prints sustained orders/s and ack latency
+p50/p99/p99.9 for each phase, measured by the client (send -> reply).
+
+The clients are lean Sans-I/O connections (harness.Subscriber): a reply is handled inside
+`data_received` and the next request framed there, and what a connection framed in one
+callback leaves in one write, as a trading client library would. With one task, future and
+send coroutine per request (harness.Client), this process needed about as much CPU per order
+as the server and capped what the bench could show.
+
+`--server-root DIR` runs the server of another checkout (built in place, e.g. a git worktree
+of an older commit) with the same load: `--compare DIR` runs both, interleaved, in one run.
 
     python bench/e2e.py [--clients 50] [--rate 2000] [--seconds 10] [--window 16]
+                        [--server-root DIR | --compare DIR] [--repeat 1]
 """
 
 import argparse
@@ -16,9 +27,11 @@ import random
 import sys
 import time
 
+import orjson
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.harness import Client, ServerProcess, percentiles  # noqa: E402
+from bench.harness import Client, ServerProcess, Subscriber, percentiles  # noqa: E402
 
 PRICES_BACK = ["2.52", "2.54", "2.56", "2.58", "2.60"]  # rest above the lays
 PRICES_LAY = ["2.40", "2.42", "2.44", "2.46", "2.48"]
@@ -26,14 +39,18 @@ PRICES_LAY = ["2.40", "2.42", "2.44", "2.46", "2.48"]
 
 class Trader:
     """One bench client's order flow: 40% resting backs, 40% resting lays, 20% cancels of its
-    own resting orders, with a crossing order now and then so matching runs too."""
+    own resting orders, with a crossing order now and then so matching runs too. Requests go
+    out on a lean connection; each reply calls back `on_reply` (no future, no task)."""
 
-    def __init__(self, client: Client, market: str, rng: random.Random) -> None:
-        self.client, self.market, self.rng = client, market, rng
+    def __init__(self, conn: Subscriber, market: str, rng: random.Random) -> None:
+        self.conn, self.market, self.rng = conn, market, rng
         self.resting: list[str] = []
         self.latencies: list[float] = []
+        self.sent_at: dict[int, float] = {}
         self.errors = 0
         self.done = 0
+        self.keep_going = None  # saturation: () -> bool, send the next request on each reply
+        self.idle: asyncio.Future | None = None  # set when nothing is in flight any more
 
     def next_request(self) -> dict:
         r = self.rng.random()
@@ -47,20 +64,41 @@ class Trader:
         return {"op": "place", "market": self.market, "selection": self.rng.choice("abc"),
                 "side": "back" if back else "lay", "price": price, "size": "2.00"}
 
-    async def one(self) -> None:
-        sent = time.perf_counter()
-        got, reply = await self.client.send(self.next_request())
-        self.latencies.append(got - sent)
+    def send(self, flush: bool = True) -> None:
+        conn = self.conn
+        conn.next_id += 1
+        rid = conn.next_id
+        msg = self.next_request()
+        msg["id"] = rid
+        conn.replies[rid] = self  # Subscriber calls set_result(reply) when it arrives
+        self.sent_at[rid] = time.perf_counter()
+        conn.ws.send_text(orjson.dumps(msg))
+        if flush:
+            conn._flush()
+
+    def set_result(self, reply: dict) -> None:
+        self.latencies.append(time.perf_counter() - self.sent_at.pop(reply["id"]))
         self.done += 1
-        if reply["op"] == "error":
+        op = reply["op"]
+        if op == "error":
             self.errors += 1
-        elif reply["op"] == "placed" and reply["order"]["status"] == "EXECUTABLE":
+        elif op == "placed" and reply["order"]["status"] == "EXECUTABLE":
             self.resting.append(reply["order"]["order"])
+        if self.keep_going is not None and self.keep_going():
+            self.send(flush=False)  # Subscriber writes what this callback framed at its end
+        elif not self.sent_at and self.idle is not None and not self.idle.done():
+            self.idle.set_result(None)
+
+    async def drained(self) -> None:
+        if self.sent_at:
+            self.idle = asyncio.get_running_loop().create_future()
+            await self.idle
 
 
 async def fixed_rate(traders: list[Trader], rate: float, seconds: float) -> tuple[float, list]:
+    """Open loop: client i sends at start + offset_i + n / per-client rate, whatever replies."""
     per_client_s = len(traders) / rate
-    tasks = []
+    loop = asyncio.get_running_loop()
     start = time.perf_counter()
 
     async def run(trader: Trader, offset: float) -> None:
@@ -72,12 +110,13 @@ async def fixed_rate(traders: list[Trader], rate: float, seconds: float) -> tupl
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(trader.one()))
+            trader.send()
             n += 1
 
     await asyncio.gather(*(run(t, i * per_client_s / len(traders))
                            for i, t in enumerate(traders)))
-    await asyncio.gather(*tasks)
+    await asyncio.gather(*(t.drained() for t in traders))
+    del loop
     elapsed = time.perf_counter() - start
     return elapsed, [x for t in traders for x in t.latencies]
 
@@ -86,15 +125,22 @@ async def saturate(traders: list[Trader], window: int, seconds: float) -> tuple[
     stop = time.perf_counter() + seconds
     start = time.perf_counter()
 
-    async def lane(trader: Trader) -> None:
-        while time.perf_counter() < stop:
-            await trader.one()
+    def keep_going() -> bool:
+        return time.perf_counter() < stop
 
-    await asyncio.gather(*(lane(t) for t in traders for _ in range(window)))
+    for t in traders:
+        t.keep_going = keep_going
+        for _ in range(window):
+            t.send(flush=False)
+        t.conn._flush()
+    await asyncio.sleep(seconds)
+    await asyncio.gather(*(t.drained() for t in traders))
+    for t in traders:
+        t.keep_going = None
     return time.perf_counter() - start, [x for t in traders for x in t.latencies]
 
 
-async def bench(server: ServerProcess, args) -> None:
+async def bench(server: ServerProcess, args, label: str) -> None:
     trader_token = server.token("bench-trader", "trader")
     async with Client(server.ws_url, trader_token) as trader:
         for msg in ({"op": "market.create", "market": "bench", "event": "bench", "name": "bench",
@@ -105,14 +151,13 @@ async def bench(server: ServerProcess, args) -> None:
     users = [f"b{i}" for i in range(args.clients)]
     for user in users:
         server.deposit(user, "1000000.00", f"seed-{user}")
-    clients = [Client(server.ws_url, server.token(u, "bettor")) for u in users]
-    for c in clients:
-        await c.__aenter__()
+    conns = [await Subscriber.open(server.ws_url, server.token(u, "bettor"), lambda msg: None)
+             for u in users]
     rng = random.Random(args.seed)
     try:
-        traders = [Trader(c, "bench", random.Random(rng.random())) for c in clients]
+        traders = [Trader(c, "bench", random.Random(rng.random())) for c in conns]
         await saturate(traders, 2, 2.0)  # warm-up
-        for label, phase in (
+        for phase_label, phase in (
                 (f"fixed rate  offered {args.rate:,}/s",
                  fixed_rate(traders, args.rate, args.seconds)),
                 (f"saturation  window {args.window}/client",
@@ -121,16 +166,37 @@ async def bench(server: ServerProcess, args) -> None:
                 t.latencies.clear()
                 t.done = t.errors = 0
             before = server_ack_buckets(server)
+            cpu_before = cpu_seconds(server.pid)
             elapsed, lat = await phase
+            cpu = [after - was for after, was in zip(cpu_seconds(server.pid), cpu_before)]
             inside = server_quantiles(before, server_ack_buckets(server))
             done = sum(t.done for t in traders)
             errors = sum(t.errors for t in traders)
-            print(f"{label}: sustained {done / elapsed:,.0f} orders/s, ack {percentiles(lat)}  "
-                  f"({done:,} requests, {errors} rejected); inside the server "
-                  f"(submit -> journaled reply): {inside}", flush=True)
+            print(f"{label}{phase_label}: sustained {done / elapsed:,.0f} orders/s, ack "
+                  f"{percentiles(lat)}  ({done:,} requests, {errors} rejected); inside the "
+                  f"server (submit -> journaled reply): {inside}; CPU per order: server "
+                  f"{cpu[0] / done * 1e6:.1f} us, with redis, persister and postgres "
+                  f"{cpu[1] / done * 1e6:.1f} us", flush=True)
     finally:
-        for c in clients:
-            await c.__aexit__(None, None, None)
+        for c in conns:
+            c.close()
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by the server process, and by it with every
+    process it started (embedded redis-server, Postgres, the persister). Per order, this is
+    what a busy machine changes least: it does not count time spent waiting for a core."""
+    import psutil
+
+    server = psutil.Process(pid)
+    own = sum(server.cpu_times()[:2])
+    total = own
+    for child in server.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
+    return own, total
 
 
 def server_ack_buckets(server: ServerProcess) -> list[tuple[float, float]]:
@@ -161,6 +227,16 @@ def server_quantiles(before: list, after: list) -> str:
     return f"p50 {upper(0.5)}, p99 {upper(0.99)}"
 
 
+def run_one(args, root: str | None, label: str) -> None:
+    with ServerProcess(root=root, messages_per_s_max=1_000_000, message_burst_max=1_000_000,
+                       send_queue_max=100_000, velocity_orders_max=0) as server:
+        print(f"{label}e2e bench: {args.clients} clients, server pid {server.pid} "
+              f"({server.root}), embedded redis appendfsync=always, persister on", flush=True)
+        import uvloop
+
+        uvloop.run(bench(server, args, label))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=50)
@@ -168,14 +244,17 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--window", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--server-root", default=None, help="run the server of this checkout")
+    ap.add_argument("--compare", default=None,
+                    help="also run the server of this checkout, interleaved with this one")
+    ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
-    with ServerProcess(messages_per_s_max=1_000_000, message_burst_max=1_000_000,
-                       send_queue_max=100_000, velocity_orders_max=0) as server:
-        print(f"e2e bench: {args.clients} clients, server pid {server.pid}, "
-              f"embedded redis appendfsync=always, persister on")
-        import uvloop
-
-        uvloop.run(bench(server, args))
+    for _ in range(args.repeat):
+        if args.compare:
+            run_one(args, args.compare, "[other] ")
+            run_one(args, None, "[this]  ")
+        else:
+            run_one(args, args.server_root, "")
 
 
 if __name__ == "__main__":

@@ -29,9 +29,14 @@ from gateway.settings import Settings  # noqa: E402
 
 
 class ServerProcess:
-    def __init__(self, **env_settings) -> None:
+    def __init__(self, root: str | None = None, **env_settings) -> None:
+        """`root`: run the server of another checkout (built in place), e.g. an older commit
+        in a git worktree, to compare it with this one in the same run."""
         self.var_dir = tempfile.mkdtemp(prefix="backlay-bench-")
+        self.root = os.path.abspath(root) if root else ROOT
         self.env = dict(os.environ)
+        if root:
+            self.env["PYTHONPATH"] = self.root
         self.env.pop("REDIS_URL", None)
         self.env.pop("DATABASE_URL", None)
         for key, value in env_settings.items():
@@ -44,7 +49,7 @@ class ServerProcess:
         log = open(os.path.join(self.var_dir, "serve.log"), "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve", "--var-dir", self.var_dir,
-             "--ws-port", "0", "--http-port", "0"], cwd=ROOT, env=self.env, stdout=log,
+             "--ws-port", "0", "--http-port", "0"], cwd=self.root, env=self.env, stdout=log,
             stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         path = os.path.join(self.var_dir, "serve.log")
