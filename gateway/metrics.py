@@ -1,6 +1,8 @@
 """Prometheus metrics (prometheus-client), one registry per server so tests can run several."""
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 # fine around the 10 ms target so bench/e2e.py can tell which side of it p99 is
 ACK_BUCKETS_S = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.03,
@@ -10,8 +12,14 @@ ACK_BUCKETS_S = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.0125, 0.015
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.commands = Counter("backlay_commands_total", "Commands journaled", ["type"],
-                                registry=r)
+        # counted per command and per frame sent, so kept in plain dicts (a prometheus child's
+        # inc() takes a lock) and read out when /metrics is scraped
+        self._commands_by_type: dict[str, int] = {}
+        self._sent_by_op: dict[str, int] = {}
+        r.register(_DictCounters("backlay_commands", "Commands journaled", "type",
+                                 self._commands_by_type))
+        r.register(_DictCounters("backlay_ws_messages_out", "Frames sent", "op",
+                                 self._sent_by_op))
         self.ack_latency = Histogram("backlay_ack_latency_seconds",
                                      "Submit to journaled acknowledgement", buckets=ACK_BUCKETS_S,
                                      registry=r)
@@ -28,10 +36,6 @@ class Metrics:
                                           registry=r)
         self.connections = Gauge("backlay_ws_connections", "Open WebSocket connections",
                                  registry=r)
-        self._sent_by_op: dict[str, Counter] = {}
-        self._commands_by_type: dict[type, Counter] = {}
-        self.messages_out = Counter("backlay_ws_messages_out_total", "Frames sent", ["op"],
-                                    registry=r)
         self.drops = Counter("backlay_ws_dropped_total",
                              "Market-data frames dropped for slow consumers", registry=r)
         self.rejections = Counter("backlay_rejections_total", "Rejected requests", ["code"],
@@ -40,23 +44,30 @@ class Metrics:
                                        registry=r)
 
     def message_sent(self, op: str) -> None:
-        # labels() looks the child up under a lock on every call; fan-out calls this for
-        # every frame to every subscriber, so the children are kept here
-        child = self._sent_by_op.get(op)
-        if child is None:
-            child = self._sent_by_op[op] = self.messages_out.labels(op)
-        child.inc()
+        sent = self._sent_by_op
+        sent[op] = sent.get(op, 0) + 1
 
     def commands_journaled(self, records) -> None:
-        """One journaled batch: its size, and each command by type (children kept, as above:
-        every command passes here)."""
+        """One journaled batch: its size, and each command by type."""
         self.batch_size.observe(len(records))
-        children = self._commands_by_type
+        counts = self._commands_by_type
         for _, cmd, _ in records:
-            child = children.get(type(cmd))
-            if child is None:
-                child = children[type(cmd)] = self.commands.labels(type(cmd).__name__)
-            child.inc()
+            name = type(cmd).__name__
+            counts[name] = counts.get(name, 0) + 1
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _DictCounters(Collector):
+    """A labelled counter whose values live in a plain dict of label -> count (only this
+    process's event loop writes it; a scrape reads it on the same loop)."""
+
+    def __init__(self, name: str, documentation: str, label: str, counts: dict[str, int]):
+        self.name, self.documentation, self.label, self.counts = name, documentation, label, counts
+
+    def collect(self):
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in list(self.counts.items()):
+            family.add_metric([value], count)
+        yield family
