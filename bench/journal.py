@@ -8,9 +8,12 @@ The same seeded command stream (bench/workload.order_stream) runs, in one proces
              in one XADD to an embedded redis-server, and acknowledges after Redis confirms;
 
 for appendfsync `always` (the default: one fsync per batch) and `everysec`, each with its own
-redis-server in a temporary directory, with a fresh bare run right before each journaled one.
-Prints commands/s, `ratio` = journaled/bare (target with always: >= 0.5), batch size and ack
-latency. Both use EngineConfig(velocity_orders_max=0): the sequencer stamps wall-clock time,
+redis-server in a temporary directory, with a bare run right before and right after each
+journaled one (`bare` is their mean, after one warm-up run), and automatic AOF rewrites off
+(`no_aof_rewrites`), so that none falls inside a measured run.
+Prints commands/s, `ratio` = journaled/bare (target with always: >= 0.5), batch size, ack
+latency and the AOF rewrites the run met. `--writers resp,redis-py` runs each pair with the
+journal's writer and with the redis-py `xadd` it replaced (session 8), interleaved. Both use EngineConfig(velocity_orders_max=0): the sequencer stamps wall-clock time,
 the stream's own stamps are 1 ms apart, so a velocity limit would reject differently in the
 two; the journaled engine's state is checked equal to the bare one's.
 
@@ -21,6 +24,7 @@ while catching up after it, and its lag (commands, seconds) sampled while the jo
 runs.
 
     python bench/journal.py [--count 100000] [--in-flight 2000] [--seed 7] [--repeat 3]
+                            [--modes always,everysec] [--writers resp] [--no-persister]
 """
 
 import argparse
@@ -75,6 +79,10 @@ WRITERS = {"resp": Journal, "redis-py": RedisPyJournal}
 
 
 def bare_run(stamped: list) -> tuple[float, Engine]:
+    # the same collector state as the journaled run, which calls it as it starts (as `backlay
+    # serve` does): the bare run right after another bare run, without it, came out ~30% slower
+    # than the one right after a journaled run (session 8)
+    tune_collector()
     engine = Engine(CONFIG)
     apply = engine.apply
     started = time.perf_counter()
@@ -175,7 +183,9 @@ async def journaled_run(redis_url: str, stream: str, unstamped: list, in_flight:
         sampler = asyncio.create_task(sample())
     try:
         tune_collector()  # as `backlay serve` does
+        forks = (await redis.info("stats"))["total_forks"]
         result = await drive(sequencer, unstamped, in_flight)
+        result["aof_rewrites"] = (await redis.info("stats"))["total_forks"] - forks
         result["engine"] = engine
         if persister is not None:
             sampler.cancel()
@@ -214,11 +224,27 @@ async def journaled_run(redis_url: str, stream: str, unstamped: list, in_flight:
     return result
 
 
+async def no_aof_rewrites(redis_url: str) -> None:
+    """Turn off this bench server's automatic AOF rewrites. The AOF grows by 28 MB a run, and
+    the third run of a mode used to cross Redis's auto-rewrite size (64 MB): a fork then
+    rewrote the AOF during that run, on this 2-core machine, and its ratio fell to about 0.30
+    beside 0.42-0.45 (session 8). A production journal meets rewrites too, and each run prints
+    how many it met; the ratio is the journal path's steady cost. (Rewriting the AOF between
+    runs instead slowed the bare run that followed by ~25%.)"""
+    redis = aioredis.from_url(redis_url)
+    try:
+        await redis.config_set("auto-aof-rewrite-percentage", 0)
+    finally:
+        await redis.aclose()
+
+
 def line(name: str, r: dict, bare: float) -> str:
     ratio = r["per_s"] / bare
     return (f"{name:<22} {r['per_s']:>9,.0f} cmd/s   bare {bare:>9,.0f} cmd/s   ratio "
             f"{ratio:.2f}   batch {r['batch']:5.0f}   ack p50 {r['p50_ms']:6.1f} ms   "
-            f"p99 {r['p99_ms']:6.1f} ms")
+            f"p99 {r['p99_ms']:6.1f} ms   aof rewrites {r['aof_rewrites']}"
+            + ("   bare before/after {:,.0f}/{:,.0f}".format(*r["bare_before_after"])
+               if "bare_before_after" in r else ""))
 
 
 async def bench(args, tmp: str) -> None:
@@ -230,20 +256,28 @@ async def bench(args, tmp: str) -> None:
     # the journaled runs set it (and it stayed set), so the first bare run alone ran under the
     # default policy, slower, and the first pair's ratio always came out highest.
     tune_collector()
+    bare_run(stamped)  # a warm-up, not counted (its engine is dropped at once)
     results: dict[str, list[float]] = {}
     writers = args.writers.split(",")
     for mode in args.modes.split(","):
         server = EmbeddedRedis(f"{tmp}/redis-{mode}", appendfsync=mode)
         server.start()
         try:
+            await no_aof_rewrites(server.url)
             # bare and journaled interleaved, --repeat times: this VM's speed drifts by +-20%
             # within a minute, so one pair can say little; the median ratio says more
             for rep in range(args.repeat):
                 for writer in writers:  # each writer's pair in turn: compared in one run
-                    bare, bare_engine = bare_run(stamped)
+                    before, bare_engine = bare_run(stamped)
                     r = await journaled_run(server.url, f"bench:{mode}:{writer}:{rep}",
                                             unstamped, args.in_flight, writer=writer)
                     assert wallets(r.pop("engine")) == wallets(bare_engine)
+                    after = bare_run(stamped)[0]
+                    del bare_engine
+                    # the bare rate right before and right after: this VM's speed drifts
+                    # within seconds (session 8)
+                    bare = (before + after) / 2
+                    r["bare_before_after"] = (before, after)
                     key = mode if len(writers) == 1 else f"{mode}, {writer}"
                     results.setdefault(key, []).append(r["per_s"] / bare)
                     print(line(key, r, bare), flush=True)

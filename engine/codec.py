@@ -138,15 +138,14 @@ def decode_events(data: bytes | str) -> list[Event]:
 # -- whole batches (a journal entry) ----------------------------------------------------------
 
 
-def _builder(cls):
-    """The record builder of a class missing from _RECORD_BUILDERS (a subclass, say)."""
-    return _BUILDERS[cls]
-
-
 def encode_commands(cmds: list[Command]) -> bytes:
     """A JSON array of command records."""
-    get = _RECORD_BUILDERS.get
-    return orjson.dumps([(get(type(c)) or _builder(type(c)))(c) for c in cmds])
+    builders = _RECORD_BUILDERS
+    try:
+        return orjson.dumps([builders[type(c)](c) for c in cmds])
+    except KeyError:  # a class outside the table (a subclass): its generated builder
+        builders = _BUILDERS
+        return orjson.dumps([builders[type(c)](c) for c in cmds])
 
 
 def decode_commands(data: bytes | str) -> list[Command]:
@@ -160,6 +159,13 @@ def encode_event_lists(event_lists: list[list[Event]], keyed: bool = False) -> b
     orjson writes ints, strings, bools and nested arrays/objects deterministically, so
     `encode_event_lists(x[k:])` equals `orjson.dumps(orjson.loads(encode_event_lists(x))[k:])`:
     a slice of an entry can be compared byte for byte without decoding its events."""
+    if not keyed:
+        builders = _RECORD_BUILDERS
+        try:
+            return orjson.dumps([[builders[type(e)](e) for e in events]
+                                 for events in event_lists])
+        except KeyError:  # a class outside the table (a subclass): its generated builder
+            pass
     builders = _KEYED_BUILDERS if keyed else _BUILDERS
     return orjson.dumps([[builders[type(e)](e) for e in events] for events in event_lists])
 
