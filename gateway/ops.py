@@ -15,6 +15,7 @@ from engine import events as e
 from engine.money import format_money, format_odds
 from engine.rejections import Code
 
+from . import catalogue
 from . import protocol as p
 from . import slips
 from persistence.sequencer import SequencerStopped
@@ -124,13 +125,15 @@ class Ops:
         self.settings = exchange.settings
         self._handlers = {
             p.Subscribe: self.subscribe, p.Unsubscribe: self.unsubscribe,
-            p.Preview: self.preview,
+            p.Catalogue: self.catalogue, p.Preview: self.preview,
             p.CancelAll: self.cancel_all, p.Orders: self.orders, p.Wallet: self.wallet,
             p.SlipSet: self.slip_set, p.SlipPlace: self.slip_place,
             p.MarketCreate: self.market_create, p.MarketStatus: self.market_status,
             p.PricesSet: self.prices_set, p.LimitsSet: self.limits_set,
             p.MarketSettle: self.market_settle, p.MarketVoid: self.market_void,
         }
+        self.catalogue_feed = catalogue.CatalogueFeed(exchange)
+        exchange.sequencer.add_renderer(self.catalogue_feed.on_batch)
         # request -> (command, view), submitted without a task by submit_now
         self._orders_ops = {p.Place: self._place, p.Cancel: self._cancel,
                             p.Replace: self._replace}
@@ -178,6 +181,13 @@ class Ops:
             self.hub.exposure_watchers.add(session)
             session.push({"op": "subscribed", "id": req.id, "channel": "exposure"})
             return {"op": "exposure", **view}
+        if req.channel == "catalogue":
+            def watched(engine) -> dict:
+                # watched between batches: every later creation or status change is pushed
+                self.catalogue_feed.watchers.add(session)
+                return {"op": "subscribed", "channel": "catalogue"}
+
+            return await self.exchange.read(watched, deliver=reply)
         markets = list(dict.fromkeys(req.markets or []))
         if not markets:
             raise OpError(Code.BAD_REQUEST, "subscribe needs markets or a channel")
@@ -199,10 +209,25 @@ class Ops:
         if req.channel == "exposure":
             self.hub.exposure_watchers.discard(session)
             return {"op": "unsubscribed", "channel": "exposure"}
+        if req.channel == "catalogue":
+            self.catalogue_feed.watchers.discard(session)
+            return {"op": "unsubscribed", "channel": "catalogue"}
         markets = req.markets if req.markets is not None else list(session.subs)
         for market in markets:
             self.hub.unwatch_market(session, market)
         return {"op": "unsubscribed", "markets": markets}
+
+    async def catalogue(self, session: Session, req: p.Catalogue, reply: Reply):
+        statuses = {s.upper() for s in req.status} if req.status is not None else None
+        limit = min(req.limit, catalogue.PAGE_MAX)
+
+        def listed(engine) -> dict:
+            try:
+                return catalogue.page(engine, req.event, statuses, req.in_play, req.after, limit)
+            except KeyError:
+                raise OpError(Code.UNKNOWN_MARKET, f"after: no market {req.after!r}") from None
+
+        return await self.exchange.read(listed, deliver=reply)
 
     # -- orders -------------------------------------------------------------------------------
 

@@ -95,13 +95,25 @@ class Subscribe(Request):
     op: Literal["subscribe"]
     markets: list[Id] | None = Field(default=None, max_length=10_000)
     depth: int = Field(default=3, ge=1, le=10)
-    channel: Literal["exposure"] | None = None
+    channel: Literal["exposure", "catalogue"] | None = None
 
 
 class Unsubscribe(Request):
     op: Literal["unsubscribe"]
     markets: list[Id] | None = Field(default=None, max_length=10_000)
-    channel: Literal["exposure"] | None = None
+    channel: Literal["exposure", "catalogue"] | None = None
+
+
+MarketStatusName = Literal["inactive", "open", "suspended", "closed", "settled", "voided"]
+
+
+class Catalogue(Request):
+    op: Literal["catalogue"]
+    event: Id | None = None
+    status: list[MarketStatusName] | None = Field(default=None, min_length=1, max_length=6)
+    in_play: bool | None = None
+    after: Id | None = None
+    limit: int = Field(default=50, ge=1, le=200)
 
 
 class Place(Request):
@@ -226,7 +238,7 @@ class MarketVoid(Request):
     market: Id
 
 
-REQUESTS = (Auth, Subscribe, Unsubscribe, Place, Preview, Cancel, Replace, CancelAll, Orders,
+REQUESTS = (Auth, Subscribe, Unsubscribe, Catalogue, Place, Preview, Cancel, Replace, CancelAll, Orders,
             Wallet, SlipSet, SlipPlace, MarketCreate, MarketStatus, PricesSet, LimitsSet,
             MarketSettle, MarketVoid)
 BY_OP: dict[str, type[Request]] = {m.model_fields["op"].annotation.__args__[0]: m

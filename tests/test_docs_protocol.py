@@ -493,6 +493,7 @@ async def _exercise_every_op(h) -> list[dict]:
     ops = await h.client(unique("ops"), "operator")
     alice = await h.bettor("alice", "1000.00")
     bob = await h.bettor("bob", "1000.00")
+    await ok(alice, {"op": "subscribe", "channel": "catalogue"})
 
     m, priced = unique("m"), unique("m")
     for market in (m, priced):
@@ -506,6 +507,8 @@ async def _exercise_every_op(h) -> list[dict]:
     await ok(trader, {"op": "prices.set", "market": priced,
                       "prices": {"s1": "2.10", "s2": "3.40", "s3": "3.80"}, "margin": "0.05"})
 
+    await ok(alice, {"op": "catalogue", "status": ["open"], "limit": 1})
+    await alice.take("catalogue")
     await ok(alice, {"op": "orders"})
     await ok(alice, {"op": "wallet"})
     await ok(alice, {"op": "subscribe", "markets": [m], "depth": 3})

@@ -428,3 +428,24 @@ def test_the_page_is_told_the_websocket_port_and_keeps_to_its_own_scripts(exchan
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(page_url.replace("/ops", "/static/ops/ops.html"), timeout=5)
     assert missing.value.code == 404
+
+
+def test_the_catalogue_lists_every_market_and_follows_status_changes_live(exchange, open_page):
+    market = "ops-catalogue"
+    page = open_page(token("ops-catalogue", "operator"))
+    page.wait_for_selector("#catalogue:not([hidden])")
+    priced_market(exchange.ws_url, market)  # created after the page subscribed: a push
+    row = f'#catalogue tr[data-catalogue="{market}"]'
+    wait_value(page, f'{row} [data-field="status"]', "OPEN", 2_000)
+    assert page.inner_text(f'{row} [data-field="name"]') == f"Ops {market}"
+    assert page.inner_text(f'{row} [data-field="event"]') == "e-ops"
+    assert page.get_attribute(f'{row} [data-field="traded"]', "data-value") == "0.00"
+    trader = Client(exchange.ws_url, token("trader-catalogue", "trader"))
+    try:
+        trader.ok({"op": "market.status", "market": market, "status": "suspended",
+                   "in_play": True})
+    finally:
+        trader.close()
+    wait_value(page, f'{row} [data-field="status"]', "SUSPENDED", 2_000)
+    assert page.inner_text(f'{row} [data-field="in_play"]') == "in-play"
+    assert page.console_errors == []

@@ -23,6 +23,7 @@
     sumPushes: $("#sum-pushes"), markets: $("#markets"), empty: $("#empty"), log: $("#log"),
     userLimits: $("#user-limits"), userLimitsForm: $("#user-limits-form"),
     userLimitsMsg: $("#user-limits-msg"), template: $("#market-template"),
+    catalogue: $("#catalogue"), catalogueRows: $("#catalogue-rows"),
   };
 
   const state = {
@@ -190,6 +191,7 @@
         state.backoffMs = 1000;
         return;
       case "exposure": return onExposure(msg);
+      case "catalogue": return onCatalogue(msg);
       case "market": return onMarket(msg.market, request);
       case "limits":
         report(request && request.target, `limits for ${msg.user} set`, "ok");
@@ -218,6 +220,38 @@
     }
     setConn("connecting", "authenticated; subscribing");
     send({op: "subscribe", channel: "exposure"});
+    // the catalogue: subscribed first, then listed, so no creation falls between the two
+    send({op: "subscribe", channel: "catalogue"});
+    send({op: "catalogue", limit: 200});
+  }
+
+  // -- the catalogue: one row per market, updated by catalogue pushes -----------------------
+
+  function onCatalogue(msg) {
+    el.catalogue.hidden = false;
+    for (const m of msg.markets || []) {
+      let row = el.catalogueRows.querySelector(`tr[data-catalogue="${CSS.escape(m.market)}"]`);
+      if (!row) {
+        row = document.createElement("tr");
+        row.dataset.catalogue = m.market;
+        for (const name of ["market", "event", "name", "status", "in_play", "traded"]) {
+          const td = document.createElement("td");
+          td.dataset.field = name;
+          if (name === "traded") td.className = "num";
+          row.append(td);
+        }
+        el.catalogueRows.append(row);
+      }
+      const cell = (name) => row.querySelector(`[data-field="${name}"]`);
+      cell("market").textContent = m.market;
+      cell("event").textContent = m.event;
+      cell("name").textContent = m.name;
+      cell("status").textContent = m.status;
+      cell("status").dataset.value = m.status;
+      cell("in_play").textContent = m.in_play ? "in-play" : "";
+      setMoney(cell("traded"), m.traded);
+    }
+    if (msg.id != null && msg.next) send({op: "catalogue", limit: 200, after: msg.next});
   }
 
   function onError(msg, request) {
@@ -247,6 +281,9 @@
       let m = state.markets.get(data.market);
       if (!m) m = createCard(data);
       updateCard(m, data);
+      const row = el.catalogueRows.querySelector(
+        `tr[data-catalogue="${CSS.escape(data.market)}"] [data-field="traded"]`);
+      if (row && data.matched != null) setMoney(row, data.matched);
     }
     for (const [id, m] of state.markets) {
       if (!listed.has(id)) retire(m);
