@@ -31,6 +31,7 @@ from .auth import AuthError, Identity, verify
 from .exchange import Exchange, Unavailable
 from .exposure import exposure_view
 from .openapi import build_openapi
+from .pnl import selections_view
 from .protocol import Id, Money, ProtocolError, load_object, validated
 from .ops_page import add_ops_routes
 from .reports import add_report_routes
@@ -213,7 +214,9 @@ def user_detail(engine, user: str, currencies: set[str]) -> dict | None:
         pos = m.positions.get(user)
         if pos is None or m.status in FINAL:
             continue
-        positions.append({"market": m.id, "exposure": format_money(pos.hold)})
+        positions.append({"market": m.id, "exposure": format_money(pos.hold),
+                          "selections": (selections_view(engine, m.id, user)
+                                         if m.type == c.EXCHANGE else None)})
         orders.extend(order_view(engine, o.id) for o in m.open_orders.values() if o.user == user)
     if not wallets and risk is None and not positions:
         return None

@@ -125,8 +125,13 @@ SCHEMAS = {
                         "weekly_stake": NULLABLE_MONEY,
                         "stake_factor": {"type": ["string", "null"], "examples": ["0.5"]},
                         "max_exposure": NULLABLE_MONEY}),
-        "positions": {"type": "array", "items": _obj({"market": {"type": "string"},
-                                                       "exposure": MONEY}),
+        "positions": {"type": "array", "items": _obj({
+            "market": {"type": "string"}, "exposure": MONEY,
+            "selections": {"oneOf": [{"type": "array", "items": _obj({
+                "id": {"type": "string"}, "if_win": MONEY, "if_win_with_unmatched": MONEY})},
+                {"type": "null"}],
+                "description": "the user's P&L if each selection wins (as the pnl op): "
+                               "matched, and with unmatched orders; null on pool markets"}}),
                       "description": "markets not settled or voided where the user bet"},
         "open_orders": {"type": "array", "items": _ref("Order")},
     }),

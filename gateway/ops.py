@@ -13,10 +13,11 @@ import logging
 from engine import commands as c
 from engine import events as e
 from engine.money import format_money, format_odds
-from engine.rejections import Code
+from engine.rejections import Code, Rejected
 
 from . import catalogue
 from . import protocol as p
+from .pnl import PnlFeed, selections_view
 from . import slips
 from persistence.sequencer import SequencerStopped
 
@@ -127,6 +128,7 @@ class Ops:
             p.Subscribe: self.subscribe, p.Unsubscribe: self.unsubscribe,
             p.Catalogue: self.catalogue, p.Preview: self.preview,
             p.CancelAll: self.cancel_all, p.Orders: self.orders, p.Wallet: self.wallet,
+            p.Pnl: self.pnl,
             p.SlipSet: self.slip_set, p.SlipPlace: self.slip_place,
             p.MarketCreate: self.market_create, p.MarketStatus: self.market_status,
             p.PricesSet: self.prices_set, p.LimitsSet: self.limits_set,
@@ -134,6 +136,8 @@ class Ops:
         }
         self.catalogue_feed = catalogue.CatalogueFeed(exchange)
         exchange.sequencer.add_renderer(self.catalogue_feed.on_batch)
+        self.pnl_feed = PnlFeed(exchange)
+        exchange.sequencer.add_renderer(self.pnl_feed.on_batch)
         # request -> (command, view), submitted without a task by submit_now
         self._orders_ops = {p.Place: self._place, p.Cancel: self._cancel,
                             p.Replace: self._replace}
@@ -319,6 +323,28 @@ class Ops:
         return await self.exchange.read(
             lambda engine: {"op": "wallet", **wallet_view(engine, user, currency)},
             deliver=reply)
+
+    async def pnl(self, session: Session, req: p.Pnl, reply: Reply):
+        user, market, feed = session.user, req.market, self.pnl_feed
+
+        def read(engine) -> dict:
+            # read and watched in one step between batches: every later change is pushed
+            try:
+                view = selections_view(engine, market, user)
+            except Rejected as r:
+                raise OpError(r.code, r.reason) from None
+            if not req.watch:
+                feed.unwatch(session, market)
+            elif session not in feed.watchers.get((user, market), ()):
+                if feed.watching(session) >= self.settings.subscriptions_max:
+                    raise OpError(Code.LIMIT_EXCEEDED, f"at most "
+                                  f"{self.settings.subscriptions_max} P&L watches")
+                feed.watch(session, market, view)
+            else:
+                feed.sent[(user, market)] = view
+            return {"op": "pnl", "market": market, "selections": view}
+
+        return await self.exchange.read(read, deliver=reply)
 
     # -- bet slips ----------------------------------------------------------------------------
 

@@ -158,6 +158,12 @@ class Wallet(Request):
     op: Literal["wallet"]
 
 
+class Pnl(Request):
+    op: Literal["pnl"]
+    market: Id
+    watch: bool = True
+
+
 class SlipLeg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     market: Id
@@ -238,8 +244,8 @@ class MarketVoid(Request):
     market: Id
 
 
-REQUESTS = (Auth, Subscribe, Unsubscribe, Catalogue, Place, Preview, Cancel, Replace, CancelAll, Orders,
-            Wallet, SlipSet, SlipPlace, MarketCreate, MarketStatus, PricesSet, LimitsSet,
+REQUESTS = (Auth, Subscribe, Unsubscribe, Catalogue, Place, Preview, Cancel, Replace, CancelAll,
+            Orders, Wallet, Pnl, SlipSet, SlipPlace, MarketCreate, MarketStatus, PricesSet, LimitsSet,
             MarketSettle, MarketVoid)
 BY_OP: dict[str, type[Request]] = {m.model_fields["op"].annotation.__args__[0]: m
                                    for m in REQUESTS}

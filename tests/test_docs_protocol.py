@@ -512,6 +512,7 @@ async def _exercise_every_op(h) -> list[dict]:
     await ok(alice, {"op": "orders"})
     await ok(alice, {"op": "wallet"})
     await ok(alice, {"op": "subscribe", "markets": [m], "depth": 3})
+    await ok(alice, {"op": "pnl", "market": m})
     await ok(ops, {"op": "subscribe", "channel": "exposure"})
 
     await ok(bob, {"op": "place", "market": m, "selection": "s1", "side": "lay", "price": "2.52",
@@ -524,6 +525,7 @@ async def _exercise_every_op(h) -> list[dict]:
                      "price": "2.50", "size": "100.00", "ref": unique("ref")})
     order = (await ok(alice, {"op": "place", "market": m, "selection": "s2", "side": "back",
                               "price": "3.40", "size": "10.00"}))["order"]["order"]
+    await alice.take("pnl")
     await ok(alice, {"op": "cancel", "order": order, "size_reduction": "4.00"})
     await ok(alice, {"op": "replace", "order": order, "price": "3.50"})
     await ok(alice, {"op": "cancel_all", "market": m})

@@ -449,3 +449,34 @@ def test_the_catalogue_lists_every_market_and_follows_status_changes_live(exchan
     wait_value(page, f'{row} [data-field="status"]', "SUSPENDED", 2_000)
     assert page.inner_text(f'{row} [data-field="in_play"]') == "in-play"
     assert page.console_errors == []
+
+
+def test_user_positions_show_a_bettors_pnl_if_each_selection_wins(exchange, open_page):
+    market = "ops-positions"
+    priced_market(exchange.ws_url, market)
+    deposit(exchange.http_url, "punter-pnl", "100.00")
+    bettor = Client(exchange.ws_url, token("punter-pnl", "bettor"))
+    try:
+        # the house lays Away at its offered price; the bettor backs it for 10.00
+        offered = bettor.ok({"op": "catalogue", "event": "e-ops", "status": ["open"]})
+        assert market in [m["market"] for m in offered["markets"]]
+        placed = bettor.ok({"op": "place", "market": market, "selection": "a",
+                            "side": "back", "price": "1.01", "size": "10.00", "tif": "fok"})
+        assert placed["order"]["matched"] == "10.00"
+        mine = bettor.ok({"op": "pnl", "market": market})["selections"]
+    finally:
+        bettor.close()
+    page = open_page(token("ops-positions", "operator"))
+    page.wait_for_selector("#user-positions:not([hidden])")
+    page.fill('#user-positions-form input[name="user"]', "punter-pnl")
+    page.click('#user-positions-form button[type="submit"]')
+    row = f'#user-positions tr[data-position="{market}"]'
+    page.wait_for_selector(row)
+    shown = page.inner_text(f'{row} [data-field="pnl"]')
+    assert shown == " · ".join(f"{s['id']} {s['if_win']} ({s['if_win_with_unmatched']})"
+                               for s in mine)
+    assert page.console_errors == []
+    page.fill('#user-positions-form input[name="user"]', "nobody-at-all")
+    page.click('#user-positions-form button[type="submit"]')
+    page.wait_for_function("() => document.querySelector('#user-positions-msg').textContent"
+                           ".includes('UNKNOWN_USER')", polling="raf")  # (a logged 404)

@@ -24,6 +24,8 @@
     userLimits: $("#user-limits"), userLimitsForm: $("#user-limits-form"),
     userLimitsMsg: $("#user-limits-msg"), template: $("#market-template"),
     catalogue: $("#catalogue"), catalogueRows: $("#catalogue-rows"),
+    positions: $("#user-positions"), positionsForm: $("#user-positions-form"),
+    positionsRows: $("#user-positions-rows"), positionsMsg: $("#user-positions-msg"),
   };
 
   const state = {
@@ -211,6 +213,7 @@
     el.who.textContent = `${msg.user} · ${state.roles.join(", ")}`;
     document.body.classList.toggle("trader", isTrader());
     el.userLimits.hidden = !isTrader();
+    el.positions.hidden = false;
     for (const m of state.markets.values()) m.controls.hidden = !isTrader();
     if (!state.roles.includes("operator") && !state.roles.includes("admin")) {
       setConn("error", "this token has no operator role");
@@ -223,6 +226,36 @@
     // the catalogue: subscribed first, then listed, so no creation falls between the two
     send({op: "subscribe", channel: "catalogue"});
     send({op: "catalogue", limit: 200});
+  }
+
+  // -- a user's positions: GET /admin/users/{id} with the same token ----------------------
+
+  async function showPositions(user) {
+    el.positionsRows.replaceChildren();
+    const response = await fetch(`/admin/users/${encodeURIComponent(user)}`,
+                                 {headers: {Authorization: `Bearer ${state.token}`}});
+    const body = await response.json();
+    if (!response.ok) {
+      report({msg: el.positionsMsg}, `${body.code}: ${body.message}`, "error");
+      return;
+    }
+    for (const p of body.positions) {
+      const tr = document.createElement("tr");
+      tr.dataset.position = p.market;
+      const market = document.createElement("td");
+      market.textContent = p.market;
+      const exposure = document.createElement("td");
+      exposure.className = "num";
+      setMoney(exposure, p.exposure);
+      const pnl = document.createElement("td");
+      pnl.dataset.field = "pnl";
+      pnl.textContent = p.selections === null ? "pool: paid from the pool"
+        : p.selections.map((s) => `${s.id} ${pretty(s.if_win)} (${pretty(s.if_win_with_unmatched)})`)
+          .join(" · ");
+      tr.append(market, exposure, pnl);
+      el.positionsRows.append(tr);
+    }
+    report({msg: el.positionsMsg}, `${user}: ${body.positions.length} open position(s)`, "ok");
   }
 
   // -- the catalogue: one row per market, updated by catalogue pushes -----------------------
@@ -505,6 +538,12 @@
     const target = {msg: el.userLimitsMsg, label: `user ${user}`};
     if (!user || !given) return report(target, "enter a user and at least one limit", "error");
     send({op: "limits.set", user, ...given}, target);
+  };
+
+  el.positionsForm.onsubmit = (event) => {
+    event.preventDefault();
+    const user = event.currentTarget.elements.user.value.trim();
+    if (user) showPositions(user).catch((err) => report({msg: el.positionsMsg}, String(err), "error"));
   };
 
   // -- charts: house liability over time, drawn on a canvas ---------------------------------
