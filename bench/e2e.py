@@ -8,8 +8,8 @@ flight: every reply sends the next request). Prints sustained orders/s and ack l
 p50/p99/p99.9 for each phase, measured by the client (send -> reply).
 
 The clients are lean Sans-I/O connections (harness.Subscriber): a reply is handled inside
-`data_received` and the next request framed there, and what a connection framed in one
-callback leaves in one write, as a trading client library would. With one task, future and
+`data_received` and the next request framed there, and what a connection framed in one loop
+turn leaves in one write, as a trading client library would. With one task, future and
 send coroutine per request (harness.Client), this process needed about as much CPU per order
 as the server and capped what the bench could show.
 
@@ -51,6 +51,7 @@ class Trader:
         self.done = 0
         self.keep_going = None  # saturation: () -> bool, send the next request on each reply
         self.idle: asyncio.Future | None = None  # set when nothing is in flight any more
+        self.flush_due = False  # requests framed this loop turn, written at its end
 
     def next_request(self) -> dict:
         r = self.rng.random()
@@ -64,7 +65,8 @@ class Trader:
         return {"op": "place", "market": self.market, "selection": self.rng.choice("abc"),
                 "side": "back" if back else "lay", "price": price, "size": "2.00"}
 
-    def send(self, flush: bool = True) -> None:
+    def send(self) -> None:
+        """Frame the next request; what one loop turn framed leaves in one write."""
         conn = self.conn
         conn.next_id += 1
         rid = conn.next_id
@@ -73,8 +75,13 @@ class Trader:
         conn.replies[rid] = self  # Subscriber calls set_result(reply) when it arrives
         self.sent_at[rid] = time.perf_counter()
         conn.ws.send_text(orjson.dumps(msg))
-        if flush:
-            conn._flush()
+        if not self.flush_due:
+            self.flush_due = True
+            asyncio.get_running_loop().call_soon(self._write)
+
+    def _write(self) -> None:
+        self.flush_due = False
+        self.conn._flush()
 
     def set_result(self, reply: dict) -> None:
         self.latencies.append(time.perf_counter() - self.sent_at.pop(reply["id"]))
@@ -85,7 +92,7 @@ class Trader:
         elif op == "placed" and reply["order"]["status"] == "EXECUTABLE":
             self.resting.append(reply["order"]["order"])
         if self.keep_going is not None and self.keep_going():
-            self.send(flush=False)  # Subscriber writes what this callback framed at its end
+            self.send()
         elif not self.sent_at and self.idle is not None and not self.idle.done():
             self.idle.set_result(None)
 
@@ -131,8 +138,7 @@ async def saturate(traders: list[Trader], window: int, seconds: float) -> tuple[
     for t in traders:
         t.keep_going = keep_going
         for _ in range(window):
-            t.send(flush=False)
-        t.conn._flush()
+            t.send()
     await asyncio.sleep(seconds)
     await asyncio.gather(*(t.drained() for t in traders))
     for t in traders:
