@@ -17,7 +17,7 @@ from engine import events as e
 from engine.money import format_money, format_odds
 
 from . import slips as slip_pricing
-from .session import Session, Subscription
+from .session import Session, Subscription, text_frame
 from .views import delta, image, market_state, order_view, wallet_view
 
 log = logging.getLogger(__name__)
@@ -206,30 +206,53 @@ class Hub:
         self._resend_stale()
 
     def _send_deltas(self, market: str, state: dict) -> None:
-        shared: dict[tuple[int, int], dict | None] = {}  # one delta per (from-state, depth)
-        frames: dict[tuple[int, int, int], bytes] = {}  # ... and one encoding per seq as well
-        for session in self.market_watchers.get(market, ()):
+        """One delta per subscriber that sees a change, with its own seq. Subscribers at the
+        same (from-state, depth, seq) get the very same frame: computed, encoded and framed
+        once (`text_frame`) and handed as bytes to each of them, so what is left per subscriber
+        is a lookup and an append to its connection's write of this loop turn."""
+        watchers = self.market_watchers.get(market)
+        if not watchers:
+            return
+        # (id(from-state), depth) -> delta, and (id(from-state), depth, seq) -> frames; the
+        # from-states stay referenced by `keep` so that no id is reused while these live
+        changes: dict[tuple[int, int], dict | None] = {}
+        frames: dict[tuple[int, int, int], tuple[bytes, bytes] | None] = {}
+        keep = []
+        stale = self._stale
+        drops = 0
+        for session in watchers:
             sub = session.subs[market]
             if sub.stale:
                 continue  # gets a fresh image from _resend_stale instead
-            key = (id(sub.state), sub.depth)
-            if key not in shared:
-                shared[key] = delta(market, sub.state, state, sub.depth)
-            change = shared[key]
-            if change is None:
-                continue
-            sub.seq += 1
-            frame_key = (*key, sub.seq)
-            frame = frames.get(frame_key)
+            was = sub.state
+            seq = sub.seq + 1
+            key = (id(was), sub.depth, seq)
+            frame = frames.get(key, False)
+            if frame is False:
+                change_key = key[:2]
+                if change_key in changes:
+                    change = changes[change_key]
+                else:
+                    keep.append(was)
+                    change = changes[change_key] = delta(market, was, state, sub.depth)
+                if change is None:
+                    frame = None
+                else:
+                    change["seq"] = seq
+                    payload = orjson.dumps(change)
+                    frame = (text_frame(payload), payload)
+                frames[key] = frame
             if frame is None:
-                frame = frames[frame_key] = orjson.dumps({**change, "seq": sub.seq})
-            if session.push_frame(frame, change["op"], droppable=True):
+                continue
+            if session.push_market(*frame):
+                sub.seq = seq
                 sub.state = state
             else:
-                sub.seq -= 1
                 sub.stale = True
-                self._stale[(session, market)] = None
-                self.metrics.drops.inc()
+                stale[(session, market)] = None
+                drops += 1
+        if drops:
+            self.metrics.drops.inc(drops)
         # every subscriber now refers to `state` (or is stale), so old states can be freed
 
     def _resend_stale(self) -> None:

@@ -3,7 +3,9 @@
 Frames wait in a queue of at most `send_queue_max` for the connection's writer task, except
 that a frame goes straight to the socket when nothing is waiting and the socket's buffer has
 room: that is most frames, and it spares a task switch, a queue round trip and the library's
-per-send coroutine (fan-out sends each market-data frame to every subscriber). Market
+per-send coroutine (fan-out sends each market-data frame to every subscriber). Those frames
+are framed here (a server's frames are unmasked: `text_frame`) and the ones of one loop turn
+leave in one write at its end. Market
 data is droppable: when the queue is full it is dropped and the subscription marked stale, to be
 replaced by a fresh image once the client catches up. Replies and owner pushes are not
 droppable: if even those overflow, the client is not reading at all and is disconnected rather
@@ -22,6 +24,17 @@ INFLIGHT_MAX = 64
 # Write straight to the socket only while its user-space buffer holds less than this; past it
 # frames queue (bounded) and the writer task waits for the buffer to drain, as before.
 DIRECT_BUFFER_MAX = 16 * 1024
+
+
+def text_frame(payload: bytes) -> bytes:
+    """`payload` as one unmasked, unfragmented WebSocket text frame (RFC 6455 5.2), the way
+    a server sends it: the bytes are the same for every connection."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
 class Subscription:
@@ -54,7 +67,9 @@ class Session:
         self._queue_max = queue_max
         self._on_sent = on_sent
         self._writing = False  # the writer task is inside a send (it may be waiting to drain)
-        self._unflushed = 0  # bytes framed by the protocol this loop turn, not yet written
+        self._direct = False  # frames may join this loop turn's write (see _direct_room)
+        self._out: list[bytes] = []  # frames framed this loop turn, written at its end
+        self._unflushed = 0  # the transport's buffer at the turn's first frame + _out's bytes
         self._flush_scheduled = False
         self._writer = asyncio.create_task(self._write(), name="ws-writer")
 
@@ -93,49 +108,100 @@ class Session:
         encodes a delta once for every subscriber that gets the very same frame."""
         if self.closed:
             return False
-        if droppable and self._queue.qsize() >= self._queue_max // 2:
-            return False  # market data gives way early: the other half is kept for replies
-        # in order: straight out only if nothing is queued or being written before it
-        if self._writing or not self._queue.empty() or not self._send_now(frame):
-            try:
-                self._queue.put_nowait(frame)
-            except asyncio.QueueFull:
-                if droppable:
-                    return False
-                self.close(CLOSE_SLOW_CONSUMER, "send queue overflow: client is not reading")
+        if self._direct_room():
+            wire = text_frame(frame)
+            self._out.append(wire)
+            self._unflushed += len(wire)
+        else:
+            if droppable and self._queue.qsize() >= self._queue_max // 2:
+                return False  # market data gives way early: the other half is kept for replies
+            if not self._enqueue(frame, droppable):
                 return False
         if self._on_sent is not None:
             self._on_sent(op)
         return True
 
-    def _send_now(self, frame: bytes) -> bool:
-        """Frame `frame` for the socket now if that keeps every bound; False: queue it. The
-        frames of one loop turn leave in one write at the end of it (a batch's replies and
-        pushes to one connection are one system call, not one each)."""
+    def push_market(self, wire: bytes, payload: bytes) -> bool:
+        """One market-data frame (droppable), given both as `payload` (the JSON) and `wire`
+        (the same payload framed as an unmasked text frame, `text_frame(payload)`): fan-out
+        frames a delta once and hands the very same bytes to every subscriber that gets it.
+        False if it was dropped: the queue is half full, or the client was cut off."""
+        if self._direct and self._unflushed < DIRECT_BUFFER_MAX:  # the common case
+            self._out.append(wire)
+            self._unflushed += len(wire)
+        elif self.closed:
+            return False
+        elif self._direct_room():
+            self._out.append(wire)
+            self._unflushed += len(wire)
+        else:
+            if self._queue.qsize() >= self._queue_max // 2:
+                return False  # market data gives way early: the other half is kept for replies
+            if not self._enqueue(payload, True):
+                return False
+        if self._on_sent is not None:
+            self._on_sent("mkt")
+        return True
+
+    def _enqueue(self, frame: bytes, droppable: bool) -> bool:
+        """For the writer task; from now on this turn's later frames queue behind it."""
+        self._direct = False
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            if not droppable:
+                self.close(CLOSE_SLOW_CONSUMER, "send queue overflow: client is not reading")
+            return False
+        return True
+
+    def _direct_room(self) -> bool:
+        """May a frame join this loop turn's direct write? Only if that keeps it in order (no
+        frame is queued or being written by the writer task before it) and within bounds (the
+        connection is open and its user-space buffer, with what this turn already framed,
+        holds less than DIRECT_BUFFER_MAX). The frames of one loop turn leave in one write at
+        the end of it (a flush's deltas and a batch's replies and pushes to one connection are
+        one system call, not one each)."""
+        if self._direct:
+            return self._unflushed < DIRECT_BUFFER_MAX
+        if self.closed or self._writing or self._queue.qsize():
+            return False
         ws = self.ws
         transport = ws.transport
-        if (ws.protocol.state is not State.OPEN or transport.is_closing()
-                or transport.get_write_buffer_size() + self._unflushed >= DIRECT_BUFFER_MAX):
+        if ws.protocol.state is not State.OPEN or transport.is_closing():
             return False
-        try:
-            ws.protocol.send_text(frame)
-        except Exception:  # the connection broke: its reader side notices and cleans up
-            self.closed = True
-            return True
-        self._unflushed += len(frame)
+        size = transport.get_write_buffer_size()
+        if size >= DIRECT_BUFFER_MAX:
+            return False
+        self._direct = True
+        self._unflushed = size
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
-        self.sent_at = time.monotonic()
         return True
 
     def _flush(self) -> None:
+        """End of the loop turn: this turn's frames, already framed, in one write straight to
+        the transport (bypassing the library's per-send work: a server's frames are not masked,
+        so the same bytes serve every subscriber). Frames the library writes itself (pongs,
+        close) are control frames, which may come between messages; once it has started
+        closing, nothing more is written."""
         self._flush_scheduled = False
+        self._direct = False
+        out = self._out
+        if not out:
+            return
+        self._out = []
         self._unflushed = 0
+        ws = self.ws
+        transport = ws.transport
+        if ws.protocol.state is not State.OPEN or transport.is_closing():
+            return  # closing: the frames would follow a close frame
         try:
-            self.ws.send_data()  # the library's own write of what the protocol framed
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
         except Exception:  # the connection broke: its reader side notices and cleans up
             self.closed = True
+            return
+        self.sent_at = time.monotonic()
 
     def close(self, code: int, reason: str) -> None:
         if self.closed:
