@@ -13,7 +13,8 @@ journaled one (`bare` is their mean, after one warm-up run), and automatic AOF r
 (`no_aof_rewrites`), so that none falls inside a measured run.
 Prints commands/s, `ratio` = journaled/bare (target with always: >= 0.5), batch size, ack
 latency and the AOF rewrites the run met. `--writers resp,redis-py` runs each pair with the
-journal's writer and with the redis-py `xadd` it replaced (session 8), interleaved. Both use EngineConfig(velocity_orders_max=0): the sequencer stamps wall-clock time,
+journal's writer and with the redis-py `xadd` it replaced (session 8), interleaved.
+Both use EngineConfig(velocity_orders_max=0): the sequencer stamps wall-clock time,
 the stream's own stamps are 1 ms apart, so a velocity limit would reject differently in the
 two; the journaled engine's state is checked equal to the bare one's.
 

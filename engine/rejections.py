@@ -28,6 +28,7 @@ class Code(StrEnum):
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     FOK_NOT_FILLED = "FOK_NOT_FILLED"
     PRICE_CHANGED = "PRICE_CHANGED"  # a bet slip's exact price is no longer on offer
+    CASHOUT_MOVED = "CASHOUT_MOVED"  # a cash out's prices moved beyond the bettor's tolerance
     INTERNAL = "INTERNAL"
 
 

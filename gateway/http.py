@@ -25,6 +25,7 @@ from engine.engine import SYSTEM_ACCOUNTS
 from engine.house import HOUSE
 from engine.market import FINAL
 from engine.money import format_money, format_odds
+from engine.positions import cashout_quote
 from engine.rejections import Code
 
 from .auth import AuthError, Identity, verify
@@ -214,9 +215,11 @@ def user_detail(engine, user: str, currencies: set[str]) -> dict | None:
         pos = m.positions.get(user)
         if pos is None or m.status in FINAL:
             continue
+        exchange = m.type == c.EXCHANGE
         positions.append({"market": m.id, "exposure": format_money(pos.hold),
-                          "selections": (selections_view(engine, m.id, user)
-                                         if m.type == c.EXCHANGE else None)})
+                          "selections": selections_view(engine, m.id, user) if exchange else None,
+                          "cash_out": (format_money(min(cashout_quote(engine, m.id, user).pnl_after))
+                                       if exchange else None)})
         orders.extend(order_view(engine, o.id) for o in m.open_orders.values() if o.user == user)
     if not wallets and risk is None and not positions:
         return None

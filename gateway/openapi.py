@@ -131,7 +131,10 @@ SCHEMAS = {
                 "id": {"type": "string"}, "if_win": MONEY, "if_win_with_unmatched": MONEY})},
                 {"type": "null"}],
                 "description": "the user's P&L if each selection wins (as the pnl op): "
-                               "matched, and with unmatched orders; null on pool markets"}}),
+                               "matched, and with unmatched orders; null on pool markets"},
+            "cash_out": {**NULLABLE_MONEY,
+                         "description": "what a full cash out would lock in now (the locked "
+                                        "of cashout.quote); null on pool markets"}}),
                       "description": "markets not settled or voided where the user bet"},
         "open_orders": {"type": "array", "items": _ref("Order")},
     }),

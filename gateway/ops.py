@@ -13,8 +13,10 @@ import logging
 from engine import commands as c
 from engine import events as e
 from engine.money import format_money, format_odds
+from engine.positions import pnl as position_pnl
 from engine.rejections import Code, Rejected
 
+from . import cashout as cashouts
 from . import catalogue
 from . import protocol as p
 from .pnl import PnlFeed, selections_view
@@ -107,6 +109,17 @@ class Reply:
         return deliver
 
 
+class _Skipped(Exception):
+    """A step of a group with nothing to do: it is skipped, never journaled."""
+
+
+def _selection_ids(engine, market: str) -> list[str]:
+    m = engine.markets.get(market)
+    if m is None:
+        raise OpError(Code.UNKNOWN_MARKET, f"no market {market!r}")
+    return list(m.selection_ids)
+
+
 def _slip_placed(outcomes: list) -> dict:
     results = []
     for i, (ok, value) in enumerate(outcomes):
@@ -128,7 +141,7 @@ class Ops:
             p.Subscribe: self.subscribe, p.Unsubscribe: self.unsubscribe,
             p.Catalogue: self.catalogue, p.Preview: self.preview,
             p.CancelAll: self.cancel_all, p.Orders: self.orders, p.Wallet: self.wallet,
-            p.Pnl: self.pnl,
+            p.Pnl: self.pnl, p.CashoutQuote: self.cashout_quote, p.Cashout: self.cashout,
             p.SlipSet: self.slip_set, p.SlipPlace: self.slip_place,
             p.MarketCreate: self.market_create, p.MarketStatus: self.market_status,
             p.PricesSet: self.prices_set, p.LimitsSet: self.limits_set,
@@ -345,6 +358,107 @@ class Ops:
             return {"op": "pnl", "market": market, "selections": view}
 
         return await self.exchange.read(read, deliver=reply)
+
+    # -- cash out -----------------------------------------------------------------------------
+
+    async def cashout_quote(self, session: Session, req: p.CashoutQuote, reply: Reply):
+        user, market, fraction = session.user, req.market, req.fraction or (1, 1)
+
+        def read(engine) -> dict:
+            try:
+                q = cashouts.quote(engine, user, market, fraction)
+            except cashouts.CashoutError as err:
+                raise OpError(err.code, err.message) from None
+            return cashouts.quote_view(engine, market, fraction, q)
+
+        return await self.exchange.read(read, deliver=reply)
+
+    async def cashout(self, session: Session, req: p.Cashout, reply: Reply):
+        """Cancel the user's unmatched orders on the market, then one FOK order per selection,
+        in one sequencer group; see gateway/cashout.py."""
+        user, market, fraction = session.user, req.market, req.fraction or (1, 1)
+        prices, tolerance = req.prices, req.tolerance
+        bad = cashouts.off_ladder(prices)
+        if bad is not None:
+            raise OpError(Code.INVALID_ODDS, bad)
+        done: dict = {}  # what the steps found, in order; "pnl" last written after the last
+
+        def note_pnl(engine) -> None:
+            done["pnl"] = selections_view(engine, market, user)
+            done["locked"] = min(position_pnl(engine, market, user)[0])
+
+        def first(engine):
+            # every leg checked against the state the group starts from: a cash out the book
+            # (or the market, or the bettor's funds) no longer allows changes nothing
+            try:
+                q = cashouts.quote(engine, user, market, fraction)
+            except cashouts.CashoutError as err:
+                done["refused"] = OpError(err.code, err.message)
+                return done["refused"]
+            why = next((w for w in (cashouts.moved(leg, prices, tolerance) for leg in q.legs)
+                        if w), None)
+            if why is None and not q.legs:
+                why = "nothing to cash out: the position is level or nothing is on offer"
+                done["refused"] = OpError(Code.BAD_REQUEST, why)
+                return done["refused"]
+            if why is not None:
+                done["refused"] = OpError(Code.CASHOUT_MOVED, why)
+                return done["refused"]
+            note_pnl(engine)
+            if not q.cancels:
+                return _Skipped()
+            return c.CancelAll(user=user, market=market)
+
+        def cancelled(engine, events):
+            _raise_if_rejected(events)
+            note_pnl(engine)
+            ids = dict.fromkeys(ev.order for ev in events if isinstance(ev, e.OrderCancelled))
+            return [order_view(engine, oid) for oid in ids]
+
+        def leg_step(sel: int):
+            def prepare(engine):
+                if "refused" in done:
+                    return _Skipped()
+                note_pnl(engine)
+                leg = cashouts.leg_now(engine, user, market, sel, fraction)
+                if leg is None:
+                    return _Skipped()
+                why = cashouts.moved(leg, prices, tolerance)
+                if why is not None:
+                    return OpError(Code.CASHOUT_MOVED, why)
+                return cashouts.leg_command(user, market, leg)
+
+            def placed(engine, events):
+                _raise_if_rejected(events)
+                note_pnl(engine)
+                oid = next(ev.order for ev in events if isinstance(ev, e.OrderPlaced))
+                return order_view(engine, oid)
+
+            return prepare, placed
+
+        def render(outcomes: list) -> dict:
+            if "refused" in done:
+                raise done["refused"]
+            (ok, value), legs = outcomes[0], outcomes[1:]
+            if not ok and not isinstance(value, _Skipped):
+                raise value
+            cancelled_orders = value if ok else []
+            orders, refused = [], []
+            for sid, (ok, value) in zip(selection_ids, legs):
+                if ok:
+                    orders.append(value)
+                elif isinstance(value, OpError):
+                    refused.append({"selection": sid, "code": value.code,
+                                    "message": value.message})
+                elif not isinstance(value, _Skipped):
+                    raise value
+            return {"op": "cashed_out", "market": market, "cancelled": cancelled_orders,
+                    "orders": orders, "refused": refused, "selections": done["pnl"],
+                    "locked": format_money(done["locked"])}
+
+        selection_ids = await self.exchange.read(lambda engine: _selection_ids(engine, market))
+        steps = [(first, cancelled)] + [leg_step(sel) for sel in range(len(selection_ids))]
+        return await self.exchange.submit_group(steps, deliver=reply.deliver_with(render))
 
     # -- bet slips ----------------------------------------------------------------------------
 

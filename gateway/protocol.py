@@ -164,6 +164,20 @@ class Pnl(Request):
     watch: bool = True
 
 
+class CashoutQuote(Request):
+    op: Literal["cashout.quote"]
+    market: Id
+    fraction: Factor | None = None
+
+
+class Cashout(Request):
+    op: Literal["cashout"]
+    market: Id
+    fraction: Factor | None = None
+    prices: dict[Id, Odds] | None = Field(default=None, max_length=100)
+    tolerance: int = Field(default=0, ge=0, le=100)
+
+
 class SlipLeg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     market: Id
@@ -245,8 +259,8 @@ class MarketVoid(Request):
 
 
 REQUESTS = (Auth, Subscribe, Unsubscribe, Catalogue, Place, Preview, Cancel, Replace, CancelAll,
-            Orders, Wallet, Pnl, SlipSet, SlipPlace, MarketCreate, MarketStatus, PricesSet, LimitsSet,
-            MarketSettle, MarketVoid)
+            Orders, Wallet, Pnl, CashoutQuote, Cashout, SlipSet, SlipPlace, MarketCreate,
+            MarketStatus, PricesSet, LimitsSet, MarketSettle, MarketVoid)
 BY_OP: dict[str, type[Request]] = {m.model_fields["op"].annotation.__args__[0]: m
                                    for m in REQUESTS}
 TRADER_OPS = frozenset({"market.create", "market.status", "prices.set", "limits.set",

@@ -550,6 +550,22 @@ async def _exercise_every_op(h) -> list[dict]:
     await alice.take("mkt", lambda f: not f.get("img") and "in_play" in f)
 
     await ok(ops, {"op": "unsubscribe", "channel": "exposure"})
+    cash = unique("m")
+    await ok(trader, {"op": "market.create", "market": cash, "event": unique("e"),
+                      "name": "Match Odds", "selections": [
+                          {"id": s, "name": s.upper()} for s in ("s1", "s2", "s3")]})
+    await ok(trader, {"op": "market.status", "market": cash, "status": "open"})
+    await ok(bob, {"op": "place", "market": cash, "selection": "s1", "side": "lay",
+                   "price": "3.00", "size": "10.00"})
+    await ok(alice, {"op": "place", "market": cash, "selection": "s1", "side": "back",
+                     "price": "3.00", "size": "10.00"})
+    await ok(bob, {"op": "place", "market": cash, "selection": "s1", "side": "back",
+                   "price": "2.00", "size": "50.00"})
+    await ok(alice, {"op": "place", "market": cash, "selection": "s2", "side": "back",
+                     "price": "5.00", "size": "1.00"})
+    quote = await ok(alice, {"op": "cashout.quote", "market": cash})
+    await ok(alice, {"op": "cashout", "market": cash, "tolerance": 1,
+                     "prices": {o["selection"]: o["price"] for o in quote["orders"]}})
     await ok(alice, {"op": "unsubscribe", "markets": [m]})
     await ok(alice, {"op": "orders"})
     await ok(trader, {"op": "market.settle", "market": priced, "winners": ["s1"]})

@@ -172,7 +172,7 @@ def test_user_view_shows_wallet_limits_positions_and_open_orders(http_exchange):
     # the resting back of 6.00 on s2 loses its stake at worst if s1 wins, nothing is matched
     assert body["positions"] == [{"market": "m1", "exposure": "6.00", "selections": [
         {"id": "s1", "if_win": "0.00", "if_win_with_unmatched": "-6.00"},
-        {"id": "s2", "if_win": "0.00", "if_win_with_unmatched": "0.00"}]}]
+        {"id": "s2", "if_win": "0.00", "if_win_with_unmatched": "0.00"}], "cash_out": "0.00"}]
     [order] = body["open_orders"]
     assert {k: order[k] for k in ("market", "selection", "side", "price", "size", "matched",
                                   "remaining", "status")} == {
@@ -187,7 +187,8 @@ def test_user_view_leaves_out_settled_markets_and_filled_orders(http_exchange):
     assert body["wallets"][0]["balance"] == "995.00"
     assert body["positions"] == [{"market": "m1", "exposure": "10.00", "selections": [
         {"id": "s1", "if_win": "10.00", "if_win_with_unmatched": "10.00"},  # matched at 2.00
-        {"id": "s2", "if_win": "-10.00", "if_win_with_unmatched": "-10.00"}]}]
+        {"id": "s2", "if_win": "-10.00", "if_win_with_unmatched": "-10.00"}],
+        "cash_out": "-10.00"}]  # nobody offers to lay s1 against: nothing to lock in
     assert body["open_orders"] == []
 
 

@@ -464,6 +464,7 @@ def test_user_positions_show_a_bettors_pnl_if_each_selection_wins(exchange, open
                             "side": "back", "price": "1.01", "size": "10.00", "tif": "fok"})
         assert placed["order"]["matched"] == "10.00"
         mine = bettor.ok({"op": "pnl", "market": market})["selections"]
+        locked = bettor.ok({"op": "cashout.quote", "market": market})["locked"]
     finally:
         bettor.close()
     page = open_page(token("ops-positions", "operator"))
@@ -475,6 +476,7 @@ def test_user_positions_show_a_bettors_pnl_if_each_selection_wins(exchange, open
     shown = page.inner_text(f'{row} [data-field="pnl"]')
     assert shown == " · ".join(f"{s['id']} {s['if_win']} ({s['if_win_with_unmatched']})"
                                for s in mine)
+    assert page.get_attribute(f'{row} [data-field="cash_out"]', "data-value") == locked
     assert page.console_errors == []
     page.fill('#user-positions-form input[name="user"]', "nobody-at-all")
     page.click('#user-positions-form button[type="submit"]')

@@ -252,7 +252,12 @@
       pnl.textContent = p.selections === null ? "pool: paid from the pool"
         : p.selections.map((s) => `${s.id} ${pretty(s.if_win)} (${pretty(s.if_win_with_unmatched)})`)
           .join(" · ");
-      tr.append(market, exposure, pnl);
+      const cashOut = document.createElement("td");
+      cashOut.className = "num";
+      cashOut.dataset.field = "cash_out";
+      if (p.cash_out === null) cashOut.textContent = "–";
+      else setMoney(cashOut, p.cash_out, true);
+      tr.append(market, exposure, pnl, cashOut);
       el.positionsRows.append(tr);
     }
     report({msg: el.positionsMsg}, `${user}: ${body.positions.length} open position(s)`, "ok");
