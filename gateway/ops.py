@@ -132,6 +132,28 @@ def _slip_placed(outcomes: list) -> dict:
     return {"op": "slip.placed", "results": results}
 
 
+def place_command(user: str, req: p.Place) -> c.PlaceOrder:
+    return c.PlaceOrder(user=user, market=req.market, selection=req.selection, side=req.side,
+                        price=req.price, size_minor=req.size, persistence=req.persistence,
+                        tif=req.tif, min_fill_minor=req.min_fill or 0, ref=req.ref or "")
+
+
+def cancel_command(user: str, req: p.Cancel) -> c.CancelOrder:
+    if req.size_reduction == 0:
+        raise OpError(Code.INVALID_SIZE,
+                      "size_reduction must be positive; leave it out to cancel everything")
+    return c.CancelOrder(user=user, order=req.order, size_reduction_minor=req.size_reduction or 0)
+
+
+def replace_command(user: str, req: p.Replace) -> c.ReplaceOrder:
+    return c.ReplaceOrder(user=user, order=req.order, price=req.price)
+
+
+# The order ops' models -> their command. gateway/fast_requests.py builds the very same commands
+# straight from a frame (tests/test_fast_requests.py).
+ORDER_COMMANDS = {p.Place: place_command, p.Cancel: cancel_command, p.Replace: replace_command}
+
+
 class Ops:
     def __init__(self, exchange, hub) -> None:
         self.exchange = exchange
@@ -151,24 +173,35 @@ class Ops:
         exchange.sequencer.add_renderer(self.catalogue_feed.on_batch)
         self.pnl_feed = PnlFeed(exchange)
         exchange.sequencer.add_renderer(self.pnl_feed.on_batch)
-        # request -> (command, view), submitted without a task by submit_now
-        self._orders_ops = {p.Place: self._place, p.Cancel: self._cancel,
-                            p.Replace: self._replace}
+        # each order command's reply view
+        self._order_commands = ORDER_COMMANDS
+        self._order_views = {c.PlaceOrder: self._placed, c.CancelOrder: self._cancelled,
+                             c.ReplaceOrder: self._replaced}
 
     def submit_now(self, session: Session, req: p.Request) -> bool:
-        """The order path: place, cancel and replace are turned into commands and submitted
-        right here, on the reader's turn, with no task and no await; the sequencer delivers
-        the reply. False for every other op (run `handle` in a task for those)."""
-        build = self._orders_ops.get(type(req))
+        """The order path for a request model: see `submit_order`. False for every op but
+        place, cancel and replace (run `handle` in a task for those)."""
+        build = self._order_commands.get(type(req))
         if build is None:
             return False
-        reply = Reply(session, req.id, self.exchange.metrics)
         try:
-            cmd, view = build(session, req)
-            self.exchange.submit_now(cmd, view, reply)
-        except Exception as err:  # OpError, Unavailable, or a bug (answered INTERNAL, logged)
-            reply.fail(err)
+            cmd = build(session.user, req)
+        except OpError as err:
+            Reply(session, req.id, self.exchange.metrics).fail(err)
+            return True
+        self.submit_order(session, req.id, cmd)
         return True
+
+    def submit_order(self, session: Session, request_id, cmd: c.Command) -> None:
+        """Place, cancel and replace are submitted right here, on the reader's turn, with no
+        task and no await; the sequencer delivers the reply."""
+        reply = Reply(session, request_id, self.exchange.metrics)
+        view = self._order_views[type(cmd)]
+        try:
+            self.exchange.submit_now(cmd, lambda engine, events: view(session, cmd, engine,
+                                                                      events), reply)
+        except Exception as err:  # Unavailable, or a bug (answered INTERNAL, logged)
+            reply.fail(err)
 
     async def handle(self, session: Session, req: p.Request) -> None:
         """Run one request and send its reply or error; never raises for a client's mistake."""
@@ -248,17 +281,7 @@ class Ops:
 
     # -- orders -------------------------------------------------------------------------------
 
-    def _place_command(self, session: Session, req: p.Place) -> c.PlaceOrder:
-        return c.PlaceOrder(user=session.user, market=req.market, selection=req.selection,
-                            side=req.side, price=req.price, size_minor=req.size,
-                            persistence=req.persistence, tif=req.tif,
-                            min_fill_minor=req.min_fill or 0, ref=req.ref or "")
-
-    def _place(self, session: Session, req: p.Place):
-        return (self._place_command(session, req),
-                lambda engine, events: self._placed(session, engine, events))
-
-    def _placed(self, session: Session, engine, events: list) -> dict:
+    def _placed(self, session: Session, cmd: c.PlaceOrder, engine, events: list) -> dict:
         _raise_if_rejected(events)
         for ev in events:
             if isinstance(ev, (e.OrderPlaced, e.PlaceRepeated)):
@@ -268,7 +291,7 @@ class Ops:
         raise OpError(Code.INTERNAL, "place produced no order")
 
     async def preview(self, session: Session, req: p.Preview, reply: Reply):
-        cmd = self._place_command(session, req)
+        cmd = place_command(session.user, req)
         return await self.exchange.read(lambda engine: self._preview(engine.preview(cmd)),
                                         deliver=reply)
 
@@ -285,30 +308,16 @@ class Ops:
                                                            - result.held_after_minor)},
                 "exposure_after": format_money(result.exposure_after_minor)}
 
-    def _cancel(self, session: Session, req: p.Cancel):
-        if req.size_reduction == 0:
-            raise OpError(Code.INVALID_SIZE,
-                          "size_reduction must be positive; leave it out to cancel everything")
-        cmd = c.CancelOrder(user=session.user, order=req.order,
-                            size_reduction_minor=req.size_reduction or 0)
+    def _cancelled(self, session: Session, cmd: c.CancelOrder, engine, events: list) -> dict:
+        _raise_if_rejected(events)
+        return {"op": "cancelled", "order": order_view(engine, cmd.order)}
 
-        def view(engine, events):
-            _raise_if_rejected(events)
-            return {"op": "cancelled", "order": order_view(engine, req.order)}
-
-        return cmd, view
-
-    def _replace(self, session: Session, req: p.Replace):
-        cmd = c.ReplaceOrder(user=session.user, order=req.order, price=req.price)
-
-        def view(engine, events):
-            _raise_if_rejected(events)
-            replaced = next(ev for ev in events if isinstance(ev, e.OrderReplaced))
-            session.placed[replaced.new_order] = None
-            return {"op": "replaced", "cancelled": order_view(engine, replaced.order),
-                    "order": order_view(engine, replaced.new_order)}
-
-        return cmd, view
+    def _replaced(self, session: Session, cmd: c.ReplaceOrder, engine, events: list) -> dict:
+        _raise_if_rejected(events)
+        replaced = next(ev for ev in events if isinstance(ev, e.OrderReplaced))
+        session.placed[replaced.new_order] = None
+        return {"op": "replaced", "cancelled": order_view(engine, replaced.order),
+                "order": order_view(engine, replaced.new_order)}
 
     async def cancel_all(self, session: Session, req: p.CancelAll, reply: Reply):
         cmd = c.CancelAll(user=session.user, market=req.market or "")
@@ -486,7 +495,7 @@ class Ops:
         # every leg is priced and placed in one step of the sequencer, against the book it
         # meets: no other command can move a price between the check and the order
         steps = [(lambda engine, leg=leg: self._slip_leg(engine, session, leg, req.accept),
-                  lambda engine, events: self._placed(session, engine, events))
+                  lambda engine, events: self._placed(session, None, engine, events))
                  for leg in slip.legs]
         return await self.exchange.submit_group(steps,
                                                 deliver=reply.deliver_with(_slip_placed))

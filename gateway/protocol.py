@@ -303,7 +303,11 @@ def validated(model: type[BaseModel], data: dict, request_id: RequestId = None):
 
 def parse(frame: str | bytes) -> Request:
     """One text frame -> a validated request, or ProtocolError (with the id when readable)."""
-    data = load_object(frame)
+    return parse_object(load_object(frame))
+
+
+def parse_object(data: dict) -> Request:
+    """`parse` of a frame already loaded as a JSON object."""
     request_id = data.get("id")
     if not isinstance(request_id, (str, int, type(None))) or isinstance(request_id, bool):
         request_id = None
