@@ -69,10 +69,10 @@ SETTINGS = (
 
 
 def _constants() -> tuple:
-    from gateway import exposure, http, views, ws
+    from gateway import exposure, http, session, views
 
     return (
-        ("gateway.ws.INFLIGHT_MAX", ws.INFLIGHT_MAX,
+        ("gateway.session.INFLIGHT_MAX", session.INFLIGHT_MAX,
          "requests of one connection in progress at once; reading pauses beyond it"),
         ("gateway.views.LEVELS_MAX", views.LEVELS_MAX, "deepest `subscribe` depth"),
         ("gateway.exposure.TOP_USERS_MAX", exposure.TOP_USERS_MAX,

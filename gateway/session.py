@@ -1,5 +1,9 @@
 """One WebSocket connection's state: who it is, what it watches, and its bounded send queue.
 
+The connection itself is a `Link` (gateway/links.py): whichever WebSocket library carries it,
+the session writes already framed bytes to the link's transport and asks it only whether it is
+open, to wait for its buffer to drain, and to close.
+
 Frames wait in a queue of at most `send_queue_max` for the connection's writer task, except
 that a frame goes straight to the socket when nothing is waiting and the socket's buffer has
 room: that is most frames, and it spares a task switch, a queue round trip and the library's
@@ -16,7 +20,6 @@ import asyncio
 import time
 
 import orjson
-from websockets.protocol import State
 
 CLOSE_SLOW_CONSUMER = 1008  # policy violation: the client stopped reading
 # Requests of one connection in progress at once: reading its socket pauses at this many
@@ -48,8 +51,8 @@ class Subscription:
 
 
 class Session:
-    def __init__(self, ws, queue_max: int, on_sent=None) -> None:
-        self.ws = ws
+    def __init__(self, link, queue_max: int, on_sent=None) -> None:
+        self.link = link
         self.user: str | None = None
         self.roles: tuple[str, ...] = ()
         self.subs: dict[str, Subscription] = {}
@@ -165,11 +168,10 @@ class Session:
             return self._unflushed < DIRECT_BUFFER_MAX
         if self.closed or self._writing or self._queue.qsize():
             return False
-        ws = self.ws
-        transport = ws.transport
-        if ws.protocol.state is not State.OPEN or transport.is_closing():
+        link = self.link
+        if not link.is_open():
             return False
-        size = transport.get_write_buffer_size()
+        size = link.transport.get_write_buffer_size()
         if size >= DIRECT_BUFFER_MAX:
             return False
         self._direct = True
@@ -192,31 +194,37 @@ class Session:
             return
         self._out = []
         self._unflushed = 0
-        ws = self.ws
-        transport = ws.transport
-        if ws.protocol.state is not State.OPEN or transport.is_closing():
+        link = self.link
+        if not link.is_open():
             return  # closing: the frames would follow a close frame
         try:
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            link.transport.write(out[0] if len(out) == 1 else b"".join(out))
         except Exception:  # the connection broke: its reader side notices and cleans up
             self.closed = True
             return
         self.sent_at = time.monotonic()
 
     def close(self, code: int, reason: str) -> None:
+        """Close the connection with `code`, after the frames this loop turn already framed."""
         if self.closed:
             return
+        self._flush()
         self.closed = True
         self._writer.cancel()
-        asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+        self.link.close(code, reason)
 
     async def _write(self) -> None:
         queue = self._queue
+        link = self.link
         try:
             while True:
                 frame = await queue.get()
                 self._writing = True
-                await self.ws.send(frame, text=True)
+                if not link.is_open():  # the reader side notices and cleans up
+                    self.closed = True
+                    return
+                link.transport.write(text_frame(frame))
+                await link.drain()
                 self._writing = False
                 self.sent_at = time.monotonic()
         except asyncio.CancelledError:

@@ -3,6 +3,8 @@
 Every limit has a name ending in `_max` and a safe default; `describe()` prints them at start.
 """
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,6 +14,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     ws_port: int = 8765
+    # the WebSocket library under the trading socket (gateway/links.py): the same protocol on
+    # either; picows parses frames in C
+    ws_server: Literal["picows", "websockets"] = "picows"
     http_port: int = 8080
     var_dir: str = "var"
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices(

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from engine import commands as c
 from engine.rejections import Code
 from gateway import protocol, session, slips, views
-from gateway import ws as ws_module
+from gateway import connection
 from gateway.exposure import exposure_view
 from gateway.http import STATUS_BY_CODE
 from gateway.metrics import Metrics
@@ -46,10 +46,10 @@ HEADING = re.compile(r"^(?P<hashes>#{2,4}) (?P<title>.+)$", re.M)
 GENERATED = re.compile(r"<!-- generated:[^ ]+ -->\n.*?<!-- /generated -->", re.S)
 TABLE_ROW = re.compile(r"^\| `?(?P<first>[^|`]+)`? \|(?P<rest>.*)\|$", re.M)
 
-CLOSE_CODES = {ws_module.CLOSE_AUTH: 4001, ws_module.CLOSE_RATE: 4029,
-               session.CLOSE_SLOW_CONSUMER: 1008}
-# closes done by the websockets library or the server's own shutdown/admission
-LIBRARY_CLOSE_CODES = {1009, 1001, 1013}
+CLOSE_CODES = {connection.CLOSE_AUTH: 4001, connection.CLOSE_RATE: 4029,
+               session.CLOSE_SLOW_CONSUMER: 1008, connection.CLOSE_FULL: 1013}
+# closes done by the WebSocket library (or for it, gateway/ws_picows.py) and by shutdown
+LIBRARY_CLOSE_CODES = {1009, 1001}
 
 
 # -- reading the document ---------------------------------------------------------------------

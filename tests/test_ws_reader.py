@@ -1,4 +1,4 @@
-"""How the trading socket reads requests (gateway/ws.py TradingConnection and _Reader): every
+"""How the trading socket reads requests (gateway/connection.py, on either library): every
 message is handled as it is parsed, fragmented ones once whole, requests that arrived with the
 auth frame first, and a pipelined burst past the in-flight bound is answered whole and in
 order (reading pauses meanwhile; nothing is dropped)."""

@@ -9,6 +9,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from gateway.session import DIRECT_BUFFER_MAX, Session
+from gateway.ws_websockets import WebsocketsLink
 
 FRAMES = 400
 PAYLOAD = "x" * 2000  # 400 frames of ~2 KB: far more than the capped socket buffers hold
@@ -22,7 +23,7 @@ def test_frames_keep_their_order_across_direct_writes_and_the_queue(run):
         async def handler(ws):
             sock = ws.transport.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-            session = Session(ws, queue_max=FRAMES + 10)
+            session = Session(WebsocketsLink(ws), queue_max=FRAMES + 10)
             queued_peak = 0
             for i in range(FRAMES):
                 assert session.push({"op": "n", "i": i, "pad": PAYLOAD})

@@ -1,6 +1,7 @@
 """A real `backlay serve` process and real WebSocket clients, for tests/test_ws_*.py.
 
-The server runs once per test session as a subprocess (`python -m gateway.cli serve`) with
+The server runs once per test session (once per WebSocket library: picows and websockets, so
+every scenario runs against both) as a subprocess (`python -m gateway.cli serve`) with
 embedded Redis/Postgres in a temporary --var-dir and free ports, configured through BACKLAY_*
 environment variables with small limits so the abuse tests are quick. Teardown sends SIGTERM
 and requires a graceful exit (status 0).
@@ -189,10 +190,15 @@ def scratch_dir(prefix: str):
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def backlay_server():
-    with scratch_dir("backlay-ws-tests-") as base:
-        server = start_server(base / "var")
+# The trading socket runs on either WebSocket library (gateway/links.py): every scenario runs
+# against a server on each.
+WS_LIBRARIES = ("picows", "websockets")
+
+
+@pytest.fixture(scope="session", params=WS_LIBRARIES)
+def backlay_server(request):
+    with scratch_dir(f"backlay-ws-tests-{request.param}-") as base:
+        server = start_server(base / "var", {"BACKLAY_WS_SERVER": request.param})
         yield server
         rc = stop_server(server)
         assert rc == 0, f"backlay serve exited {rc} after SIGTERM:\n{server.log_tail()}"
