@@ -11,8 +11,8 @@ STAMP := $(VENV)/.installed
 # setup.py compiles these engine modules in place (typed by their .pxd files): rebuilt when one
 # changes
 ENGINE_COMPILED := commands events money wallet exposure order book market user_risk engine
-COMPILED := $(foreach m,$(ENGINE_COMPILED),engine/$(m).py) risk/rules.py
-$(STAMP): pyproject.toml setup.py $(COMPILED) $(wildcard engine/*.pxd risk/*.pxd)
+COMPILED := $(foreach m,$(ENGINE_COMPILED),engine/$(m).py) risk/rules.py gateway/order_json.py
+$(STAMP): pyproject.toml setup.py $(COMPILED) $(wildcard engine/*.pxd risk/*.pxd gateway/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,load]'
@@ -36,4 +36,5 @@ simulate: $(STAMP)
 	$(BIN)/backlay simulate
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis build engine/*.c engine/*.so risk/*.c risk/*.so
+	rm -rf $(VENV) var .pytest_cache .hypothesis build engine/*.c engine/*.so risk/*.c risk/*.so \
+		gateway/*.c gateway/*.so

@@ -57,16 +57,10 @@ class Exchange:
     def submit_now(self, cmd: Command, view: Callable[[Any, list], Any],
                    deliver: Deliver) -> None:
         """Journal `cmd` without waiting: deliver(ok, view result or exception) is its only
-        answer (Sequencer.submit_now). Raises Unavailable at once if it cannot be taken."""
-        start = time.perf_counter()
-        observe = self.metrics.ack_latency.observe
-
-        def delivered(ok: bool, value) -> None:
-            observe(time.perf_counter() - start)
-            deliver(ok, value)
-
+        answer (Sequencer.submit_now). Raises Unavailable at once if it cannot be taken. The
+        deliverer observes the ack latency itself (gateway/ops.py OrderReply)."""
         try:
-            self.sequencer.submit_now(cmd, view, delivered)
+            self.sequencer.submit_now(cmd, view, deliver)
         except SequencerBusy as exc:
             raise Unavailable(Code.RATE_LIMITED, f"exchange busy: {exc}") from None
         except SequencerStopped as exc:

@@ -1,7 +1,9 @@
 """Prometheus metrics (prometheus-client), one registry per server so tests can run several."""
 
+from bisect import bisect_left
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 # fine around the 10 ms target so bench/e2e.py can tell which side of it p99 is
@@ -20,9 +22,11 @@ class Metrics:
                                  self._commands_by_type))
         r.register(_DictCounters("backlay_ws_messages_out", "Frames sent", "op",
                                  self._sent_by_op))
-        self.ack_latency = Histogram("backlay_ack_latency_seconds",
-                                     "Submit to journaled acknowledgement", buckets=ACK_BUCKETS_S,
-                                     registry=r)
+        # observed per request: a plain list of bucket counts (a prometheus Histogram's
+        # observe() takes a lock and walks every bucket)
+        self.ack_latency = _PlainHistogram("backlay_ack_latency_seconds",
+                                           "Submit to journaled acknowledgement", ACK_BUCKETS_S)
+        r.register(self.ack_latency)
         self.batch_size = Histogram("backlay_journal_batch_commands",
                                     "Commands per journal write (group commit)",
                                     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500), registry=r)
@@ -51,9 +55,13 @@ class Metrics:
         """One journaled batch: its size, and each command by type."""
         self.batch_size.observe(len(records))
         counts = self._commands_by_type
-        for _, cmd, _ in records:
-            name = type(cmd).__name__
-            counts[name] = counts.get(name, 0) + 1
+        kinds: dict[type, int] = {}
+        for record in records:
+            kind = type(record[1])
+            kinds[kind] = kinds.get(kind, 0) + 1
+        for kind, n in kinds.items():
+            name = kind.__name__
+            counts[name] = counts.get(name, 0) + n
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -70,4 +78,28 @@ class _DictCounters(Collector):
         family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
         for value, count in list(self.counts.items()):
             family.add_metric([value], count)
+        yield family
+
+
+class _PlainHistogram(Collector):
+    """A histogram whose buckets are a plain list (only this process's event loop observes; a
+    scrape reads it on the same loop). Exposed like a prometheus Histogram."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...]) -> None:
+        self.name, self.documentation = name, documentation
+        self.bounds = list(buckets)
+        self.counts = [0] * (len(buckets) + 1)  # the last one: above every bound (+Inf)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def collect(self):
+        cumulative, running = [], 0
+        for bound, count in zip([*map(str, self.bounds), "+Inf"], self.counts):
+            running += count
+            cumulative.append((bound, running))
+        family = HistogramMetricFamily(self.name, self.documentation)
+        family.add_metric([], cumulative, sum_value=self.total)
         yield family

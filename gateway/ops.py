@@ -9,6 +9,9 @@ a later state of the same orders or wallet (docs/protocol.md "Frame order").
 """
 
 import logging
+from time import perf_counter
+
+import orjson
 
 from engine import commands as c
 from engine import events as e
@@ -24,6 +27,7 @@ from . import slips
 from persistence.sequencer import SequencerStopped
 
 from .exchange import Unavailable
+from .order_json import order_json
 from .session import Session
 from .views import (image, market_state, market_view, order_view, user_limits_view,
                     wallet_view)
@@ -109,6 +113,43 @@ class Reply:
         return deliver
 
 
+def _json_id(request_id) -> bytes:
+    """A request id (str, int or null) as JSON."""
+    return b"%d" % request_id if type(request_id) is int else orjson.dumps(request_id)
+
+
+class OrderReply(Reply):
+    """The answer to a place, cancel or replace: rendered and encoded by the sequencer right
+    after the command is applied (`view`), sent the moment it is journaled (`__call__`), with
+    the submit-to-ack latency observed on the way out."""
+
+    __slots__ = ("render", "cmd", "op", "started")
+
+    def __init__(self, session: Session, request_id, metrics, render, cmd: c.Command,
+                 op: str) -> None:
+        self.session = session
+        self.request_id = request_id
+        self.metrics = metrics
+        self.sent = False
+        self.render = render
+        self.cmd = cmd
+        self.op = op
+        self.started = perf_counter()
+
+    def view(self, engine, events: list) -> bytes:
+        return self.render(self.session, self.cmd, engine, events, self.request_id)
+
+    def __call__(self, ok: bool, value) -> None:
+        self.metrics.ack_latency.observe(perf_counter() - self.started)
+        if not ok:
+            self.fail(value)
+        elif not self.sent:
+            self.sent = True
+            session = self.session
+            session.push_frame(value, self.op)
+            session.answered()
+
+
 class _Skipped(Exception):
     """A step of a group with nothing to do: it is skipped, never journaled."""
 
@@ -173,10 +214,11 @@ class Ops:
         exchange.sequencer.add_renderer(self.catalogue_feed.on_batch)
         self.pnl_feed = PnlFeed(exchange)
         exchange.sequencer.add_renderer(self.pnl_feed.on_batch)
-        # each order command's reply view
         self._order_commands = ORDER_COMMANDS
-        self._order_views = {c.PlaceOrder: self._placed, c.CancelOrder: self._cancelled,
-                             c.ReplaceOrder: self._replaced}
+        # each order command's reply: how it is rendered (to bytes), and its op
+        self._order_replies = {c.PlaceOrder: (self._placed_frame, "placed"),
+                               c.CancelOrder: (self._cancelled_frame, "cancelled"),
+                               c.ReplaceOrder: (self._replaced_frame, "replaced")}
 
     def submit_now(self, session: Session, req: p.Request) -> bool:
         """The order path for a request model: see `submit_order`. False for every op but
@@ -195,11 +237,10 @@ class Ops:
     def submit_order(self, session: Session, request_id, cmd: c.Command) -> None:
         """Place, cancel and replace are submitted right here, on the reader's turn, with no
         task and no await; the sequencer delivers the reply."""
-        reply = Reply(session, request_id, self.exchange.metrics)
-        view = self._order_views[type(cmd)]
+        render, op = self._order_replies[type(cmd)]
+        reply = OrderReply(session, request_id, self.exchange.metrics, render, cmd, op)
         try:
-            self.exchange.submit_now(cmd, lambda engine, events: view(session, cmd, engine,
-                                                                      events), reply)
+            self.exchange.submit_now(cmd, reply.view, reply)
         except Exception as err:  # Unavailable, or a bug (answered INTERNAL, logged)
             reply.fail(err)
 
@@ -281,13 +322,25 @@ class Ops:
 
     # -- orders -------------------------------------------------------------------------------
 
-    def _placed(self, session: Session, cmd: c.PlaceOrder, engine, events: list) -> dict:
+    @staticmethod
+    def _placed_frame(session: Session, cmd, engine, events: list, request_id) -> bytes:
+        first = events[0]
+        # the common case: the order's own event comes first (delayed orders released before
+        # it never yield an OrderPlaced, and a refused place yields none at all)
+        if type(first) is e.OrderPlaced:
+            session.placed[first.order] = None
+            return b'{"op":"placed","id":%b,"order":%b}' % (
+                _json_id(request_id), order_json(engine, first.order))
+        return orjson.dumps(Ops._placed(session, cmd, engine, events, request_id))
+
+    @staticmethod
+    def _placed(session: Session, cmd, engine, events: list, request_id=None) -> dict:
         _raise_if_rejected(events)
         for ev in events:
             if isinstance(ev, (e.OrderPlaced, e.PlaceRepeated)):
                 if isinstance(ev, e.OrderPlaced):
                     session.placed[ev.order] = None
-                return {"op": "placed", "order": order_view(engine, ev.order)}
+                return {"op": "placed", "id": request_id, "order": order_view(engine, ev.order)}
         raise OpError(Code.INTERNAL, "place produced no order")
 
     async def preview(self, session: Session, req: p.Preview, reply: Reply):
@@ -308,16 +361,22 @@ class Ops:
                                                            - result.held_after_minor)},
                 "exposure_after": format_money(result.exposure_after_minor)}
 
-    def _cancelled(self, session: Session, cmd: c.CancelOrder, engine, events: list) -> dict:
+    @staticmethod
+    def _cancelled_frame(session: Session, cmd: c.CancelOrder, engine, events: list,
+                         request_id) -> bytes:
         _raise_if_rejected(events)
-        return {"op": "cancelled", "order": order_view(engine, cmd.order)}
+        return b'{"op":"cancelled","id":%b,"order":%b}' % (
+            _json_id(request_id), order_json(engine, cmd.order))
 
-    def _replaced(self, session: Session, cmd: c.ReplaceOrder, engine, events: list) -> dict:
+    @staticmethod
+    def _replaced_frame(session: Session, cmd: c.ReplaceOrder, engine, events: list,
+                        request_id) -> bytes:
         _raise_if_rejected(events)
         replaced = next(ev for ev in events if isinstance(ev, e.OrderReplaced))
         session.placed[replaced.new_order] = None
-        return {"op": "replaced", "cancelled": order_view(engine, replaced.order),
-                "order": order_view(engine, replaced.new_order)}
+        return b'{"op":"replaced","id":%b,"cancelled":%b,"order":%b}' % (
+            _json_id(request_id), order_json(engine, replaced.order),
+            order_json(engine, replaced.new_order))
 
     async def cancel_all(self, session: Session, req: p.CancelAll, reply: Reply):
         cmd = c.CancelAll(user=session.user, market=req.market or "")

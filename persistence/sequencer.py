@@ -354,6 +354,11 @@ class Sequencer:
         waiters = batch.waiters
         results = batch.results
         delivers = batch.delivers
+        # one time for the whole batch: it is applied in one go, and a clock read per command
+        # was 3% of the order path; it never runs backwards, even if the wall clock does
+        ts = clock_ms()
+        if ts < self.last_ts:
+            ts = self.last_ts
         for i, (item, future, view, deliver) in enumerate(commands):
             if type(item) is _Group:
                 try:
@@ -365,8 +370,7 @@ class Sequencer:
                 delivers.append(deliver)
                 continue
             seq = self.last_seq + 1
-            ts = clock_ms()
-            if ts < self.last_ts:
+            if ts < self.last_ts:  # a group before it in the batch read the clock again
                 ts = self.last_ts
             cmd = stamped(item, seq, ts)
             try:
@@ -457,7 +461,13 @@ class Sequencer:
     def _resolve(batch: "_Batch") -> None:
         """Every outcome of a journaled batch, replies first: before any of its pushes."""
         for future, outcome, deliver in zip(batch.waiters, batch.results, batch.delivers):
-            _settle(future, outcome, deliver)
+            if future is None:  # the order path (submit_now): a deliver and no future
+                try:
+                    deliver(*outcome)
+                except Exception:
+                    log.exception("delivering an outcome failed")
+            else:
+                _settle(future, outcome, deliver)
 
     def _fail_stop(self, exc: BaseException, what: str,
                    pending: list[tuple[asyncio.Future | None, Deliver | None]]) -> None:
