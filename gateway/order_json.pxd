@@ -2,6 +2,8 @@
 
 cimport cython
 
+from engine.book cimport SelectionBook
+from engine.market cimport Market
 from engine.order cimport Order
 
 @cython.locals(text=str)
@@ -9,7 +11,7 @@ cdef str _money(long long minor)
 
 cdef str _id(str text)
 
-@cython.locals(o=Order, price="long long", size="long long", matched="long long",
+@cython.locals(o=Order, m=Market, book=SelectionBook, price="long long", size="long long", matched="long long",
                remaining="long long", cancelled="long long", lapsed="long long",
                queue_ahead="long long")
 cpdef bytes order_json(object engine, str oid)

@@ -61,7 +61,9 @@ def order_json(engine, oid: str) -> bytes:
     lapsed = o.lapsed
     queue_ahead = 0
     if o.in_book:
-        queue_ahead = engine.markets[o.market].books[o.sel].half_of(o).queue_ahead(o)
+        m = engine.markets[o.market]
+        book = m.books[o.sel]
+        queue_ahead = book.half_of(o).queue_ahead(o)
     ref = o.ref
     return (f'{{"order":"{_id(o.id)}","market":"{_id(o.market)}",'
             f'"selection":"{_id(o.selection)}","side":"{o.side}","price":"{_money(price)}",'
