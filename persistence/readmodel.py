@@ -1,7 +1,8 @@
 """Write a folded batch (`fold.Changes`) into the Postgres read model, inside the caller's
 transaction.
 
-Hot tables (orders, fills, ledger entries, wallets) take one set-based statement each, with
+Hot tables (orders, fills, ledger entries, wallets, wallet movements) take one set-based
+statement each, with
 rows passed as arrays and expanded by unnest(); rare ones (markets, limits, settlements,
 withdrawals) use executemany, which asyncpg pipelines. Inserts are ON CONFLICT DO NOTHING and
 updates only touch rows whose updated_seq is older than the change, so a batch written twice
@@ -53,10 +54,10 @@ async def write_changes(conn: asyncpg.Connection, ch: Changes) -> None:
     if ch.orders:
         rows = [(o.order_id, o.user_id, o.market, o.selection, o.side, o.price, o.size_minor,
                  o.matched_minor, o.remaining_minor, o.cancelled_minor, o.lapsed_minor,
-                 o.matched_value, o.status, o.persistence, o.tif, o.ref, o.release_ts_ms,
-                 o.replaced_by, o.placed_seq, o.placed_ts_ms, o.updated_seq)
+                 o.matched_value, o.matched_win_minor, o.status, o.persistence, o.tif, o.ref,
+                 o.release_ts_ms, o.replaced_by, o.placed_seq, o.placed_ts_ms, o.updated_seq)
                 for o in ch.orders.values()]
-        await conn.execute(_INSERT_ORDERS, *_columns(rows, 21))
+        await conn.execute(_INSERT_ORDERS, *_columns(rows, 22))
     if ch.order_deltas:
         await _update_orders(conn, ch.order_deltas)
     if ch.fills:
@@ -67,6 +68,8 @@ async def write_changes(conn: asyncpg.Connection, ch: Changes) -> None:
         rows = [(user, currency, balance, held, seq)
                 for (user, currency), (balance, held, seq) in ch.wallets.items()]
         await conn.execute(_UPSERT_WALLETS, *_columns(rows, 5))
+    if ch.movements:
+        await conn.execute(_INSERT_MOVEMENTS, *_columns(ch.movements, 12))
     if ch.settlements:
         await conn.executemany(_INSERT_SETTLEMENT, [
             (market, seq, outcome, winners, orjson.dumps(dead_heat).decode(), ts)
@@ -117,8 +120,9 @@ async def _update_selections(conn, updates: dict) -> None:
 
 async def _update_orders(conn, deltas: dict) -> None:
     rows = [(d.order_id, d.matched_minor, d.remaining_minor, d.cancelled_minor, d.lapsed_minor,
-             d.matched_value, d.released, d.replaced_by, d.seq) for d in deltas.values()]
-    status = await conn.execute(_UPDATE_ORDERS, *_columns(rows, 9))
+             d.matched_value, d.matched_win_minor, d.released, d.replaced_by, d.seq)
+            for d in deltas.values()]
+    status = await conn.execute(_UPDATE_ORDERS, *_columns(rows, 10))
     await _expect_rows(conn, status, [(o,) for o in deltas], "order",
                        "SELECT order_id FROM orders WHERE order_id = any($1::text[])",
                        [list(deltas)])
@@ -163,13 +167,14 @@ WHERE s.market = d.market AND s.selection = d.selection AND s.updated_seq < d.se
 
 _INSERT_ORDERS = """
 INSERT INTO orders (order_id, user_id, market, selection, side, price, size_minor, matched_minor,
-                    remaining_minor, cancelled_minor, lapsed_minor, matched_value, status,
-                    persistence, tif, ref, release_ts_ms, replaced_by, placed_seq, placed_ts_ms,
-                    updated_seq)
+                    remaining_minor, cancelled_minor, lapsed_minor, matched_value,
+                    matched_win_minor, status, persistence, tif, ref, release_ts_ms, replaced_by,
+                    placed_seq, placed_ts_ms, updated_seq)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
                      $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
-                     $12::bigint[], $13::text[], $14::text[], $15::text[], $16::text[],
-                     $17::bigint[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[])
+                     $12::bigint[], $13::bigint[], $14::text[], $15::text[], $16::text[],
+                     $17::text[], $18::bigint[], $19::text[], $20::bigint[], $21::bigint[],
+                     $22::bigint[])
 ON CONFLICT (order_id) DO NOTHING"""
 
 _UPDATE_ORDERS = """
@@ -178,14 +183,16 @@ UPDATE orders o SET matched_minor = o.matched_minor + d.matched,
                     cancelled_minor = o.cancelled_minor + d.cancelled,
                     lapsed_minor = o.lapsed_minor + d.lapsed,
                     matched_value = o.matched_value + d.value,
+                    matched_win_minor = o.matched_win_minor + d.win,
                     release_ts_ms = CASE WHEN d.released THEN 0 ELSE o.release_ts_ms END,
                     replaced_by = coalesce(d.replaced_by, o.replaced_by),
                     status = CASE WHEN o.remaining_minor + d.remaining = 0
                                   THEN 'EXECUTION_COMPLETE' ELSE 'EXECUTABLE' END,
                     updated_seq = d.seq
 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-            $7::bool[], $8::text[], $9::bigint[])
-     AS d(order_id, matched, remaining, cancelled, lapsed, value, released, replaced_by, seq)
+            $7::bigint[], $8::bool[], $9::text[], $10::bigint[])
+     AS d(order_id, matched, remaining, cancelled, lapsed, value, win, released, replaced_by,
+          seq)
 WHERE o.order_id = d.order_id AND o.updated_seq < d.seq"""
 
 _INSERT_FILLS = """
@@ -210,6 +217,14 @@ ON CONFLICT (user_id, currency) DO UPDATE
     SET balance_minor = EXCLUDED.balance_minor, held_minor = EXCLUDED.held_minor,
         updated_seq = EXCLUDED.updated_seq
     WHERE wallets.updated_seq < EXCLUDED.updated_seq"""
+
+_INSERT_MOVEMENTS = """
+INSERT INTO wallet_movements (user_id, seq, currency, ts_ms, cause, market, order_id, ref,
+                              amount_minor, commission_minor, balance_minor, held_minor)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],
+                     $12::bigint[])
+ON CONFLICT (user_id, seq, currency) DO NOTHING"""
 
 _INSERT_SETTLEMENT = """
 INSERT INTO settlements (market, seq, outcome, winners, dead_heat, ts_ms)
