@@ -8,13 +8,20 @@ import shutil
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine import commands as c
+from engine import events as ev
+from engine.engine import SYSTEM_ACCOUNTS, Engine
 from engine.rejections import Code
 from gateway import statements
 from gateway.statements import HistoryError, Page
+from persistence.fold import fold
 from persistence.migrate import MIGRATIONS_DIR, migrate
 from persistence.persister import Persister
+from persistence.readmodel import write_changes, write_persisted
+from tests.test_engine_properties import MARKETS, PRICES, USERS, Session, _step
 from tests.test_persistence_persister import drain, journal_batches
 
 WAIT_S = 2.0
@@ -228,9 +235,6 @@ def test_a_read_model_from_before_statements_starts_each_wallet_with_its_balance
         postgres_server, database_url, run, engine_records, trading_commands, tmp_path):
     """Migrating a read model that already holds a trading day: each wallet gets an opening
     movement (its balance brought forward) and each order its win amount from its fills."""
-    from persistence.fold import fold
-    from persistence.readmodel import write_persisted
-
     engine, records = engine_records(trading_commands)
     before = tmp_path / "migrations"
     before.mkdir()
@@ -299,3 +303,143 @@ def test_a_deposit_in_a_second_currency_has_a_statement_of_its_own(
     assert [(m["currency"], m["kind"], m["balance"], m["available"]) for m in usd["movements"]] == [
         ("USD", "deposit", "7.00", "7.00"), ("USD", "withdrawal_requested", "7.00", "5.00")]
     assert [m["currency"] for m in every["movements"]] == ["BDT", "USD", "USD"]
+
+
+# -- properties over generated trading sessions ----------------------------------------------------
+
+HISTORY_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+READ_MODEL_TABLES = ("markets", "selections", "orders", "fills", "ledger_entries", "settlements",
+                     "wallets", "user_limits", "market_limits", "withdrawals",
+                     "wallet_movements")
+
+
+def _session_records(data) -> tuple[Engine, list]:
+    """A generated trading session as the journal's records: funded users trading the markets
+    of tests/test_engine_properties.py (its steps, and many more crossing orders), a second
+    currency, and every market settled (dead heats too) or voided at the end."""
+    s = Session()
+    for mid, (mtype, sels) in MARKETS.items():
+        s.apply(c.CreateMarket, market=mid, event="e1", name=mid, type=mtype,
+                selections=tuple((x, x.upper()) for x in sels))
+        s.apply(c.SetMarketStatus, market=mid, status="open")
+    for i, user in enumerate(USERS):
+        s.apply(c.Deposit, user=user, currency="BDT", amount_minor=100_000, ref=f"d{i}")
+    s.apply(c.Deposit, user=USERS[0], currency="USD", amount_minor=5_000, ref="usd")
+    for _ in range(data.draw(st.integers(1, 60), label="steps")):
+        if data.draw(st.integers(0, 9), label="cross") < 6:
+            mid = data.draw(st.sampled_from(sorted(MARKETS)), label="market")
+            mtype, sels = MARKETS[mid]
+            s.apply(c.PlaceOrder, user=data.draw(st.sampled_from(USERS), label="user"),
+                    market=mid, selection=data.draw(st.sampled_from(sels), label="sel"),
+                    side=c.BACK if mtype == c.POOL else data.draw(
+                        st.sampled_from([c.BACK, c.LAY]), label="side"),
+                    price=data.draw(st.sampled_from(PRICES), label="price"),
+                    size_minor=data.draw(st.integers(1, 4_000), label="size"))
+        else:
+            _step(s, data)
+    for mid, (_, sels) in MARKETS.items():
+        winners = data.draw(st.lists(st.sampled_from(sels), min_size=1, max_size=2, unique=True),
+                            label="winners")
+        dead_heat = ()
+        if len(winners) == 2 and data.draw(st.booleans(), label="explicit dh"):
+            dead_heat = ((winners[0], 1, 3), (winners[1], 2, 3))
+        if data.draw(st.integers(0, 4), label="void") == 0:
+            s.apply(c.VoidMarket, market=mid)
+        else:
+            s.apply(c.SettleMarket, market=mid, winners=tuple(winners), dead_heat=dead_heat)
+    engine = Engine()
+    return engine, [(cmd.seq, cmd, engine.apply(cmd)) for cmd in s.log]
+
+
+async def _fold_in_batches(conn, records: list, cuts: list[int]) -> None:
+    """Fold as the persister does, batch by batch, one batch twice (a redelivery)."""
+    await conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
+    bounds = [0, *sorted(set(cuts)), len(records)]
+    batches = [records[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    for batch in batches:
+        ch = fold(batch)
+        async with conn.transaction():
+            await write_changes(conn, ch)
+            await write_persisted(conn, ch.last_seq, ch.last_ts_ms)
+    async with conn.transaction():
+        await write_changes(conn, fold(batches[0]))
+
+
+def _money_by_seq(records: list) -> tuple[dict, dict, set]:
+    """What the journal says moved: (user, seq, currency) -> amount and -> commission, and
+    the (user, seq, currency) of every customer wallet change."""
+    amounts: dict = {}
+    fees: dict = {}
+    changed = set()
+    for seq, _, events in records:
+        for e in events:
+            if isinstance(e, ev.MoneyMoved):
+                for account, amount in e.entries:
+                    key = (account, seq, e.currency)
+                    amounts[key] = amounts.get(key, 0) + amount
+                    if e.kind == "commission":
+                        fees[key] = fees.get(key, 0) - amount
+            elif isinstance(e, ev.WalletChanged) and e.user not in SYSTEM_ACCOUNTS:
+                changed.add((e.user, seq, e.currency))
+    return amounts, fees, changed
+
+
+@HISTORY_SETTINGS
+@given(st.data())
+def test_statements_add_up_and_cleared_bets_explain_each_market_over_generated_sessions(
+        migrated_database_url, run, data):
+    engine, records = _session_records(data)
+    cuts = data.draw(st.lists(st.integers(1, max(1, len(records) - 1)), max_size=6), label="cuts")
+    limit = data.draw(st.integers(1, 7), label="page size")
+    newest_first = data.draw(st.booleans(), label="newest first")
+    last_seq = records[-1][0]
+
+    async def scenario():
+        conn = await asyncpg.connect(migrated_database_url)
+        pool = await asyncpg.create_pool(migrated_database_url, min_size=1, max_size=2)
+        try:
+            await _fold_in_batches(conn, records, cuts)
+            got = {}
+            for user in USERS:
+                page = Page(user, newest_first=newest_first, limit=limit)
+                got[user] = (await read_all(pool, statements.statement, page, last_seq),
+                             await read_all(pool, statements.cleared, page, last_seq))
+            return got
+        finally:
+            await pool.close()
+            await conn.close()
+
+    amounts, fees, changed = _money_by_seq(records)
+    for user, ((movements, _), (bets, replies)) in run(scenario()).items():
+        if newest_first:
+            movements, bets = movements[::-1], bets[::-1]
+        # every wallet change exactly once, in seq order, each with the money the journal moved
+        assert [(user, m["seq"], m["currency"]) for m in movements] == sorted(
+            k for k in changed if k[0] == user)
+        totals: dict = {}
+        for m in movements:
+            key = (user, m["seq"], m["currency"])
+            assert minor(m["amount"]) == amounts.get(key, 0)
+            assert minor(m["commission"]) == fees.get(key, 0)
+            balance, held = totals.get(m["currency"], (0, 0))
+            balance, held = balance + minor(m["amount"]), held + minor(m["held_change"])
+            assert (minor(m["balance"]), minor(m["held"])) == (balance, held)
+            totals[m["currency"]] = (balance, held)
+        touched = {cur for who, _, cur in changed if who == user}
+        assert totals == {cur: (engine.wallets[(user, cur)].balance,
+                                engine.wallets[(user, cur)].held) for cur in touched}
+        # each market's bets explain what settlement paid: exactly, or within the rounding of
+        # one cent per bet where dead heats and pools share a win
+        lines = {line["market"]: line for r in replies for line in r["markets"]}
+        assert set(lines) == {b["market"] for b in bets}
+        for market, line in lines.items():
+            mine = [minor(b["profit"]) for b in bets if b["market"] == market]
+            paid = minor(line["profit"])
+            shared = line["type"] == "pool" or any(b["result"] == "dead_heat" for b in bets
+                                                  if b["market"] == market)
+            if shared:
+                assert 0 <= paid - sum(mine) < len(mine)
+            else:
+                assert paid == sum(mine), (market, line, mine)
+            assert minor(line["net"]) == paid - minor(line["commission"])
