@@ -257,12 +257,20 @@ def _wallet_changed(ch, seq, idx, e: ev.WalletChanged):
     if user in SYSTEM_ACCOUNTS:
         return
     cmd = ch.command
-    cause = _CAUSES.get(type(cmd), TRADE)
-    amount, commission = ch.moved.pop((seq, user, e.currency), (0, 0))
+    kind = type(cmd)
+    amount, commission = ch.moved.pop((seq, user, e.currency), (0, 0)) if ch.moved else (0, 0)
     market = order = ref = None
+    cause = _CAUSES.get(kind, TRADE)
     if cause is TRADE:
-        order, market = _subject(ch, seq, user)
-        market = market or getattr(cmd, "market", None) or None
+        # most movements are a placer's or canceller's own hold: no need to map the record
+        first = ch.events[0]
+        if kind is c.PlaceOrder and type(first) is ev.OrderPlaced and first.user == user:
+            order, market = first.order, first.market
+        elif kind is c.CancelOrder and cmd.user == user:
+            order = cmd.order
+        else:
+            order, market = _subject(ch, seq, user)
+            market = market or getattr(cmd, "market", None) or None
     elif cause is SETTLEMENT or cause is VOID:
         market = cmd.market
     elif cause == "deposit":
