@@ -7,7 +7,7 @@ require what the handlers' models require.
 
 import copy
 
-from .statements import CLEARED_CURSOR, PAGE_MAX, STATEMENT_CURSOR
+from .statements import CLEARED_CURSOR, PAGE_MAX, STATEMENT_CURSOR, TS_MAX_MS
 
 MONEY = {"type": "string", "pattern": r"^-?(0|[1-9][0-9]{0,12})\.[0-9]{2}$",
          "examples": ["10.50"], "description": "money: a decimal string with two decimals"}
@@ -247,8 +247,10 @@ def _history(summary: str, operation: str, roles: list[str], schema: str, cursor
         "parameters": ([_path_param("id", "user id")] if user_param else []) + [
             query("currency", CURRENCY, "one configured currency (default: all)"),
             query("market", ID, "one market"),
-            query("from_ts", {"type": "integer", "minimum": 0}, "ms since the epoch, from"),
-            query("to_ts", {"type": "integer", "minimum": 0}, "ms since the epoch, before"),
+            query("from_ts", {"type": "integer", "minimum": 0, "maximum": TS_MAX_MS},
+                  "ms since the epoch, from"),
+            query("to_ts", {"type": "integer", "minimum": 0, "maximum": TS_MAX_MS},
+                  "ms since the epoch, before"),
             query("sort", {"enum": ["newest", "oldest"], "default": "newest"}, "order"),
             query("cursor", {"type": "string", "pattern": cursor}, "`next` of the last page"),
             query("limit", {"type": "integer", "minimum": 1, "maximum": PAGE_MAX,

@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from engine.money import parse_fraction, parse_money, parse_odds
 from engine.rejections import Code
 
-from .statements import CLEARED_CURSOR, PAGE_MAX, STATEMENT_CURSOR
+from .statements import CLEARED_CURSOR, PAGE_MAX, STATEMENT_CURSOR, TS_MAX_MS
 
 MONEY_PATTERN = r"^(0|[1-9][0-9]{0,12})(\.[0-9]{1,2})?$"
 
@@ -167,8 +167,8 @@ class _History(Request):
 
     currency: Currency | None = None
     market: Id | None = None
-    from_ts: int | None = Field(default=None, ge=0)
-    to_ts: int | None = Field(default=None, ge=0)
+    from_ts: int | None = Field(default=None, ge=0, le=TS_MAX_MS)
+    to_ts: int | None = Field(default=None, ge=0, le=TS_MAX_MS)
     sort: Literal["newest", "oldest"] = "newest"
     limit: int = Field(default=50, ge=1, le=PAGE_MAX)
 

@@ -34,7 +34,7 @@ POLL_FIRST_S = 0.005  # waiting for the persister: first pause, doubled up to PO
 POLL_MAX_S = 0.05
 STATEMENT_CURSOR = r"^s[0-9]{1,18}\.[A-Z]{3}$"  # s<seq>.<currency> of the last movement
 CLEARED_CURSOR = r"^c[0-9]{1,18}\.[0-9]{1,18}$"  # c<settled seq>.<placed seq> of the last bet
-_TS_MAX = 2 ** 63 - 1
+TS_MAX_MS = 9_999_999_999_999  # from_ts / to_ts bound: 13 digits of ms, past the year 2286
 
 
 class HistoryError(Exception):
@@ -59,7 +59,7 @@ class Page:
 
     def window(self) -> tuple[int, int]:
         return (0 if self.from_ts is None else self.from_ts,
-                _TS_MAX if self.to_ts is None else self.to_ts)
+                TS_MAX_MS + 1 if self.to_ts is None else self.to_ts)
 
 
 async def history(exchange, user: str, req) -> dict:
@@ -113,8 +113,21 @@ async def _check_market(conn, page: Page) -> None:
         raise HistoryError(Code.UNKNOWN_MARKET, f"no market {page.market!r}")
 
 
-def _direction(page: Page) -> tuple[str, str]:
-    return ("<", "DESC") if page.newest_first else (">", "ASC")
+def _after(page: Page, tie=str) -> tuple:
+    """The position a cursor names: (seq, tie-break), or (None, None) from the start."""
+    if page.cursor is None:
+        return None, None
+    seq, second = page.cursor[1:].split(".")
+    return int(seq), tie(second)
+
+
+async def _rows(conn, sql: str, page: Page, after: tuple) -> tuple[list, bool]:
+    """The page's rows after `after` (one more fetched, to know whether more follow)."""
+    await _check_market(conn, page)
+    cmp, order = ("<", "DESC") if page.newest_first else (">", "ASC")
+    rows = await conn.fetch(sql.format(cmp=cmp, dir=order), page.user, page.currency,
+                            page.market, *page.window(), *after, page.limit + 1)
+    return rows[:page.limit], len(rows) > page.limit
 
 
 # -- the statement --------------------------------------------------------------------------------
@@ -155,19 +168,8 @@ def _movement(r) -> dict:
 
 async def statement(pool, page: Page, target_seq: int, wait_s: float) -> dict:
     """{"as_of_seq", "movements", "next"}: one page of the user's wallet movements."""
-    seq, cur = None, None
-    if page.cursor is not None:
-        seq_text, cur = page.cursor[1:].split(".")
-        seq = int(seq_text)
-    cmp, order = _direction(page)
-    sql = _STATEMENT_SQL.format(cmp=cmp, dir=order)
-
     async def read(conn) -> dict:
-        await _check_market(conn, page)
-        rows = await conn.fetch(sql, page.user, page.currency, page.market, *page.window(),
-                                seq, cur, page.limit + 1)
-        more = len(rows) > page.limit
-        rows = rows[:page.limit]
+        rows, more = await _rows(conn, _STATEMENT_SQL, page, _after(page))
         last = rows[-1] if rows else None
         return {"movements": [_movement(r) for r in rows],
                 "next": f"s{last['seq']}.{last['currency']}" if more else None}
@@ -209,8 +211,7 @@ JOIN LATERAL (SELECT s.seq, s.ts_ms, s.outcome, s.winners FROM settlements s
 LEFT JOIN ledger_entries l ON l.account = $1 AND l.currency = m.currency
                           AND l.ref = m.market AND l.kind IN ('settlement', 'commission')
 WHERE m.market = any($2::text[])
-GROUP BY m.market, f.outcome, f.seq, f.ts_ms, f.winners
-ORDER BY f.seq, m.market"""
+GROUP BY m.market, f.outcome, f.seq, f.ts_ms, f.winners"""
 
 _POOL_STAKES_SQL = """
 SELECT market, selection, sum(matched_minor)::bigint AS staked FROM orders
@@ -293,29 +294,19 @@ def _market_line(r) -> dict:
 async def cleared(pool, page: Page, target_seq: int, wait_s: float) -> dict:
     """{"as_of_seq", "orders", "markets", "next"}: one page of the user's settled and voided
     bets, and a line for each market among them."""
-    settled, placed = None, None
-    if page.cursor is not None:
-        settled_text, placed_text = page.cursor[1:].split(".")
-        settled, placed = int(settled_text), int(placed_text)
-    cmp, order = _direction(page)
-    sql = _CLEARED_SQL.format(cmp=cmp, dir=order)
-
     async def read(conn) -> dict:
-        await _check_market(conn, page)
-        rows = await conn.fetch(sql, page.user, page.currency, page.market, *page.window(),
-                                settled, placed, page.limit + 1)
-        more = len(rows) > page.limit
-        rows = rows[:page.limit]
+        rows, more = await _rows(conn, _CLEARED_SQL, page, _after(page, int))
         markets = list(dict.fromkeys(r["market"] for r in rows))
         pools = list(dict.fromkeys(r["market"] for r in rows if r["type"] == "pool"))
         stakes: dict = {}
         if pools:
             for s in await conn.fetch(_POOL_STAKES_SQL, pools):
                 stakes.setdefault(s["market"], {})[s["selection"]] = s["staked"]
-        lines = await conn.fetch(_MARKET_LINES_SQL, page.user, markets) if markets else []
+        lines = {r["market"]: r for r in (await conn.fetch(_MARKET_LINES_SQL, page.user, markets)
+                                          if markets else [])}
         last = rows[-1] if rows else None
         return {"orders": [_bet(r, stakes) for r in rows],
-                "markets": [_market_line(r) for r in lines],
+                "markets": [_market_line(lines[m]) for m in markets],  # in the page's order
                 "next": f"c{last['settled_seq']}.{last['placed_seq']}" if more else None}
 
     as_of_seq, body = await as_of(pool, target_seq, wait_s, read)

@@ -77,6 +77,7 @@ def test_an_operator_reads_any_customers_statement_and_cleared_bets(http_exchang
     ({"currency": "EUR"}, "BAD_REQUEST"),
     ({"user": "u2"}, "BAD_REQUEST"),  # there is no asking for someone else's
     ({"from_ts": "9", "to_ts": "3"}, "BAD_REQUEST"),
+    ({"to_ts": "99999999999999999"}, "BAD_REQUEST"),
     ({"market": "nope"}, "UNKNOWN_MARKET"),
 ])
 def test_bad_parameters_are_refused_with_a_code(http_exchange, params, code):

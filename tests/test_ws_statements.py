@@ -93,6 +93,7 @@ def test_pages_follow_the_cursor_without_gaps_or_repeats(ws):
     ({"op": "cleared", "limit": 0}, "BAD_REQUEST"),
     ({"op": "statement", "currency": "EUR"}, "BAD_REQUEST"),  # not configured
     ({"op": "statement", "from_ts": 20, "to_ts": 10}, "BAD_REQUEST"),
+    ({"op": "statement", "to_ts": 10 ** 19}, "BAD_REQUEST"),
     ({"op": "statement", "user": "someone-else"}, "BAD_REQUEST"),  # only one's own
     ({"op": "cleared", "market": "no-such-market"}, "UNKNOWN_MARKET"),
 ])
