@@ -14,6 +14,7 @@ outside those markers is written by hand. Blocks:
 tests/test_docs_protocol.py fails when `render(doc) != doc`.
 """
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -64,12 +65,18 @@ SETTINGS = (
                                       "market whose trader set no `max_liability`"),
     ("house_back_ticks", "house BACK quotes this many ticks above its LAY quotes (0: the house "
                          "only offers odds to back)"),
-    ("currency", "the one currency of wallets and HTTP money endpoints"),
+    ("currency", "the default currency: the `wallet` reply's own fields, and deposits, "
+                 "withdrawals and `market.create` that name none"),
+    ("currencies", "every currency wallets, deposits, withdrawals and markets may use (JSON "
+                   "list, e.g. `[\"BDT\",\"USD\"]`); `currency` is always among them, first; "
+                   "any other is `BAD_REQUEST`"),
+    ("statement_wait_ms_max", "how long `statement` and `cleared` wait for the Postgres read "
+                              "model to reach the exchange's seq; past it `READ_MODEL_BEHIND`"),
 )
 
 
 def _constants() -> tuple:
-    from gateway import exposure, http, session, views
+    from gateway import exposure, http, session, statements, views
 
     return (
         ("gateway.session.INFLIGHT_MAX", session.INFLIGHT_MAX,
@@ -80,6 +87,8 @@ def _constants() -> tuple:
         ("gateway.http.BODY_BYTES_MAX", http.BODY_BYTES_MAX,
          "largest HTTP request body; beyond it 413"),
         ("gateway.http.BOOK_DEPTH", http.BOOK_DEPTH, "book levels in `GET /admin/markets/{id}`"),
+        ("gateway.statements.PAGE_MAX", statements.PAGE_MAX,
+         "movements or bets per `statement` / `cleared` page (their `limit`)"),
     )
 
 
@@ -184,6 +193,8 @@ def settings_table() -> str:
     lines = ["| setting (env `BACKLAY_<NAME>`) | default | bounds / effect |", "|---|---|---|"]
     for name, text in SETTINGS:
         default = Settings.model_fields[name].default
+        if isinstance(default, list):  # as the environment variable takes it: JSON
+            default = json.dumps(default, separators=(",", ":"))
         lines.append(f"| `{name}` | `{default}` | {text} |")
     return "\n".join(lines) + "\n"
 

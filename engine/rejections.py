@@ -29,6 +29,7 @@ class Code(StrEnum):
     FOK_NOT_FILLED = "FOK_NOT_FILLED"
     PRICE_CHANGED = "PRICE_CHANGED"  # a bet slip's exact price is no longer on offer
     CASHOUT_MOVED = "CASHOUT_MOVED"  # a cash out's prices moved beyond the bettor's tolerance
+    READ_MODEL_BEHIND = "READ_MODEL_BEHIND"  # history not yet persisted up to the request: retry
     INTERNAL = "INTERNAL"
 
 

@@ -33,9 +33,11 @@ from .exchange import Exchange, Unavailable
 from .exposure import exposure_view
 from .openapi import build_openapi
 from .pnl import selections_view
-from .protocol import Id, Money, ProtocolError, load_object, validated
+from .protocol import (Cleared, Currency, Id, Money, ProtocolError, Statement, load_object,
+                       validated)
 from .ops_page import add_ops_routes
 from .reports import add_report_routes
+from .statements import HistoryError, history
 from .views import format_factor, format_rate, order_view, wallet_view
 from .webhooks import SIGNATURE_HEADER, fresh, signature_valid
 
@@ -49,6 +51,8 @@ PROVIDER = re.compile(r"^[a-z0-9_-]{1,32}$")
 WITHDRAWAL_ID = re.compile(r"^w[1-9][0-9]{0,18}$")
 WITHDRAWAL_STATUSES = ("pending", "approved", "rejected")
 WITHDRAWALS_LIMIT_MAX = 1000
+HISTORY_NUMBERS = ("from_ts", "to_ts", "limit")  # statement and cleared query parameters
+HISTORY_TEXTS = ("currency", "market", "sort", "cursor")
 
 # HTTP-only codes, for things the engine has no name for (documented in gateway/openapi.py)
 UNKNOWN_USER = "UNKNOWN_USER"
@@ -75,6 +79,7 @@ STATUS_BY_CODE: dict[str, int] = {
     Code.LIABILITY_LIMIT: 409,
     Code.INSUFFICIENT_FUNDS: 409,
     Code.FOK_NOT_FILLED: 409,
+    Code.READ_MODEL_BEHIND: 503,
     Code.INTERNAL: 500,
     UNKNOWN_USER: 404,
     UNKNOWN_WITHDRAWAL: 404,
@@ -95,7 +100,6 @@ class HttpError(Exception):
 
 # -- request bodies ---------------------------------------------------------------------------
 
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 ProviderRef = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 
 
@@ -203,10 +207,18 @@ def market_detail(engine, market_id: str) -> dict | None:
     }
 
 
-def user_detail(engine, user: str, currencies: set[str]) -> dict | None:
-    currencies = currencies | {m.currency for m in engine.markets.values()}
-    wallets = [wallet_view(engine, user, cur) for cur in sorted(currencies)
-               if (user, cur) in engine.wallets]
+def _wallet_currencies(engine, user: str, configured: list[str]) -> tuple[list[str], bool]:
+    """The currencies to list for a user: every configured one (default first), then any other
+    the user has a wallet in (a market's, or one no longer configured); and whether the user has
+    any wallet at all."""
+    others = sorted({m.currency for m in engine.markets.values()} - set(configured))
+    held = [cur for cur in configured + others if (user, cur) in engine.wallets]
+    return configured + [cur for cur in others if cur in held], bool(held)
+
+
+def user_detail(engine, user: str, currencies: list[str]) -> dict | None:
+    listed, has_wallet = _wallet_currencies(engine, user, currencies)
+    wallets = [wallet_view(engine, user, cur) for cur in listed]
     risk = engine.risk.get(user)
     limits = risk.limits if risk is not None else None
     positions = []
@@ -221,7 +233,7 @@ def user_detail(engine, user: str, currencies: set[str]) -> dict | None:
                           "cash_out": (format_money(min(cashout_quote(engine, m.id, user).pnl_after))
                                        if exchange else None)})
         orders.extend(order_view(engine, o.id) for o in m.open_orders.values() if o.user == user)
-    if not wallets and risk is None and not positions:
+    if not has_wallet and risk is None and not positions:
         return None
     return {
         "user": user,
@@ -360,9 +372,9 @@ class HttpApi:
     def _currency(self, currency: str | None) -> str:
         if currency is None:
             return self.settings.currency
-        if currency != self.settings.currency:
-            raise HttpError(Code.BAD_REQUEST, f"currency {currency} is not supported here; "
-                            f"this exchange runs {self.settings.currency}")
+        why = self.settings.unsupported(currency)
+        if why is not None:
+            raise HttpError(Code.BAD_REQUEST, why)
         return currency
 
     # -- process ------------------------------------------------------------------------------
@@ -410,11 +422,62 @@ class HttpApi:
     async def admin_user(self, request: web.Request) -> web.Response:
         self._identity(request, "operator")
         user = request.match_info["id"]
-        currencies = {self.settings.currency}
+        currencies = self.settings.currencies
         detail = await self.exchange.read(lambda engine: user_detail(engine, user, currencies))
         if detail is None:
             raise HttpError(UNKNOWN_USER, f"no user {user!r}")
         return _json(detail)
+
+    # -- history: statement and cleared orders from Postgres (gateway/statements.py) ----------
+
+    async def my_statement(self, request: web.Request) -> web.Response:
+        return await self._history(request, Statement, self._identity(request, "bettor").user)
+
+    async def my_cleared(self, request: web.Request) -> web.Response:
+        return await self._history(request, Cleared, self._identity(request, "bettor").user)
+
+    async def user_statement(self, request: web.Request) -> web.Response:
+        return await self._history(request, Statement, await self._known_user(request))
+
+    async def user_cleared(self, request: web.Request) -> web.Response:
+        return await self._history(request, Cleared, await self._known_user(request))
+
+    async def _known_user(self, request: web.Request) -> str:
+        """The operator's {id}: a customer the exchange knows."""
+        self._identity(request, "operator")
+        user = request.match_info["id"]
+        if user in SYSTEM_ACCOUNTS:
+            raise HttpError(Code.BAD_REQUEST, f"{user!r} is a system account: its money is in "
+                            "the ledger (GET /admin/reports/ggr), not in a statement")
+        currencies = self.settings.currencies
+        if not await self.exchange.read(lambda engine: _wallet_currencies(
+                engine, user, currencies)[1] or user in engine.risk):
+            raise HttpError(UNKNOWN_USER, f"no user {user!r}")
+        return user
+
+    async def _history(self, request: web.Request, model, user: str) -> web.Response:
+        """?currency, market, from_ts, to_ts, sort, cursor, limit: the WebSocket request's
+        fields, checked by its model."""
+        data: dict = {"op": model.model_fields["op"].annotation.__args__[0]}
+        for name, text in request.query.items():
+            if name in HISTORY_NUMBERS:
+                if not text.isdigit() or len(text) > 18:
+                    raise HttpError(Code.BAD_REQUEST, f"{name} must be a whole number")
+                data[name] = int(text)
+            elif name in HISTORY_TEXTS:
+                data[name] = text
+            else:
+                raise HttpError(Code.BAD_REQUEST, f"unknown parameter {name!r}")
+        try:
+            req = validated(model, data)
+            body = await history(self.exchange, user, req)
+        except ProtocolError as err:
+            raise HttpError(err.code, err.message) from None
+        except HistoryError as err:
+            headers = {"Retry-After": "1"} if err.code == Code.READ_MODEL_BEHIND else None
+            raise HttpError(err.code, err.message, headers=headers) from None
+        return _json({"user": user, **body}, headers={
+            "X-Backlay-Persisted-Seq": str(body["as_of_seq"]), "Cache-Control": "no-store"})
 
     # -- money in and out ---------------------------------------------------------------------
 
@@ -485,6 +548,10 @@ def build_http_app(exchange: Exchange) -> web.Application:
         web.get("/admin/exposure", api.exposure),
         web.get("/admin/markets/{id}", api.admin_market),
         web.get("/admin/users/{id}", api.admin_user),
+        web.get("/admin/users/{id}/statement", api.user_statement),
+        web.get("/admin/users/{id}/cleared", api.user_cleared),
+        web.get("/wallet/statement", api.my_statement),
+        web.get("/orders/cleared", api.my_cleared),
         web.post("/webhooks/deposits/{provider}", api.deposit_webhook),
         web.post("/wallet/withdrawals", api.request_withdrawal),
         web.get("/wallet/withdrawals", api.my_withdrawals),

@@ -7,6 +7,8 @@ require what the handlers' models require.
 
 import copy
 
+from .statements import CLEARED_CURSOR, PAGE_MAX, STATEMENT_CURSOR, TS_MAX_MS
+
 MONEY = {"type": "string", "pattern": r"^-?(0|[1-9][0-9]{0,12})\.[0-9]{2}$",
          "examples": ["10.50"], "description": "money: a decimal string with two decimals"}
 MONEY_IN = {"type": "string", "pattern": r"^(0|[1-9][0-9]{0,12})(\.[0-9]{1,2})?$",
@@ -22,7 +24,8 @@ ERROR_CODES = [
     "UNAUTHENTICATED", "FORBIDDEN", "BAD_REQUEST", "RATE_LIMITED", "UNKNOWN_MARKET",
     "UNKNOWN_SELECTION", "UNKNOWN_ORDER", "DUPLICATE_REF", "MARKET_NOT_OPEN",
     "MARKET_SUSPENDED", "INVALID_ODDS", "INVALID_SIZE", "STAKE_TOO_LOW", "STAKE_TOO_HIGH",
-    "LIMIT_EXCEEDED", "LIABILITY_LIMIT", "INSUFFICIENT_FUNDS", "FOK_NOT_FILLED", "INTERNAL",
+    "LIMIT_EXCEEDED", "LIABILITY_LIMIT", "INSUFFICIENT_FUNDS", "FOK_NOT_FILLED",
+    "READ_MODEL_BEHIND", "INTERNAL",
     # HTTP only
     "UNKNOWN_USER", "UNKNOWN_WITHDRAWAL", "WITHDRAWAL_DECIDED", "NOT_FOUND",
 ]
@@ -150,7 +153,8 @@ SCHEMAS = {
                            "status": {"const": "credited"}}),
     "WithdrawalRequest": _obj({"amount": MONEY_IN,
                                "currency": {**CURRENCY,
-                                            "description": "default: the exchange's currency"}},
+                                            "description": "a configured currency; default: "
+                                                           "the exchange's default"}},
                               required=["amount"], additionalProperties=False),
     "Withdrawal": _obj({
         "withdrawal": {"type": "string", "examples": ["w123"]},
@@ -169,7 +173,99 @@ SCHEMAS = {
     }, required=["count", "withdrawals"]),
 }
 
+SCHEMAS |= {
+    "Movement": _obj({
+        "seq": {"type": "integer", "description": "the journal seq of the command"},
+        "ts": {"type": "integer", "description": "ms since the epoch"},
+        "currency": CURRENCY,
+        "kind": {"enum": ["deposit", "withdrawal_requested", "withdrawal_approved",
+                          "withdrawal_rejected", "hold", "release", "settlement", "void",
+                          "opening"]},
+        "amount": {**MONEY, "description": "the balance change (net of commission)"},
+        "commission": {**MONEY, "description": "commission charged within amount"},
+        "held_change": MONEY,
+        "balance": {**MONEY, "description": "after this movement"},
+        "held": {**MONEY, "description": "after this movement"},
+        "available": {**MONEY, "description": "after this movement"},
+        "market": {"type": ["string", "null"]},
+        "order": {"type": ["string", "null"], "description": "hold and release: the order"},
+        "ref": {"type": ["string", "null"],
+                "description": "deposits: the provider's ref; withdrawals: the withdrawal id"},
+    }),
+    "Statement": _obj({
+        "user": {"type": "string"},
+        "as_of_seq": {"type": "integer",
+                      "description": "the journal seq the read model covers (at least the "
+                                     "exchange's when the request arrived)"},
+        "movements": {"type": "array", "items": _ref("Movement")},
+        "next": {"type": ["string", "null"], "pattern": STATEMENT_CURSOR,
+                 "description": "the cursor of the next page; null on the last"},
+    }),
+    "ClearedOrder": _obj({
+        "order": {"type": "string"}, "market": {"type": "string"},
+        "selection": {"type": "string"}, "side": {"enum": ["back", "lay"]}, "price": ODDS,
+        "size": MONEY, "matched": MONEY, "avg_price_matched": ODDS, "cancelled": MONEY,
+        "lapsed": MONEY, "persistence": {"enum": ["lapse", "persist"]},
+        "ref": {"type": ["string", "null"]}, "placed_seq": {"type": "integer"},
+        "placed_ts": {"type": "integer"}, "currency": CURRENCY,
+        "result": {"enum": ["won", "lost", "dead_heat", "void"]},
+        "profit": {**MONEY, "description": "the bet's profit, before commission"},
+        "settled_seq": {"type": "integer"}, "settled_ts": {"type": "integer"},
+    }),
+    "ClearedMarket": _obj({
+        "market": {"type": "string"}, "event": {"type": "string"}, "name": {"type": "string"},
+        "type": {"enum": ["exchange", "pool"]}, "currency": CURRENCY,
+        "outcome": {"enum": ["settled", "voided"]},
+        "winners": {"type": "array", "items": {"type": "string"}},
+        "settled_seq": {"type": "integer"}, "settled_ts": {"type": "integer"},
+        "profit": {**MONEY, "description": "what settlement paid (or took) on the market"},
+        "commission": {**MONEY, "description": "charged on the market's net winnings"},
+        "net": {**MONEY, "description": "profit - commission"},
+    }),
+    "Cleared": _obj({
+        "user": {"type": "string"}, "as_of_seq": {"type": "integer"},
+        "orders": {"type": "array", "items": _ref("ClearedOrder")},
+        "markets": {"type": "array", "items": _ref("ClearedMarket"),
+                    "description": "one line per market of the page's bets"},
+        "next": {"type": ["string", "null"], "pattern": CLEARED_CURSOR},
+    }),
+}
+
 ID_PARAM = {"in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _history(summary: str, operation: str, roles: list[str], schema: str, cursor: str,
+             user_param: bool) -> dict:
+    """GET of a statement or cleared orders: the query is the WebSocket request's fields."""
+    def query(name: str, schema: dict, description: str) -> dict:
+        return {"name": name, "in": "query", "required": False, "schema": schema,
+                "description": description}
+
+    return {"get": {
+        "summary": summary, "operationId": operation, "tags": ["money"],
+        "security": [{"bearer": []}], "x-roles": roles,
+        "parameters": ([_path_param("id", "user id")] if user_param else []) + [
+            query("currency", CURRENCY, "one configured currency (default: all)"),
+            query("market", ID, "one market"),
+            query("from_ts", {"type": "integer", "minimum": 0, "maximum": TS_MAX_MS},
+                  "ms since the epoch, from"),
+            query("to_ts", {"type": "integer", "minimum": 0, "maximum": TS_MAX_MS},
+                  "ms since the epoch, before"),
+            query("sort", {"enum": ["newest", "oldest"], "default": "newest"}, "order"),
+            query("cursor", {"type": "string", "pattern": cursor}, "`next` of the last page"),
+            query("limit", {"type": "integer", "minimum": 1, "maximum": PAGE_MAX,
+                            "default": 50}, "page size"),
+        ],
+        "responses": {
+            **_ok("one page; header X-Backlay-Persisted-Seq: as_of_seq", _ref(schema)),
+            "400": _error("BAD_REQUEST: an unknown parameter, a bad value or cursor, a "
+                          "currency not configured, from_ts after to_ts, a system account"),
+            **AUTH_ERRORS,
+            "404": _error("UNKNOWN_MARKET: the market filter; UNKNOWN_USER: no such user"),
+            "503": _error("READ_MODEL_BEHIND: the read model did not reach the exchange's seq "
+                          "within statement_wait_ms_max (Retry-After: 1)"),
+        },
+    }}
 
 
 def _withdrawal_listing(summary: str, operation: str, roles: list[str],
@@ -252,7 +348,8 @@ PATHS = {
                       "404": _error("UNKNOWN_MARKET"), **UNAVAILABLE},
     }},
     "/admin/users/{id}": {"get": {
-        "summary": "a user: wallets, limits, positions and open orders",
+        "summary": "a user: wallets (every configured currency, the default first), limits, "
+                   "positions and open orders",
         "operationId": "adminUser", "tags": ["admin"], "security": [{"bearer": []}],
         "x-roles": ["operator", "admin"],
         "parameters": [_path_param("id", "user id")],
@@ -273,7 +370,7 @@ PATHS = {
         "requestBody": {"required": True, "content": _json_content(_ref("DepositNotice"))},
         "responses": {
             **_ok("credited (now or by the first notice with this ref)", _ref("DepositResult")),
-            "400": _error("BAD_REQUEST: malformed body, stale ts, unsupported currency; "
+            "400": _error("BAD_REQUEST: malformed body, stale ts, a currency not configured; "
                           "INVALID_SIZE: amount not positive"),
             "401": _error("UNAUTHENTICATED: missing or bad signature"),
             "404": _error("NOT_FOUND: provider name malformed"),
@@ -301,6 +398,18 @@ PATHS = {
             **UNAVAILABLE,
         },
     }},
+    "/wallet/statement": _history(
+        "the token's own account statement: every wallet movement with the balance after it",
+        "myStatement", ["bettor", "admin"], "Statement", STATEMENT_CURSOR, False),
+    "/orders/cleared": _history(
+        "the token's own settled and voided bets, with profit, and commission per market",
+        "myClearedOrders", ["bettor", "admin"], "Cleared", CLEARED_CURSOR, False),
+    "/admin/users/{id}/statement": _history(
+        "a customer's account statement", "userStatement", ["operator", "admin"], "Statement",
+        STATEMENT_CURSOR, True),
+    "/admin/users/{id}/cleared": _history(
+        "a customer's settled and voided bets", "userClearedOrders", ["operator", "admin"],
+        "Cleared", CLEARED_CURSOR, True),
     "/admin/withdrawals/{id}/approve": _decide("Approve", "approved"),
     "/admin/withdrawals/{id}/reject": _decide("Reject", "rejected"),
 }

@@ -24,6 +24,7 @@ from . import catalogue
 from . import protocol as p
 from .pnl import PnlFeed, selections_view
 from . import slips
+from . import statements
 from persistence.sequencer import SequencerStopped
 
 from .exchange import Unavailable
@@ -204,6 +205,7 @@ class Ops:
             p.Subscribe: self.subscribe, p.Unsubscribe: self.unsubscribe,
             p.Catalogue: self.catalogue, p.Preview: self.preview,
             p.CancelAll: self.cancel_all, p.Orders: self.orders, p.Wallet: self.wallet,
+            p.Statement: self.history, p.Cleared: self.history,
             p.Pnl: self.pnl, p.CashoutQuote: self.cashout_quote, p.Cashout: self.cashout,
             p.SlipSet: self.slip_set, p.SlipPlace: self.slip_place,
             p.MarketCreate: self.market_create, p.MarketStatus: self.market_status,
@@ -345,16 +347,19 @@ class Ops:
 
     async def preview(self, session: Session, req: p.Preview, reply: Reply):
         cmd = place_command(session.user, req)
-        return await self.exchange.read(lambda engine: self._preview(engine.preview(cmd)),
+        return await self.exchange.read(lambda engine: self._preview(engine, cmd),
                                         deliver=reply)
 
-    def _preview(self, result) -> dict:
+    @staticmethod
+    def _preview(engine, cmd: c.PlaceOrder) -> dict:
+        result = engine.preview(cmd)
         if result.code is not None:
             raise OpError(result.code, result.reason)
         return {"op": "preview",
                 "fills": [[format_odds(price), format_money(size)] for price, size in result.fills],
                 "rest": format_money(result.rest_minor), "bet_delay_ms": result.bet_delay_ms,
-                "wallet_after": {"currency": self.settings.currency,
+                # the market's own currency: its holds come from that wallet
+                "wallet_after": {"currency": engine.markets[cmd.market].currency,
                                  "balance": format_money(result.balance_minor),
                                  "held": format_money(result.held_after_minor),
                                  "available": format_money(result.balance_minor
@@ -400,10 +405,32 @@ class Ops:
         return await self.exchange.read(listed, deliver=reply)
 
     async def wallet(self, session: Session, req: p.Wallet, reply: Reply):
-        user, currency = session.user, self.settings.currency
-        return await self.exchange.read(
-            lambda engine: {"op": "wallet", **wallet_view(engine, user, currency)},
-            deliver=reply)
+        """The wallet of the asked currency (else the default one) in the v1 fields, and in
+        `wallets` that one, or one per configured currency, default first."""
+        user, currencies = session.user, self.settings.currencies
+        if req.currency is not None:
+            self._configured(req.currency)
+            currencies = [req.currency]
+
+        def read(engine) -> dict:
+            wallets = [wallet_view(engine, user, currency) for currency in currencies]
+            return {"op": "wallet", **wallets[0], "wallets": wallets}
+
+        return await self.exchange.read(read, deliver=reply)
+
+    def _configured(self, currency: str) -> None:
+        why = self.settings.unsupported(currency)
+        if why is not None:
+            raise OpError(Code.BAD_REQUEST, why)
+
+    async def history(self, session: Session, req: p.Statement | p.Cleared, reply: Reply):
+        """statement and cleared: the caller's own history, from Postgres
+        (gateway/statements.py)."""
+        try:
+            body = await statements.history(self.exchange, session.user, req)
+        except statements.HistoryError as err:
+            raise OpError(err.code, err.message) from None
+        return {"op": req.op, **body}
 
     async def pnl(self, session: Session, req: p.Pnl, reply: Reply):
         user, market, feed = session.user, req.market, self.pnl_feed
@@ -592,8 +619,10 @@ class Ops:
         return await self.exchange.submit(cmd, view=view, deliver=reply)
 
     async def market_create(self, session: Session, req: p.MarketCreate, reply: Reply):
+        currency = self.settings.currency if req.currency is None else req.currency
+        self._configured(currency)
         cmd = c.CreateMarket(market=req.market, event=req.event, name=req.name, type=req.type,
-                             currency=req.currency,
+                             currency=currency,
                              selections=tuple((s.id, s.name) for s in req.selections),
                              commission_bp=500 if req.commission is None else req.commission,
                              take_bp=1000 if req.take is None else req.take)

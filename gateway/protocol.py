@@ -17,6 +17,8 @@ from pydantic_core import PydanticCustomError
 from engine.money import parse_fraction, parse_money, parse_odds
 from engine.rejections import Code
 
+from .statements import CLEARED_CURSOR, PAGE_MAX, STATEMENT_CURSOR, TS_MAX_MS
+
 MONEY_PATTERN = r"^(0|[1-9][0-9]{0,12})(\.[0-9]{1,2})?$"
 
 
@@ -70,6 +72,7 @@ Factor = Annotated[tuple[int, int], BeforeValidator(_fraction),
 Rate = Annotated[int, BeforeValidator(_rate_bp),
                  WithJsonSchema({"type": "string", "examples": ["0.05"]})]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 RequestId = str | int | None
 
 
@@ -156,6 +159,28 @@ class Orders(Request):
 
 class Wallet(Request):
     op: Literal["wallet"]
+    currency: Currency | None = None
+
+
+class _History(Request):
+    """A page of the caller's history from the read model (gateway/statements.py)."""
+
+    currency: Currency | None = None
+    market: Id | None = None
+    from_ts: int | None = Field(default=None, ge=0, le=TS_MAX_MS)
+    to_ts: int | None = Field(default=None, ge=0, le=TS_MAX_MS)
+    sort: Literal["newest", "oldest"] = "newest"
+    limit: int = Field(default=50, ge=1, le=PAGE_MAX)
+
+
+class Statement(_History):
+    op: Literal["statement"]
+    cursor: Annotated[str, Field(pattern=STATEMENT_CURSOR)] | None = None
+
+
+class Cleared(_History):
+    op: Literal["cleared"]
+    cursor: Annotated[str, Field(pattern=CLEARED_CURSOR)] | None = None
 
 
 class Pnl(Request):
@@ -211,7 +236,7 @@ class MarketCreate(Request):
     event: Id
     name: Annotated[str, Field(max_length=200)]
     type: Literal["exchange", "pool"] = "exchange"
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "BDT"
+    currency: Currency | None = None  # the exchange's default currency when absent
     selections: list[SelectionSpec] = Field(min_length=1, max_length=100)
     commission: Rate | None = None
     take: Rate | None = None
@@ -259,8 +284,8 @@ class MarketVoid(Request):
 
 
 REQUESTS = (Auth, Subscribe, Unsubscribe, Catalogue, Place, Preview, Cancel, Replace, CancelAll,
-            Orders, Wallet, Pnl, CashoutQuote, Cashout, SlipSet, SlipPlace, MarketCreate,
-            MarketStatus, PricesSet, LimitsSet, MarketSettle, MarketVoid)
+            Orders, Wallet, Statement, Cleared, Pnl, CashoutQuote, Cashout, SlipSet, SlipPlace,
+            MarketCreate, MarketStatus, PricesSet, LimitsSet, MarketSettle, MarketVoid)
 BY_OP: dict[str, type[Request]] = {m.model_fields["op"].annotation.__args__[0]: m
                                    for m in REQUESTS}
 TRADER_OPS = frozenset({"market.create", "market.status", "prices.set", "limits.set",

@@ -3,10 +3,13 @@
 Every limit has a name ending in `_max` and a safe default; `describe()` prints them at start.
 """
 
+import re
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 
 
 class Settings(BaseSettings):
@@ -25,7 +28,8 @@ class Settings(BaseSettings):
         "DATABASE_URL", "BACKLAY_DATABASE_URL"))
     appendfsync: str = "always"  # "everysec" may lose up to 1 s of acknowledged work
     stream: str = "backlay:journal"
-    currency: str = "BDT"
+    currency: str = "BDT"  # the default: wallet and money requests that name none, v1 replies
+    currencies: list[str] = ["BDT"]  # every currency of wallets and markets; `currency` first
 
     # auth
     jwt_secret: str = "backlay-development-secret-change-me"  # HS256 in development
@@ -56,6 +60,25 @@ class Settings(BaseSettings):
     exposure_push_ms: int = 250
     cancel_on_disconnect_ms: int = 500
     snapshot_every_commands: int = 100_000
+
+    # history (statement, cleared orders) from Postgres: how long a request waits for the
+    # persister to reach the exchange's seq before it answers READ_MODEL_BEHIND
+    statement_wait_ms_max: int = 3_000
+
+    @model_validator(mode="after")
+    def _default_currency_first(self) -> "Settings":
+        for code in (self.currency, *self.currencies):
+            if not CURRENCY_CODE.match(code):
+                raise ValueError(f"a currency is three capital letters, not {code!r}")
+        self.currencies = list(dict.fromkeys((self.currency, *self.currencies)))
+        return self
+
+    def unsupported(self, currency: str) -> str | None:
+        """Why `currency` cannot be used here, or None when it is configured."""
+        if currency in self.currencies:
+            return None
+        return (f"currency {currency} is not configured here; this exchange runs "
+                f"{', '.join(self.currencies)}")
 
     def describe(self) -> str:
         hidden = {"jwt_secret", "webhook_secret", "jwt_public_key", "database_url", "redis_url"}

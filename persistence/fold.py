@@ -1,15 +1,24 @@
 """Fold journaled events into read-model row changes, in memory, with no I/O.
 
 A batch of records becomes a `Changes`: rows to insert (new markets, orders, fills, ledger
-entries, ...) and net changes to rows written by earlier batches (order size deltas, last wallet
-balance, last market status). Rows first seen in the batch absorb their later events here, so
-each row is written once per batch. readmodel.py turns a `Changes` into a few set-based SQL
-statements.
+entries, wallet movements, ...) and net changes to rows written by earlier batches (order size
+deltas, last wallet balance, last market status). Rows first seen in the batch absorb their
+later events here, so each row is written once per batch. readmodel.py turns a `Changes` into
+a few set-based SQL statements.
+
+Wallet movements (a customer's statement): one row per WalletChanged of a customer, which the
+engine emits once per wallet per command, after the command's other events. The row takes its
+cause from the command, its amount from the command's MoneyMoved entries for that wallet (noted
+as they are folded), and its market and order from the command's first event naming one of the
+user's orders. So a place costs one movement row (the placer's hold), and a fill only when it
+moves a maker's hold.
 """
 
 from dataclasses import dataclass, field
 
+from engine import commands as c
 from engine import events as ev
+from engine.engine import SYSTEM_ACCOUNTS
 
 from .journal import Record
 
@@ -32,6 +41,7 @@ class OrderRow:
     cancelled_minor: int
     lapsed_minor: int
     matched_value: int
+    matched_win_minor: int
     status: str
     persistence: str
     tif: str
@@ -53,6 +63,7 @@ class OrderDelta:
     cancelled_minor: int = 0
     lapsed_minor: int = 0
     matched_value: int = 0
+    matched_win_minor: int = 0
     released: bool = False
     replaced_by: str | None = None
     seq: int = 0
@@ -77,6 +88,13 @@ class Changes:
     market_limits: dict = field(default_factory=dict)  # market -> row tuple
     withdrawals: dict = field(default_factory=dict)  # id -> row list (new withdrawals)
     withdrawal_decisions: dict = field(default_factory=dict)  # id -> (status, seq, ts)
+    movements: list = field(default_factory=list)  # wallet_movements row tuples
+    # scratch of the record being folded, for its wallet movements
+    command: object = None
+    events: list = field(default_factory=list)
+    moved: dict = field(default_factory=dict)  # (seq, user, currency) -> (amount, commission)
+    subjects_seq: int = 0
+    subjects: dict = field(default_factory=dict)  # user -> (order, market) in that seq
 
 
 class UnknownEvent(Exception):
@@ -89,6 +107,7 @@ def fold(records: list[Record]) -> Changes:
         if not ch.first_seq:
             ch.first_seq = seq
         ch.last_seq, ch.last_ts_ms = seq, cmd.ts
+        ch.command, ch.events = cmd, events
         for idx, event in enumerate(events):
             folder = _FOLDERS.get(type(event))
             if folder is None:
@@ -158,11 +177,11 @@ def _selection_suspended(ch, seq, idx, e: ev.SelectionSuspended):
 def _order_placed(ch: Changes, seq, idx, e: ev.OrderPlaced):
     ch.orders[e.order] = OrderRow(
         e.order, e.user, e.market, e.selection, e.side, e.price, e.size_minor, 0, e.size_minor,
-        0, 0, 0, EXECUTABLE, e.persistence, e.tif, e.ref, e.release_ts, None, seq, e.ts, seq)
+        0, 0, 0, 0, EXECUTABLE, e.persistence, e.tif, e.ref, e.release_ts, None, seq, e.ts, seq)
 
 
 def _change_order(ch: Changes, order: str, seq: int, matched=0, remaining=0, cancelled=0,
-                  lapsed=0, value=0, released=False, replaced_by=None):
+                  lapsed=0, value=0, win=0, released=False, replaced_by=None):
     row = ch.orders.get(order)
     if row is not None:
         row.matched_minor += matched
@@ -170,6 +189,7 @@ def _change_order(ch: Changes, order: str, seq: int, matched=0, remaining=0, can
         row.cancelled_minor += cancelled
         row.lapsed_minor += lapsed
         row.matched_value += value
+        row.matched_win_minor += win
         if released:
             row.release_ts_ms = 0
         if replaced_by is not None:
@@ -185,6 +205,7 @@ def _change_order(ch: Changes, order: str, seq: int, matched=0, remaining=0, can
     d.cancelled_minor += cancelled
     d.lapsed_minor += lapsed
     d.matched_value += value
+    d.matched_win_minor += win
     d.released = d.released or released
     if replaced_by is not None:
         d.replaced_by = replaced_by
@@ -198,7 +219,8 @@ def _pool_staked(ch: Changes, seq, idx, e: ev.PoolStaked):
 def _bet_matched(ch: Changes, seq, idx, e: ev.BetMatched):
     value = e.price * e.size_minor
     for order in (e.taker_order, e.maker_order):
-        _change_order(ch, order, seq, matched=e.size_minor, remaining=-e.size_minor, value=value)
+        _change_order(ch, order, seq, matched=e.size_minor, remaining=-e.size_minor, value=value,
+                      win=e.win_minor)
     ch.fills.append((seq, idx, e.ts, e.market, e.selection, e.price, e.size_minor, e.win_minor,
                      e.taker_order, e.taker_user, e.taker_side, e.maker_order, e.maker_user))
 
@@ -221,13 +243,72 @@ def _order_replaced(ch, seq, idx, e: ev.OrderReplaced):
 
 # -- money ------------------------------------------------------------------------------------
 
+TRADE = "trade"
+SETTLEMENT = "settlement"
+VOID = "void"
+_CAUSES = {c.Deposit: "deposit", c.RequestWithdrawal: "withdrawal_requested",
+           c.ApproveWithdrawal: "withdrawal_approved", c.RejectWithdrawal: "withdrawal_rejected",
+           c.SettleMarket: SETTLEMENT, c.VoidMarket: VOID}
+
+
 def _wallet_changed(ch, seq, idx, e: ev.WalletChanged):
-    ch.wallets[(e.user, e.currency)] = (e.balance_minor, e.held_minor, seq)
+    user = e.user
+    ch.wallets[(user, e.currency)] = (e.balance_minor, e.held_minor, seq)
+    if user in SYSTEM_ACCOUNTS:
+        return
+    cmd = ch.command
+    kind = type(cmd)
+    amount, commission = ch.moved.pop((seq, user, e.currency), (0, 0)) if ch.moved else (0, 0)
+    market = order = ref = None
+    cause = _CAUSES.get(kind, TRADE)
+    if cause is TRADE:
+        # most movements are a placer's or canceller's own hold: no need to map the record
+        first = ch.events[0]
+        if kind is c.PlaceOrder and type(first) is ev.OrderPlaced and first.user == user:
+            order, market = first.order, first.market
+        elif kind is c.CancelOrder and cmd.user == user:
+            order = cmd.order
+        else:
+            order, market = _subject(ch, seq, user)
+            market = market or getattr(cmd, "market", None) or None
+    elif cause is SETTLEMENT or cause is VOID:
+        market = cmd.market
+    elif cause == "deposit":
+        ref = cmd.ref
+    elif cause == "withdrawal_requested":
+        ref = next(x.withdrawal for x in ch.events if type(x) is ev.WithdrawalRequested)
+    else:
+        ref = cmd.withdrawal
+    ch.movements.append((user, seq, e.currency, e.ts, cause, market, order, ref, amount,
+                         commission, e.balance_minor, e.held_minor))
+
+
+def _subject(ch: Changes, seq: int, user: str) -> tuple:
+    """(order, market or None): the user's first order named by the record's events, mapped
+    once per record (an in-play turn can lapse thousands of orders in one command)."""
+    if ch.subjects_seq != seq:
+        ch.subjects_seq = seq
+        subjects = ch.subjects = {}
+        for x in ch.events:
+            kind = type(x)
+            if kind is ev.OrderPlaced or kind is ev.PoolStaked:
+                subjects.setdefault(x.user, (x.order, x.market))
+            elif kind is ev.BetMatched:
+                subjects.setdefault(x.taker_user, (x.taker_order, x.market))
+                subjects.setdefault(x.maker_user, (x.maker_order, x.market))
+            elif kind is ev.OrderCancelled or kind is ev.OrderLapsed or kind is ev.OrderReleased:
+                subjects.setdefault(x.user, (x.order, None))
+    return ch.subjects.get(user, (None, None))
 
 
 def _money_moved(ch, seq, idx, e: ev.MoneyMoved):
+    commission = e.kind == "commission"
     for entry, (account, amount) in enumerate(e.entries):
         ch.ledger.append((seq, idx, entry, e.ts, e.kind, e.ref, account, e.currency, amount))
+        if account not in SYSTEM_ACCOUNTS:  # noted for the wallet's movement row
+            key = (seq, account, e.currency)
+            total, fee = ch.moved.get(key, (0, 0))
+            ch.moved[key] = (total + amount, fee - amount if commission else fee)
 
 
 def _withdrawal_requested(ch, seq, idx, e: ev.WithdrawalRequested):

@@ -1,11 +1,11 @@
 """Write a folded batch (`fold.Changes`) into the Postgres read model, inside the caller's
 transaction.
 
-Hot tables (orders and their changes, fills, ledger entries, wallets): the batch's rows go by
-binary COPY into a temporary table of the connection (emptied at every commit), then one
-set-based statement moves them into the read model. Passing them as arrays to unnest() instead
-cost the persister about 0.2 us per value: asyncpg checks every array element for being a
-nested array (bench/journal.py, persister catch-up). Rare tables (markets, limits,
+Hot tables (orders and their changes, fills, ledger entries, wallets, wallet movements): the
+batch's rows go by binary COPY into a temporary table of the connection (emptied at every
+commit), then one set-based statement moves them into the read model. Passing them as arrays
+to unnest() instead cost the persister about 0.2 us per value: asyncpg checks every array
+element for being a nested array (bench/journal.py, persister catch-up). Rare tables (markets, limits,
 settlements, withdrawals) use executemany, which asyncpg pipelines. Inserts are ON CONFLICT DO
 NOTHING and updates only touch rows whose updated_seq is older than the change, so a batch
 written twice changes nothing, even before the persisted-seq check that normally prevents it.
@@ -26,10 +26,12 @@ _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS orders_in (LIKE orders) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS order_changes_in (
     order_id TEXT, matched BIGINT, remaining BIGINT, cancelled BIGINT, lapsed BIGINT,
-    value BIGINT, released BOOLEAN, replaced_by TEXT, seq BIGINT) ON COMMIT DELETE ROWS;
+    value BIGINT, win BIGINT, released BOOLEAN, replaced_by TEXT, seq BIGINT)
+    ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS fills_in (LIKE fills) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS ledger_entries_in (LIKE ledger_entries) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS wallets_in (LIKE wallets) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS wallet_movements_in (LIKE wallet_movements) ON COMMIT DELETE ROWS;
 """
 _staged: "weakref.WeakSet[asyncpg.Connection]" = weakref.WeakSet()  # connections that have them
 
@@ -76,14 +78,14 @@ async def _write_changes(conn: asyncpg.Connection, ch: Changes) -> None:
         await _update_markets(conn, ch.market_updates)
     if ch.selection_updates:
         await _update_selections(conn, ch.selection_updates)
-    if ch.orders or ch.order_deltas or ch.fills or ch.ledger or ch.wallets:
+    if ch.orders or ch.order_deltas or ch.fills or ch.ledger or ch.wallets or ch.movements:
         await _stage(conn)
     if ch.orders:
         await conn.copy_records_to_table("orders_in", records=[
             (o.order_id, o.user_id, o.market, o.selection, o.side, o.price, o.size_minor,
              o.matched_minor, o.remaining_minor, o.cancelled_minor, o.lapsed_minor,
-             o.matched_value, o.status, o.persistence, o.tif, o.ref, o.release_ts_ms,
-             o.replaced_by, o.placed_seq, o.placed_ts_ms, o.updated_seq)
+             o.matched_value, o.matched_win_minor, o.status, o.persistence, o.tif, o.ref,
+             o.release_ts_ms, o.replaced_by, o.placed_seq, o.placed_ts_ms, o.updated_seq)
             for o in ch.orders.values()], columns=_ORDER_COLUMNS)
         await conn.execute(_INSERT_ORDERS)
     if ch.order_deltas:
@@ -101,6 +103,10 @@ async def _write_changes(conn: asyncpg.Connection, ch: Changes) -> None:
             for (user, currency), (balance, held, seq) in ch.wallets.items()],
             columns=_WALLET_COLUMNS)
         await conn.execute(_UPSERT_WALLETS)
+    if ch.movements:
+        await conn.copy_records_to_table("wallet_movements_in", records=ch.movements,
+                                         columns=_MOVEMENT_COLUMNS)
+        await conn.execute(_INSERT_MOVEMENTS)
     if ch.settlements:
         await conn.executemany(_INSERT_SETTLEMENT, [
             (market, seq, outcome, winners, orjson.dumps(dead_heat).decode(), ts)
@@ -159,7 +165,8 @@ async def _update_selections(conn, updates: dict) -> None:
 async def _update_orders(conn, deltas: dict) -> None:
     await conn.copy_records_to_table("order_changes_in", records=[
         (d.order_id, d.matched_minor, d.remaining_minor, d.cancelled_minor, d.lapsed_minor,
-         d.matched_value, d.released, d.replaced_by, d.seq) for d in deltas.values()])
+         d.matched_value, d.matched_win_minor, d.released, d.replaced_by, d.seq)
+        for d in deltas.values()])
     status = await conn.execute(_UPDATE_ORDERS)
     await _expect_rows(conn, status, [(o,) for o in deltas], "order",
                        "SELECT order_id FROM orders WHERE order_id = any($1::text[])",
@@ -205,13 +212,15 @@ WHERE s.market = d.market AND s.selection = d.selection AND s.updated_seq < d.se
 
 _ORDER_COLUMNS = ("order_id", "user_id", "market", "selection", "side", "price", "size_minor",
                   "matched_minor", "remaining_minor", "cancelled_minor", "lapsed_minor",
-                  "matched_value", "status", "persistence", "tif", "ref", "release_ts_ms",
-                  "replaced_by", "placed_seq", "placed_ts_ms", "updated_seq")
+                  "matched_value", "matched_win_minor", "status", "persistence", "tif", "ref",
+                  "release_ts_ms", "replaced_by", "placed_seq", "placed_ts_ms", "updated_seq")
 _FILL_COLUMNS = ("seq", "idx", "ts_ms", "market", "selection", "price", "size_minor", "win_minor",
                  "taker_order", "taker_user", "taker_side", "maker_order", "maker_user")
 _LEDGER_COLUMNS = ("seq", "movement", "entry", "ts_ms", "kind", "ref", "account", "currency",
                    "amount_minor")
 _WALLET_COLUMNS = ("user_id", "currency", "balance_minor", "held_minor", "updated_seq")
+_MOVEMENT_COLUMNS = ("user_id", "seq", "currency", "ts_ms", "cause", "market", "order_id", "ref",
+                     "amount_minor", "commission_minor", "balance_minor", "held_minor")
 
 _INSERT_ORDERS = f"""
 INSERT INTO orders ({", ".join(_ORDER_COLUMNS)})
@@ -224,6 +233,7 @@ UPDATE orders o SET matched_minor = o.matched_minor + d.matched,
                     cancelled_minor = o.cancelled_minor + d.cancelled,
                     lapsed_minor = o.lapsed_minor + d.lapsed,
                     matched_value = o.matched_value + d.value,
+                    matched_win_minor = o.matched_win_minor + d.win,
                     release_ts_ms = CASE WHEN d.released THEN 0 ELSE o.release_ts_ms END,
                     replaced_by = coalesce(d.replaced_by, o.replaced_by),
                     status = CASE WHEN o.remaining_minor + d.remaining = 0
@@ -249,6 +259,11 @@ ON CONFLICT (user_id, currency) DO UPDATE
     SET balance_minor = EXCLUDED.balance_minor, held_minor = EXCLUDED.held_minor,
         updated_seq = EXCLUDED.updated_seq
     WHERE wallets.updated_seq < EXCLUDED.updated_seq"""
+
+_INSERT_MOVEMENTS = f"""
+INSERT INTO wallet_movements ({", ".join(_MOVEMENT_COLUMNS)})
+SELECT {", ".join(_MOVEMENT_COLUMNS)} FROM wallet_movements_in
+ON CONFLICT (user_id, seq, currency) DO NOTHING"""
 
 _INSERT_SETTLEMENT = """
 INSERT INTO settlements (market, seq, outcome, winners, dead_heat, ts_ms)

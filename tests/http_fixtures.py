@@ -94,9 +94,9 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(redis_url: str, stream: str, database_url: str, *,
-                        persister: str | None = None):
+                        persister: str | None = None, **settings):
     """persister: None (no persister), "idle" (prepared, never steps: lag stays visible) or
-    "running"."""
+    "running"; `settings` override the Settings fields."""
     redis = aioredis.from_url(redis_url)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     engine = Engine()
@@ -109,8 +109,9 @@ async def running_stack(redis_url: str, stream: str, database_url: str, *,
             await worker.start()
         else:
             await worker.prepare()
-    settings = Settings(jwt_secret=JWT_SECRET, webhook_secret=WEBHOOK_SECRET,
-                        webhook_tolerance_s=300, currency=CURRENCY, jwt_public_key=None)
+    settings = Settings(**{"jwt_secret": JWT_SECRET, "webhook_secret": WEBHOOK_SECRET,
+                           "webhook_tolerance_s": 300, "currency": CURRENCY,
+                           "jwt_public_key": None, **settings})
     exchange = Exchange(settings, sequencer, Metrics(), redis=redis, pg_pool=pool,
                         persister=worker)
     exchange.replay_finished = True  # a fresh journal: nothing to replay
@@ -129,12 +130,12 @@ async def running_stack(redis_url: str, stream: str, database_url: str, *,
 
 @pytest.fixture
 def http_exchange(run, redis_url, stream, migrated_database_url):
-    """http_exchange(scenario, persister=None): runs `await scenario(stack)` against a fresh
-    stack and returns its result."""
-    def go(scenario, persister: str | None = None):
+    """http_exchange(scenario, persister=None, **settings): runs `await scenario(stack)`
+    against a fresh stack and returns its result."""
+    def go(scenario, persister: str | None = None, **settings):
         async def main():
             async with running_stack(redis_url, stream, migrated_database_url,
-                                     persister=persister) as stack:
+                                     persister=persister, **settings) as stack:
                 return await scenario(stack)
         return run(main())
     return go

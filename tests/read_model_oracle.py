@@ -7,9 +7,10 @@ Two views, for the crash tests (tests/test_crash_recovery.py, tests/test_persist
   after a crash; its tables must equal this dump row for row, column for column: a batch
   skipped, or an order's size delta applied twice, shows up as a difference.
 - `JournalFacts`: keys and amounts read straight off the journaled events, without fold.py:
-  which seqs must have left which ledger entries, fills, orders, settlements and withdrawals
-  (each exactly once: no gap, no duplicate), the last wallet balances, and the money that
-  came in (deposits) and went out (approved withdrawals) through the external account.
+  which seqs must have left which ledger entries, fills, orders, settlements, withdrawals and
+  customers' wallet movements (each exactly once: no gap, no duplicate), the last wallet
+  balances, and the money that came in (deposits) and went out (approved withdrawals) through
+  the external account.
 """
 
 import uuid
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from engine import events as ev
-from engine.engine import EXTERNAL
+from engine.engine import EXTERNAL, SYSTEM_ACCOUNTS
 from persistence.fold import fold
 from persistence.migrate import migrate
 from persistence.readmodel import write_changes, write_persisted
@@ -29,7 +30,8 @@ TABLES = {
     "markets": "market", "selections": "market, selection", "orders": "order_id",
     "fills": "seq, idx", "ledger_entries": "seq, movement, entry",
     "settlements": "market, seq", "wallets": "user_id, currency", "user_limits": "user_id",
-    "market_limits": "market", "withdrawals": "withdrawal", "persisted": "seq",
+    "market_limits": "market", "withdrawals": "withdrawal",
+    "wallet_movements": "user_id, seq, currency", "persisted": "seq",
 }
 
 
@@ -71,6 +73,8 @@ class JournalFacts:
     settlements: dict = field(default_factory=dict)  # (market, seq) -> settled | voided
     withdrawals: dict = field(default_factory=dict)  # id -> REQUESTED | APPROVED | REJECTED
     wallets: dict = field(default_factory=dict)  # (user, currency) -> (balance, held)
+    # a customer's wallet changes: (user, seq, currency) -> (money moved, balance, held)
+    movements: dict = field(default_factory=dict)
     money_in: dict = field(default_factory=lambda: defaultdict(int))  # currency -> deposited
     money_out: dict = field(default_factory=lambda: defaultdict(int))  # currency -> withdrawn
     kinds: dict = field(default_factory=lambda: defaultdict(int))  # what happened, counted
@@ -80,12 +84,14 @@ def journal_facts(records: list) -> JournalFacts:
     facts = JournalFacts()
     for seq, cmd, events in records:
         facts.last_seq, facts.last_ts = seq, cmd.ts
+        moved: dict = defaultdict(int)
         for idx, e in enumerate(events):
             kind = type(e).__name__
             if isinstance(e, ev.MoneyMoved):
                 kind = f"MoneyMoved:{e.kind}"
                 for entry, (account, amount) in enumerate(e.entries):
                     facts.ledger[(seq, idx, entry)] = (e.kind, e.ref, account, e.currency, amount)
+                    moved[(account, e.currency)] += amount
                     if account == EXTERNAL and e.kind == "deposit":
                         facts.money_in[e.currency] -= amount
                     elif account == EXTERNAL and e.kind == "withdrawal":
@@ -107,6 +113,9 @@ def journal_facts(records: list) -> JournalFacts:
                 facts.withdrawals[e.withdrawal] = "REJECTED"
             elif isinstance(e, ev.WalletChanged):
                 facts.wallets[(e.user, e.currency)] = (e.balance_minor, e.held_minor)
+                if e.user not in SYSTEM_ACCOUNTS:
+                    facts.movements[(e.user, seq, e.currency)] = (
+                        moved[(e.user, e.currency)], e.balance_minor, e.held_minor)
             facts.kinds[kind] += 1
     return facts
 
@@ -137,10 +146,12 @@ def facts_differences(pg: dict, facts: JournalFacts) -> dict[str, str]:
         "settlements": {(r[0], r[1]): r[2] for r in pg["settlements"]},
         "withdrawals": {r[0]: r[4] for r in pg["withdrawals"]},
         "wallets": {(r[0], r[1]): (r[2], r[3]) for r in pg["wallets"]},
+        "movements": {(r[0], r[1], r[2]): (r[8], r[10], r[11]) for r in pg["wallet_movements"]},
     }
     counts = {"ledger": len(pg["ledger_entries"]), "fills": len(pg["fills"]),
               "orders": len(pg["orders"]), "settlements": len(pg["settlements"]),
-              "withdrawals": len(pg["withdrawals"]), "wallets": len(pg["wallets"])}
+              "withdrawals": len(pg["withdrawals"]), "wallets": len(pg["wallets"]),
+              "movements": len(pg["wallet_movements"])}
     differences = {}
     for name, rows in found.items():
         wanted = getattr(facts, name)

@@ -310,8 +310,9 @@ def documented_orders() -> list[dict]:
 
 
 def documented_wallets() -> list[dict]:
-    wallets = [{k: v for k, v in frame.items() if k not in ("op", "id")}
+    wallets = [{k: v for k, v in frame.items() if k not in ("op", "id", "wallets")}
                for frame in documented("wallet")]
+    wallets += [w for frame in documented("wallet", "reply") for w in frame["wallets"]]
     wallets += [w for frame in documented("preview") for w in _at(frame, "wallet_after")]
     for ex in of_kind("http-response"):
         wallets += _at(ex.data, "wallets[]") + [w for w in _at(ex.data, "wallet") if w]
@@ -570,6 +571,11 @@ async def _exercise_every_op(h) -> list[dict]:
     await ok(alice, {"op": "orders"})
     await ok(trader, {"op": "market.settle", "market": priced, "winners": ["s1"]})
     await ok(trader, {"op": "market.void", "market": m})
+    await ok(trader, {"op": "market.settle", "market": cash, "winners": ["s1"]})
+    await ok(alice, {"op": "wallet", "currency": "USD"})
+    await ok(alice, {"op": "statement", "limit": 2})
+    await ok(alice, {"op": "cleared", "sort": "oldest", "limit": 2})
+    await alice.error({"op": "statement", "cursor": "c1.2"}, "BAD_REQUEST")
 
     async with asyncio.timeout(10):
         while not anon.heartbeats:

@@ -129,20 +129,24 @@ def test_a_stale_or_future_notice_is_400_even_when_signed(http_exchange, age_s):
     (b"[1, 2]", "BAD_REQUEST"),
     (orjson.dumps({"ref": "x", "user": "u1", "amount": "1.00", "currency": "BDT"}),
      "BAD_REQUEST"),  # no ts
-    (orjson.dumps(notice(amount="1.005")), "INVALID_SIZE"),
+    ({"amount": "1.005"}, "INVALID_SIZE"),
     # malformed money is INVALID_SIZE, as on the WebSocket
-    (orjson.dumps(notice(amount=100)), "INVALID_SIZE"),
-    (orjson.dumps(notice(amount="-5.00")), "INVALID_SIZE"),
-    (orjson.dumps(notice(ts="now")), "BAD_REQUEST"),
-    (orjson.dumps(notice(user="")), "BAD_REQUEST"),
-    (orjson.dumps(notice(user="house")), "BAD_REQUEST"),
-    (orjson.dumps(notice(currency="USD")), "BAD_REQUEST"),
-    (orjson.dumps(notice(ref="has space")), "BAD_REQUEST"),
-    (orjson.dumps(notice(amount="0.00")), "INVALID_SIZE"),
+    ({"amount": 100}, "INVALID_SIZE"),
+    ({"amount": "-5.00"}, "INVALID_SIZE"),
+    ({"ts": "now"}, "BAD_REQUEST"),
+    ({"user": ""}, "BAD_REQUEST"),
+    ({"user": "house"}, "BAD_REQUEST"),
+    ({"currency": "USD"}, "BAD_REQUEST"),
+    ({"ref": "has space"}, "BAD_REQUEST"),
+    ({"amount": "0.00"}, "INVALID_SIZE"),
 ])
 def test_a_signed_but_malformed_notice_is_400_and_credits_nothing(http_exchange, body, code):
+    # a notice (fields over the good one) is dated when the test runs: a ts taken when tests are
+    # collected is stale past webhook_tolerance_s into a long run
+    raw = body if isinstance(body, bytes) else orjson.dumps(notice(**body))
+
     async def scenario(x):
-        response = await x.webhook(body)
+        response = await x.webhook(raw)
         return response.status, (await response.json())["code"], await x.wallet("u1"), \
             await x.wallet("house")
 

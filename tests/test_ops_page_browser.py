@@ -482,3 +482,42 @@ def test_user_positions_show_a_bettors_pnl_if_each_selection_wins(exchange, open
     page.click('#user-positions-form button[type="submit"]')
     page.wait_for_function("() => document.querySelector('#user-positions-msg').textContent"
                            ".includes('UNKNOWN_USER')", polling="raf")  # (a logged 404)
+
+
+def test_user_lookup_shows_wallets_and_the_last_statement_movements(
+        exchange, open_page, tmp_path):
+    market = "ops-statement"
+    priced_market(exchange.ws_url, market)
+    deposit(exchange.http_url, "punter-statement", "50.00")
+    bettor = Client(exchange.ws_url, token("punter-statement", "bettor"))
+    trader = Client(exchange.ws_url, token("trader-statement", "trader"))
+    try:
+        bettor.ok({"op": "place", "market": market, "selection": "a", "side": "back",
+                   "price": "1.01", "size": "10.00", "tif": "fok"})  # the house lays it
+        trader.ok({"op": "market.settle", "market": market, "winners": ["a"]})
+        statement = bettor.ok({"op": "statement"})["movements"]
+        wallet = bettor.ok({"op": "wallet"})
+    finally:
+        bettor.close()
+        trader.close()
+    assert [m["kind"] for m in statement] == ["settlement", "hold", "deposit"]
+    page = open_page(token("ops-statement", "operator"))
+    page.wait_for_selector("#user-positions:not([hidden])")
+    page.fill('#user-positions-form input[name="user"]', "punter-statement")
+    page.click('#user-positions-form button[type="submit"]')
+    page.wait_for_selector("#user-statement:not([hidden])")
+    rows = page.query_selector_all("#user-statement-rows tr")
+    shown = [(row.get_attribute("data-movement"),
+              row.query_selector('[data-field="kind"]').inner_text(),
+              row.query_selector('[data-field="amount"]').get_attribute("data-value"),
+              row.query_selector('[data-field="commission"]').get_attribute("data-value"),
+              row.query_selector('[data-field="held_change"]').get_attribute("data-value"),
+              row.query_selector('[data-field="balance"]').get_attribute("data-value"),
+              row.query_selector('[data-field="available"]').get_attribute("data-value"))
+             for row in rows]
+    assert shown == [(f"{m['seq']}.{m['currency']}", m["kind"], m["amount"], m["commission"],
+                      m["held_change"], m["balance"], m["available"]) for m in statement]
+    assert page.inner_text("#user-wallets") == (
+        f"Wallets: BDT {wallet['balance']} (available {wallet['available']})")
+    page.screenshot(path=str(tmp_path / "user-statement.png"), full_page=True)
+    assert page.console_errors == []

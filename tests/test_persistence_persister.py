@@ -13,19 +13,7 @@ from persistence.fold import fold
 from persistence.journal import Journal
 from persistence.persister import Persister, SeqGap
 from persistence.readmodel import write_changes
-
-TABLES = {
-    "markets": "market", "selections": "market, selection", "orders": "order_id",
-    "fills": "seq, idx", "ledger_entries": "seq, movement, entry",
-    "settlements": "market, seq", "wallets": "user_id, currency", "user_limits": "user_id",
-    "market_limits": "market", "withdrawals": "withdrawal", "persisted": "seq",
-}
-
-
-async def dump(conn) -> dict:
-    return {table: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY {key}")]
-            for table, key in TABLES.items()}
-
+from tests.read_model_oracle import dump
 
 async def journal_batches(redis, stream, records, batch_size=5):
     journal = Journal(redis, stream)

@@ -397,8 +397,10 @@ def test_wallet_replies_balance_held_available(ws):
     async def scenario(h: Harness):
         alice = await h.bettor("alice", "123.45")
         reply = await alice.rpc({"op": "wallet", "id": 42})
-        assert reply == {"op": "wallet", "id": 42, "currency": "BDT", "balance": "123.45",
-                         "held": "0.00", "available": "123.45"}
+        bdt = {"currency": "BDT", "balance": "123.45", "held": "0.00", "available": "123.45"}
+        usd = {"currency": "USD", "balance": "0.00", "held": "0.00", "available": "0.00"}
+        # the v1 fields: the default currency's wallet; `wallets`: every configured currency
+        assert reply == {"op": "wallet", "id": 42, **bdt, "wallets": [bdt, usd]}
     ws(scenario)
 
 

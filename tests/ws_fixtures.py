@@ -59,6 +59,7 @@ JWT_SECRET = "ws-tests-jwt-secret-long-enough-for-hs256"
 WEBHOOK_SECRET = "ws-tests-webhook-secret"
 ALLOWED_ORIGIN = "http://allowed.example"
 CURRENCY = "BDT"
+CURRENCIES = ["BDT", "USD"]  # configured: the default first
 
 # small limits so abuse tests finish quickly (see gateway/settings.py for the names)
 HEARTBEAT_S = 1.0
@@ -85,6 +86,7 @@ SERVER_ENV = {
     "BACKLAY_FRAME_BYTES_MAX": str(FRAME_BYTES_MAX),
     "BACKLAY_EXPOSURE_PUSH_MS": str(EXPOSURE_PUSH_MS),
     "BACKLAY_CURRENCY": CURRENCY,
+    "BACKLAY_CURRENCIES": json.dumps(CURRENCIES),
 }
 
 START_TIMEOUT_S = 90
@@ -409,10 +411,10 @@ class Harness:
         return self._http
 
     async def deposit(self, user: str, amount: str, ref: str | None = None,
-                      provider: str = "testpay") -> dict:
+                      provider: str = "testpay", currency: str = CURRENCY) -> dict:
         """Fund `user` through the signed payment webhook (POST /webhooks/deposits/...)."""
         body = orjson.dumps({"ref": ref or unique("dep"), "user": user, "amount": amount,
-                             "currency": CURRENCY, "ts": int(time.time())})
+                             "currency": currency, "ts": int(time.time())})
         session = await self.http()
         async with session.post(f"/webhooks/deposits/{provider}", data=body,
                                 headers={"Content-Type": "application/json",

@@ -14,6 +14,7 @@
   const CLOSE_AUTH = 4001;
   const MONEY = /^-?(0|[1-9][0-9]{0,12})(\.[0-9]{1,2})?$/;
   const FINAL = new Set(["SETTLED", "VOIDED"]);
+  const STATEMENT_ROWS = 10;         // movements shown under a user's positions
 
   const $ = (sel, root = document) => root.querySelector(sel);
   const el = {
@@ -26,6 +27,8 @@
     catalogue: $("#catalogue"), catalogueRows: $("#catalogue-rows"),
     positions: $("#user-positions"), positionsForm: $("#user-positions-form"),
     positionsRows: $("#user-positions-rows"), positionsMsg: $("#user-positions-msg"),
+    wallets: $("#user-wallets"), statement: $("#user-statement"),
+    statementRows: $("#user-statement-rows"),
   };
 
   const state = {
@@ -230,15 +233,23 @@
 
   // -- a user's positions: GET /admin/users/{id} with the same token ----------------------
 
+  async function adminGet(path) {
+    const response = await fetch(path, {headers: {Authorization: `Bearer ${state.token}`}});
+    return {ok: response.ok, body: await response.json()};
+  }
+
   async function showPositions(user) {
     el.positionsRows.replaceChildren();
-    const response = await fetch(`/admin/users/${encodeURIComponent(user)}`,
-                                 {headers: {Authorization: `Bearer ${state.token}`}});
-    const body = await response.json();
-    if (!response.ok) {
+    el.statementRows.replaceChildren();
+    el.wallets.hidden = el.statement.hidden = true;
+    const {ok, body} = await adminGet(`/admin/users/${encodeURIComponent(user)}`);
+    if (!ok) {
       report({msg: el.positionsMsg}, `${body.code}: ${body.message}`, "error");
       return;
     }
+    el.wallets.textContent = "Wallets: " + body.wallets.map((w) =>
+      `${w.currency} ${pretty(w.balance)} (available ${pretty(w.available)})`).join(" · ");
+    el.wallets.hidden = false;
     for (const p of body.positions) {
       const tr = document.createElement("tr");
       tr.dataset.position = p.market;
@@ -261,6 +272,41 @@
       el.positionsRows.append(tr);
     }
     report({msg: el.positionsMsg}, `${user}: ${body.positions.length} open position(s)`, "ok");
+    await showStatement(user);
+  }
+
+  // -- a user's statement: GET /admin/users/{id}/statement, newest first ----------------------
+
+  async function showStatement(user) {
+    const {ok, body} = await adminGet(
+      `/admin/users/${encodeURIComponent(user)}/statement?limit=${STATEMENT_ROWS}`);
+    if (!ok) {
+      report({msg: el.positionsMsg}, `statement: ${body.code}: ${body.message}`, "error");
+      return;
+    }
+    for (const m of body.movements) {
+      const tr = document.createElement("tr");
+      tr.dataset.movement = `${m.seq}.${m.currency}`;
+      const when = document.createElement("td");
+      when.textContent = new Date(m.ts).toISOString().replace("T", " ").slice(0, 19);
+      const kind = document.createElement("td");
+      kind.dataset.field = "kind";
+      kind.textContent = m.kind.replaceAll("_", " ");
+      const about = document.createElement("td");
+      about.textContent = [m.currency, m.market, m.order, m.ref].filter(Boolean).join(" · ");
+      tr.append(when, kind, about);
+      for (const [field, signed] of [["amount", true], ["commission", false],
+                                     ["held_change", true], ["balance", false],
+                                     ["available", false]]) {
+        const td = document.createElement("td");
+        td.className = "num";
+        td.dataset.field = field;
+        setMoney(td, m[field], signed);
+        tr.append(td);
+      }
+      el.statementRows.append(tr);
+    }
+    el.statement.hidden = false;
   }
 
   // -- the catalogue: one row per market, updated by catalogue pushes -----------------------
