@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from functools import partial
 from typing import Annotated
 
 import orjson
@@ -158,6 +158,9 @@ def _money_or_none(minor: int | None) -> str | None:
 
 
 # -- engine views (run inside sequencer queries or submit views) -------------------------------
+#
+# Module functions, given their arguments by keyword with functools.partial: a gateway of the
+# split shape names them to an engine shard (gateway/split/calls.py), which a closure could not.
 
 
 def market_detail(engine, market_id: str) -> dict | None:
@@ -216,6 +219,11 @@ def _wallet_currencies(engine, user: str, configured: list[str]) -> tuple[list[s
     return configured + [cur for cur in others if cur in held], bool(held)
 
 
+def known_user(engine, user: str, currencies: list[str]) -> bool:
+    """A customer the exchange knows: one with a wallet or limits."""
+    return _wallet_currencies(engine, user, currencies)[1] or user in engine.risk
+
+
 def user_detail(engine, user: str, currencies: list[str]) -> dict | None:
     listed, has_wallet = _wallet_currencies(engine, user, currencies)
     wallets = [wallet_view(engine, user, cur) for cur in listed]
@@ -250,13 +258,11 @@ def user_detail(engine, user: str, currencies: list[str]) -> dict | None:
     }
 
 
-def _deposit_view(provider_ref: str, ref: str) -> Callable:
-    def view(engine, events):
-        _raise_rejected(events)
-        user, currency, amount = engine.deposits[provider_ref]  # kept forever: a repeat sees it
-        return {"ref": ref, "user": user, "amount": format_money(amount), "currency": currency,
-                "status": "credited"}
-    return view
+def deposit_view(engine, events, provider_ref: str, ref: str) -> dict:
+    _raise_rejected(events)
+    user, currency, amount = engine.deposits[provider_ref]  # kept forever: a repeat sees it
+    return {"ref": ref, "user": user, "amount": format_money(amount), "currency": currency,
+            "status": "credited"}
 
 
 def _wallet_from(events: list, user: str, currency: str) -> dict | None:
@@ -271,7 +277,7 @@ def _wallet_from(events: list, user: str, currency: str) -> dict | None:
     return None
 
 
-def _requested_view(engine, events):
+def requested_view(engine, events):
     _raise_rejected(events)
     req = next(e for e in events if isinstance(e, ev.WithdrawalRequested))
     return {"withdrawal": req.withdrawal, "amount": format_money(req.amount_minor),
@@ -279,23 +285,24 @@ def _requested_view(engine, events):
             "wallet": _wallet_from(events, req.user, req.currency)}
 
 
-def _decided_view(wid: str, event_type: type, status: str) -> Callable:
-    def view(engine, events):
-        rejected = _rejection(events)
-        if rejected is not None:
-            wd = engine.withdrawals.get(wid)
-            # a withdrawal requested later in the same batch did not exist when this ran
-            if wd is None or int(wid[1:]) > rejected.seq:
-                raise HttpError(UNKNOWN_WITHDRAWAL, f"no withdrawal {wid!r}")
-            raise HttpError(WITHDRAWAL_DECIDED, f"withdrawal {wid} is already {wd[3]}")
-        done = next(e for e in events if isinstance(e, event_type))
-        return {"withdrawal": wid, "user": done.user, "amount": format_money(done.amount_minor),
-                "currency": done.currency, "status": status,
-                "wallet": _wallet_from(events, done.user, done.currency)}
-    return view
+_DECISIONS = {"approved": ev.WithdrawalApproved, "rejected": ev.WithdrawalRejected}
 
 
-def _withdrawal_list(engine, user: str | None, status: str | None, limit: int) -> dict:
+def decided_view(engine, events, wid: str, status: str) -> dict:
+    rejected = _rejection(events)
+    if rejected is not None:
+        wd = engine.withdrawals.get(wid)
+        # a withdrawal requested later in the same batch did not exist when this ran
+        if wd is None or int(wid[1:]) > rejected.seq:
+            raise HttpError(UNKNOWN_WITHDRAWAL, f"no withdrawal {wid!r}")
+        raise HttpError(WITHDRAWAL_DECIDED, f"withdrawal {wid} is already {wd[3]}")
+    done = next(e for e in events if isinstance(e, _DECISIONS[status]))
+    return {"withdrawal": wid, "user": done.user, "amount": format_money(done.amount_minor),
+            "currency": done.currency, "status": status,
+            "wallet": _wallet_from(events, done.user, done.currency)}
+
+
+def withdrawal_list(engine, user: str | None, status: str | None, limit: int) -> dict:
     """Withdrawals of one user or everyone, of one status or any, oldest first (the engine
     keeps them in request order); at most `limit`, with the count of all that match."""
     matching = [(wid, wd) for wid, wd in engine.withdrawals.items()
@@ -414,7 +421,7 @@ class HttpApi:
     async def admin_market(self, request: web.Request) -> web.Response:
         self._identity(request, "operator", "trader")
         market_id = request.match_info["id"]
-        detail = await self.exchange.read(lambda engine: market_detail(engine, market_id))
+        detail = await self.exchange.read(partial(market_detail, market_id=market_id))
         if detail is None:
             raise HttpError(Code.UNKNOWN_MARKET, f"no market {market_id!r}")
         return _json(detail)
@@ -423,7 +430,8 @@ class HttpApi:
         self._identity(request, "operator")
         user = request.match_info["id"]
         currencies = self.settings.currencies
-        detail = await self.exchange.read(lambda engine: user_detail(engine, user, currencies))
+        detail = await self.exchange.read(partial(user_detail, user=user,
+                                                  currencies=currencies))
         if detail is None:
             raise HttpError(UNKNOWN_USER, f"no user {user!r}")
         return _json(detail)
@@ -450,8 +458,7 @@ class HttpApi:
             raise HttpError(Code.BAD_REQUEST, f"{user!r} is a system account: its money is in "
                             "the ledger (GET /admin/reports/ggr), not in a statement")
         currencies = self.settings.currencies
-        if not await self.exchange.read(lambda engine: _wallet_currencies(
-                engine, user, currencies)[1] or user in engine.risk):
+        if not await self.exchange.read(partial(known_user, user=user, currencies=currencies)):
             raise HttpError(UNKNOWN_USER, f"no user {user!r}")
         return user
 
@@ -499,42 +506,42 @@ class HttpApi:
         provider_ref = f"{provider}:{notice.ref}"
         cmd = c.Deposit(user=notice.user, currency=currency, amount_minor=notice.amount,
                         ref=provider_ref)
-        return _json(await self.exchange.submit(cmd, view=_deposit_view(provider_ref,
-                                                                        notice.ref)))
+        return _json(await self.exchange.submit(cmd, view=partial(
+            deposit_view, provider_ref=provider_ref, ref=notice.ref)))
 
     async def request_withdrawal(self, request: web.Request) -> web.Response:
         identity = self._identity(request, "bettor")
         body = _parse(WithdrawalRequest, await request.read())
         cmd = c.RequestWithdrawal(user=identity.user, currency=self._currency(body.currency),
                                   amount_minor=body.amount)
-        return _json(await self.exchange.submit(cmd, view=_requested_view), 201)
+        return _json(await self.exchange.submit(cmd, view=requested_view), 201)
 
     async def my_withdrawals(self, request: web.Request) -> web.Response:
         identity = self._identity(request, "bettor")
         status, limit = _list_query(request, None)
         return _json(await self.exchange.read(
-            lambda engine: _withdrawal_list(engine, identity.user, status, limit)))
+            partial(withdrawal_list, user=identity.user, status=status, limit=limit)))
 
     async def list_withdrawals(self, request: web.Request) -> web.Response:
         """The operator's work queue: pending withdrawals, oldest first, unless ?status=."""
         self._identity(request, "operator")
         status, limit = _list_query(request, "pending")
         return _json(await self.exchange.read(
-            lambda engine: _withdrawal_list(engine, None, status, limit)))
+            partial(withdrawal_list, user=None, status=status, limit=limit)))
 
     async def approve_withdrawal(self, request: web.Request) -> web.Response:
-        return await self._decide(request, c.ApproveWithdrawal, ev.WithdrawalApproved, "approved")
+        return await self._decide(request, c.ApproveWithdrawal, "approved")
 
     async def reject_withdrawal(self, request: web.Request) -> web.Response:
-        return await self._decide(request, c.RejectWithdrawal, ev.WithdrawalRejected, "rejected")
+        return await self._decide(request, c.RejectWithdrawal, "rejected")
 
-    async def _decide(self, request, command: type, event: type, status: str) -> web.Response:
+    async def _decide(self, request, command: type, status: str) -> web.Response:
         self._identity(request, "operator")
         wid = request.match_info["id"]
         if not WITHDRAWAL_ID.match(wid):
             raise HttpError(UNKNOWN_WITHDRAWAL, f"no withdrawal {wid!r}")
         return _json(await self.exchange.submit(command(withdrawal=wid),
-                                                view=_decided_view(wid, event, status)))
+                                                view=partial(decided_view, wid=wid, status=status)))
 
 
 def build_http_app(exchange: Exchange) -> web.Application:

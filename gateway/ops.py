@@ -222,6 +222,9 @@ class Ops:
                                c.CancelOrder: (self._cancelled_frame, "cancelled"),
                                c.ReplaceOrder: (self._replaced_frame, "replaced")}
 
+    # a request frame (a JSON object) -> what submit_now and handle take: its model here
+    parse = staticmethod(p.parse_object)
+
     def submit_now(self, session: Session, req: p.Request) -> bool:
         """The order path for a request model: see `submit_order`. False for every op but
         place, cancel and replace (run `handle` in a task for those)."""

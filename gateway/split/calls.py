@@ -1,0 +1,173 @@
+"""The engine reads and commands a gateway may ask a shard for, by name.
+
+A gateway holds no engine, so what the one-process edges pass to `Exchange.read` and `submit` as
+functions (gateway/http.py's views, the market states a subscription starts from) travel here
+as a name and keyword arguments: `functools.partial(market_detail, market_id="m1")` is the call
+"market_detail" with {"market_id": "m1"}. Only functions listed here can be called: a shard runs
+nothing a message names unless it is on this list.
+
+Each read also says where it goes: one shard (the market's, the user's home) or every shard,
+and then how the shards' answers make one (`merge`). Commands go to the shard that owns what
+they touch (`command_shard`). Values travel as JSON; an exception as its class name, code,
+message and (HTTP) status, raised again on the gateway as the same class.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import orjson
+
+from engine import commands as c
+from engine.codec import decode_command, encode_command
+from engine.rejections import Code, Rejected
+
+from .. import http, statements
+from ..exchange import Unavailable
+from ..exposure import exposure_view
+from ..ops import OpError
+from ..views import market_state
+from .shards import ShardMap
+
+
+class CallError(Exception):
+    """A call a gateway may not make (not on the list), or a malformed one."""
+
+
+def market_states(engine, markets: list[str]) -> list:
+    """[the shard's last seq, {market: its published state, or None if unknown}]: the seq
+    versions the states, so a gateway's mirror keeps whichever is newer."""
+    return [engine.last_seq, {m: market_state(engine, m) for m in markets}]
+
+
+@dataclass(frozen=True)
+class Read:
+    fn: Callable
+    # which shard answers, from the ShardMap and the call's arguments; None: every shard
+    route: Callable[[ShardMap, dict], int | None]
+    # the answers of every shard (in shard order) as one; only for reads routed to all
+    merge: Callable[[list], Any] | None = None
+
+
+def _everywhere(shards: ShardMap, kwargs: dict) -> None:
+    return None
+
+
+def _concat_markets(answers: list) -> dict:
+    return {"markets": [m for answer in answers for m in answer["markets"]]}
+
+
+def _any(answers: list) -> bool:
+    return any(answers)
+
+
+def _highest(answers: list) -> int:
+    return max(answers)
+
+
+READS: dict[str, Read] = {
+    "market_states": Read(market_states, lambda shards, kw: shards.of_market(kw["markets"][0])),
+    "exposure": Read(exposure_view, _everywhere, _concat_markets),
+    "market_detail": Read(http.market_detail, lambda shards, kw: shards.of_market(kw["market_id"])),
+    "known_user": Read(http.known_user, _everywhere, _any),
+    "journaled_seq": Read(statements._journaled_seq, _everywhere, _highest),
+}
+# views of commands the HTTP edge submits
+VIEWS: dict[str, Callable] = {"deposit_view": http.deposit_view,
+                              "requested_view": http.requested_view,
+                              "decided_view": http.decided_view}
+_NAMES = {read.fn: name for name, read in READS.items()} | {fn: name for name, fn in VIEWS.items()}
+
+
+def named(fn) -> tuple[str, dict]:
+    """(name, keyword arguments) of a function listed here, bare or as a keyword partial."""
+    kwargs = {}
+    if isinstance(fn, partial):
+        if fn.args:
+            raise CallError(f"{fn.func.__name__}: give a call's arguments by keyword")
+        fn, kwargs = fn.func, dict(fn.keywords)
+    name = _NAMES.get(fn)
+    if name is None:
+        raise CallError(f"{getattr(fn, '__name__', fn)!r} cannot be called from a gateway: list "
+                        "it in gateway/split/calls.py")
+    return name, kwargs
+
+
+def command_shard(shards: ShardMap, cmd: c.Command) -> int:
+    """The shard a command belongs to: the market's, the order's or withdrawal's (by the seq
+    in its id), a bettor's money at home."""
+    market = getattr(cmd, "market", None)
+    if market is not None:
+        return shards.of_market(market)
+    if isinstance(cmd, (c.CancelOrder, c.ReplaceOrder)):
+        return shards.of_id(cmd.order)
+    if isinstance(cmd, (c.ApproveWithdrawal, c.RejectWithdrawal)):
+        return shards.of_id(cmd.withdrawal)
+    user = getattr(cmd, "user", None)
+    return shards.of_user(user) if user is not None else 0
+
+
+# -- on the wire --------------------------------------------------------------------------------
+
+
+def encode_read(name: str, kwargs: dict) -> bytes:
+    return orjson.dumps(["read", name, kwargs])
+
+
+def encode_submit(cmd: c.Command, view) -> bytes:
+    """A command and the view its reply is rendered with (a gateway needs a value JSON can
+    carry, never the events themselves)."""
+    view_name, view_kwargs = named(view)
+    return orjson.dumps(["submit", orjson.Fragment(encode_command(cmd)), view_name, view_kwargs])
+
+
+async def run(exchange, payload: bytes, deliver) -> None:
+    """Engine side: run the call; deliver(ok, value) gets its outcome the moment it is final
+    (between batches for a read, once journaled for a command). Raises what stops it early."""
+    call = orjson.loads(payload)
+    if call[0] == "read":
+        read = READS.get(call[1])
+        if read is None:
+            raise CallError(f"no read {call[1]!r}")
+        await exchange.read(partial(read.fn, **call[2]), deliver=deliver)
+    elif call[0] == "submit":
+        cmd = decode_command(orjson.dumps(call[1]))
+        fn = VIEWS.get(call[2])
+        if fn is None:
+            raise CallError(f"no view {call[2]!r}")
+        await exchange.submit(cmd, view=partial(fn, **call[3]), deliver=deliver)
+    else:
+        raise CallError(f"no call {call[0]!r}")
+
+
+def encode_outcome(ok: bool, value) -> bytes:
+    if ok:
+        return orjson.dumps([True, value])
+    error = {"type": type(value).__name__, "code": str(getattr(value, "code", Code.INTERNAL)),
+             "message": getattr(value, "message", None) or getattr(value, "reason", None)
+             or "internal error"}
+    status = getattr(value, "status", None)
+    if status is not None:
+        error["status"] = status
+    return orjson.dumps([False, error])
+
+
+_ERRORS: dict[str, Callable[[dict], Exception]] = {
+    "HttpError": lambda e: http.HttpError(e["code"], e["message"], e.get("status")),
+    "OpError": lambda e: OpError(e["code"], e["message"]),
+    "Unavailable": lambda e: Unavailable(e["code"], e["message"]),
+    "HistoryError": lambda e: statements.HistoryError(e["code"], e["message"]),
+    "Rejected": lambda e: Rejected(e["code"], e["message"]),
+}
+
+
+def decode_outcome(payload: bytes):
+    """Gateway side: the value, or the error raised again."""
+    ok, value = orjson.loads(payload)
+    if ok:
+        return value
+    make = _ERRORS.get(value["type"])
+    if make is None:
+        raise Unavailable(Code.INTERNAL, "internal error")
+    raise make(value)
