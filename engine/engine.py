@@ -30,12 +30,14 @@ from .money import MAX_MINOR, format_money, format_odds
 from .order import Order
 from .rejections import Code, InvariantBroken, Rejected
 from .retired import retired
+from .transfers import TRANSIT, Transfers
+from . import transfers
 from .wallet import Wallet
 
 HOUSE = house.HOUSE
 COMMISSION = "commission"
 EXTERNAL = "external"
-SYSTEM_ACCOUNTS = (HOUSE, COMMISSION, EXTERNAL)
+SYSTEM_ACCOUNTS = (HOUSE, COMMISSION, EXTERNAL, TRANSIT)
 _STATUS_NAMES = {"open": OPEN, "suspended": SUSPENDED, "closed": CLOSED}
 _PERSISTENCES = (LAPSE, PERSIST)
 _TIFS = (GTC, FOK)
@@ -51,7 +53,7 @@ class Engine:
     # other state classes'); run uncompiled, they are ordinary slots.
     __slots__ = ("config", "risk", "_house_order_count", "markets", "orders", "wallets", "refs",
                  "deposits", "withdrawals", "delayed", "last_seq", "last_ts", "_seq", "_ts",
-                 "retired_refs", "retired_orders", *_SCRATCH)
+                 "retired_refs", "retired_orders", "transfers", *_SCRATCH)
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
@@ -68,6 +70,7 @@ class Engine:
         self.deposits: dict[str, tuple[str, str, int]] = {}  # ref -> (user, currency, amount)
         self.withdrawals: dict[str, list] = {}  # id -> [user, currency, amount, state]
         self.delayed: list[tuple[int, int, str]] = []  # heap of (release_ts, seq, order id)
+        self.transfers = Transfers()  # money to and from other shards (engine/transfers.py)
         self.last_seq = 0
         self.last_ts = 0
         self._seq = 0
@@ -123,6 +126,7 @@ class Engine:
         # snapshots taken before refs outlived their markets have no retired refs
         self.retired_refs = {}
         self.retired_orders = {}
+        self.transfers = Transfers()  # nor those taken before shards moved money
         for name, value in state.items():
             setattr(self, name, value)  # a name the engine no longer has fails loudly here
         self._events = []
@@ -138,7 +142,8 @@ class Engine:
         key = (user, currency)
         w = self.wallets.get(key)
         if w is None:
-            w = self.wallets[key] = Wallet(user, currency, exempt=user in (HOUSE, EXTERNAL))
+            w = self.wallets[key] = Wallet(user, currency,
+                                           exempt=user in (HOUSE, EXTERNAL, TRANSIT))
         return w
 
     def _market(self, market_id: str) -> Market:
@@ -870,4 +875,7 @@ _HANDLERS = {
     c.SetUserLimits: Engine._set_user_limits,
     c.SetPrices: Engine._set_prices,
     c.Configure: Engine._configure,
+    c.TransferOut: transfers.transfer_out,
+    c.TransferIn: transfers.transfer_in,
+    c.ConfirmTransfer: transfers.confirm_transfer,
 }

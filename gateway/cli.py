@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -95,8 +96,8 @@ def _engine(args) -> int:
 
             await seed_demo(node.exchange, settings.currency,
                             owns=lambda cmd: command_shard(node.shards, cmd) == node.shard)
-        print(f"engine s{args.shard} up: HTTP http://{settings.host}:{node.http_port}/",
-              flush=True)
+        print(f"engine s{args.shard} up: pid {os.getpid()} "
+              f"HTTP http://{settings.host}:{node.http_port}/", flush=True)
         return await node.serve_forever()
 
     return uvloop.run(main())
@@ -113,7 +114,7 @@ def _gateway(args) -> int:
         node = GatewayNode(settings, args.id)
         await node.start()
         host = settings.host
-        print(f"gateway {args.id} up: WebSocket ws://{host}:{node.ws_port}/ws "
+        print(f"gateway {args.id} up: pid {os.getpid()} WebSocket ws://{host}:{node.ws_port}/ws "
               f"HTTP http://{host}:{node.http_port}/", flush=True)
         return await node.serve_forever()
 

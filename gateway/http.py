@@ -37,7 +37,7 @@ from .protocol import (Cleared, Currency, Id, Money, ProtocolError, Statement, l
                        validated)
 from .ops_page import add_ops_routes
 from .reports import add_report_routes
-from .statements import HistoryError, history
+from .statements import HistoryError
 from .views import format_factor, format_rate, order_view, wallet_view
 from .webhooks import SIGNATURE_HEADER, fresh, signature_valid
 
@@ -265,15 +265,16 @@ def deposit_view(engine, events, provider_ref: str, ref: str) -> dict:
             "status": "credited"}
 
 
-def _wallet_from(events: list, user: str, currency: str) -> dict | None:
+def _wallet_from(engine, events: list, user: str, currency: str) -> dict | None:
     """The wallet exactly as this command left it (later commands of the batch may have moved
-    it since, so engine state is not read here)."""
+    it since, so the wallet is not read here), as wallet_view shows it."""
     for event in events:
         if (isinstance(event, ev.WalletChanged) and event.user == user
                 and event.currency == currency):
-            return {"currency": currency, "balance": format_money(event.balance_minor),
+            balance = event.balance_minor + engine.transfers.net.get((user, currency), 0)
+            return {"currency": currency, "balance": format_money(balance),
                     "held": format_money(event.held_minor),
-                    "available": format_money(event.balance_minor - event.held_minor)}
+                    "available": format_money(balance - event.held_minor)}
     return None
 
 
@@ -282,7 +283,7 @@ def requested_view(engine, events):
     req = next(e for e in events if isinstance(e, ev.WithdrawalRequested))
     return {"withdrawal": req.withdrawal, "amount": format_money(req.amount_minor),
             "currency": req.currency, "status": "pending",
-            "wallet": _wallet_from(events, req.user, req.currency)}
+            "wallet": _wallet_from(engine, events, req.user, req.currency)}
 
 
 _DECISIONS = {"approved": ev.WithdrawalApproved, "rejected": ev.WithdrawalRejected}
@@ -299,7 +300,7 @@ def decided_view(engine, events, wid: str, status: str) -> dict:
     done = next(e for e in events if isinstance(e, _DECISIONS[status]))
     return {"withdrawal": wid, "user": done.user, "amount": format_money(done.amount_minor),
             "currency": done.currency, "status": status,
-            "wallet": _wallet_from(events, done.user, done.currency)}
+            "wallet": _wallet_from(engine, events, done.user, done.currency)}
 
 
 def withdrawal_list(engine, user: str | None, status: str | None, limit: int) -> dict:
@@ -477,7 +478,7 @@ class HttpApi:
                 raise HttpError(Code.BAD_REQUEST, f"unknown parameter {name!r}")
         try:
             req = validated(model, data)
-            body = await history(self.exchange, user, req)
+            body = await self.exchange.history(user, req)
         except ProtocolError as err:
             raise HttpError(err.code, err.message) from None
         except HistoryError as err:

@@ -358,15 +358,15 @@ class Ops:
         result = engine.preview(cmd)
         if result.code is not None:
             raise OpError(result.code, result.reason)
+        # the market's own currency: its holds come from that wallet (as wallet_view shows it)
+        currency = engine.markets[cmd.market].currency
+        balance = result.balance_minor + engine.transfers.net.get((cmd.user, currency), 0)
         return {"op": "preview",
                 "fills": [[format_odds(price), format_money(size)] for price, size in result.fills],
                 "rest": format_money(result.rest_minor), "bet_delay_ms": result.bet_delay_ms,
-                # the market's own currency: its holds come from that wallet
-                "wallet_after": {"currency": engine.markets[cmd.market].currency,
-                                 "balance": format_money(result.balance_minor),
+                "wallet_after": {"currency": currency, "balance": format_money(balance),
                                  "held": format_money(result.held_after_minor),
-                                 "available": format_money(result.balance_minor
-                                                           - result.held_after_minor)},
+                                 "available": format_money(balance - result.held_after_minor)},
                 "exposure_after": format_money(result.exposure_after_minor)}
 
     @staticmethod

@@ -248,7 +248,8 @@ SETTLEMENT = "settlement"
 VOID = "void"
 _CAUSES = {c.Deposit: "deposit", c.RequestWithdrawal: "withdrawal_requested",
            c.ApproveWithdrawal: "withdrawal_approved", c.RejectWithdrawal: "withdrawal_rejected",
-           c.SettleMarket: SETTLEMENT, c.VoidMarket: VOID}
+           c.SettleMarket: SETTLEMENT, c.VoidMarket: VOID,
+           c.TransferOut: "transfer_out", c.TransferIn: "transfer_in"}
 
 
 def _wallet_changed(ch, seq, idx, e: ev.WalletChanged):
@@ -277,6 +278,10 @@ def _wallet_changed(ch, seq, idx, e: ev.WalletChanged):
         ref = cmd.ref
     elif cause == "withdrawal_requested":
         ref = next(x.withdrawal for x in ch.events if type(x) is ev.WithdrawalRequested)
+    elif cause == "transfer_out":  # between the user's wallets on two shards: the transfer id
+        ref = next(x.transfer for x in ch.events if type(x) is ev.FundsTransferredOut)
+    elif cause == "transfer_in":
+        ref = cmd.transfer
     else:
         ref = cmd.withdrawal
     ch.movements.append((user, seq, e.currency, e.ts, cause, market, order, ref, amount,
@@ -344,6 +349,11 @@ _FOLDERS = {
     ev.PlaceRepeated: _nothing_changed,
     ev.DepositRepeated: _nothing_changed,
     ev.Configured: _nothing_changed,
+    # transfers between shards: their money is in the ledger and the wallet movements
+    ev.FundsTransferredOut: _nothing_changed,
+    ev.FundsTransferredIn: _nothing_changed,
+    ev.TransferRepeated: _nothing_changed,
+    ev.TransferConfirmed: _nothing_changed,
     ev.MarketCreated: _market_created,
     ev.MarketStatusChanged: _market_status_changed,
     ev.MarketSettled: _market_settled,

@@ -52,6 +52,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.auth import make_token
+from gateway.split.shards import ShardMap
 from gateway.webhooks import sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +116,7 @@ class ServerProcess:
     # the split shape (`serve --gateways N`): every gateway's URLs, the first ones above
     ws_urls: list[str] = field(default_factory=list)
     http_urls: list[str] = field(default_factory=list)
+    shards: int = 1
 
     @property
     def split(self) -> bool:
@@ -178,7 +180,8 @@ def start_server(var_dir: Path, extra_env: dict[str, str] | None = None,
         raise RuntimeError("backlay serve did not come up:\n" + "\n".join(log[-80:]))
     http_urls = [url.rstrip("/") for url in urls["HTTP"]]
     return ServerProcess(proc, urls["WebSocket"][0], http_urls[0], var_dir, log,
-                         urls["WebSocket"] if gateways else [], http_urls if gateways else [])
+                         urls["WebSocket"] if gateways else [], http_urls if gateways else [],
+                         shards)
 
 
 def stop_server(server: ServerProcess) -> int:
@@ -215,7 +218,7 @@ def scratch_dir(prefix: str):
 WS_LIBRARIES = ("picows", "websockets")
 SPLIT = "split"
 SPLIT_GATEWAYS = 2
-SPLIT_SHARDS = 1
+SPLIT_SHARDS = 2
 
 
 @pytest.fixture(scope="session", params=WS_LIBRARIES + (SPLIT,))
@@ -407,6 +410,7 @@ class Harness:
         self._http: aiohttp.ClientSession | None = None
         self._trader: Client | None = None
         self._gateways = itertools.cycle(server.ws_urls or [server.ws_url])
+        self.shards = ShardMap(server.shards)
 
     @staticmethod
     def token(user: str, *roles: str, ttl_s: int = 3600, secret: str = JWT_SECRET) -> str:
@@ -469,6 +473,18 @@ class Harness:
             return client
         return self._trader
 
+    def market_id(self, shard: int | None = None) -> str:
+        """A fresh market id, on `shard` (of the split shape's shards) when given."""
+        while True:
+            market = unique("m")
+            if shard is None or self.shards.of_market(market) == shard:
+                return market
+
+    def listing_order(self, markets: list[str]) -> list[str]:
+        """Markets in the order the catalogue lists them: creation order; with several shards,
+        shard by shard (docs/scale-out.md)."""
+        return sorted(markets, key=self.shards.of_market)
+
     async def market(self, trader: Client | None = None, selections=("s1", "s2"),
                      status: str | None = "open", **create) -> str:
         """A new market with unique id, opened unless `status` says otherwise."""
@@ -524,9 +540,14 @@ def small_socket(rcvbuf: int = 4096, mss: int = 536) -> socket.socket:
 
 
 @pytest.fixture
-def ws(backlay_server):
+def ws(backlay_server, request):
     """ws(scenario, timeout_s=30): runs `await scenario(harness)` in a fresh event loop and
-    returns its result; every client the harness opened is closed afterwards."""
+    returns its result; every client the harness opened is closed afterwards. A test marked
+    `one_engine(reason)` is skipped against several shards, for that reason."""
+    marker = request.node.get_closest_marker("one_engine")
+    if marker is not None and backlay_server.shards > 1:
+        pytest.skip(f"with several shards: {marker.args[0]}")
+
     def go(scenario, timeout_s: float = SCENARIO_TIMEOUT_S):
         async def main():
             h = Harness(backlay_server)

@@ -23,16 +23,39 @@ from engine import commands as c
 from engine.codec import decode_command, encode_command
 from engine.rejections import Code, Rejected
 
-from .. import http, statements
+from .. import catalogue, http, protocol, statements
 from ..exchange import Unavailable
 from ..exposure import exposure_view
 from ..ops import OpError
 from ..views import market_state
+from .scatter import sum_wallets
 from .shards import ShardMap
 
 
 class CallError(Exception):
     """A call a gateway may not make (not on the list), or a malformed one."""
+
+
+def catalogue_page(engine, event, statuses, in_play, after, limit) -> dict:
+    """A page of this shard's markets (gateway/catalogue.py page); the gateway strings the
+    shards' pages together."""
+    try:
+        return catalogue.page(engine, event, None if statuses is None else set(statuses),
+                              in_play, after, limit)
+    except KeyError:
+        raise OpError(Code.UNKNOWN_MARKET, f"after: no market {after!r}") from None
+
+
+def funds(engine, user: str, currency: str | None = None, market: str | None = None) -> dict:
+    """What the user can spend on this shard (funding.py): the wallet of `currency`, or of
+    `market`'s currency."""
+    if market is not None:
+        m = engine.markets.get(market)
+        if m is None:
+            return {"currency": None, "available": 0}
+        currency = m.currency
+    w = engine.wallets.get((user, currency))
+    return {"currency": currency, "available": w.available if w is not None else 0}
 
 
 def market_states(engine, markets: list[str]) -> list:
@@ -46,24 +69,53 @@ class Read:
     fn: Callable
     # which shard answers, from the ShardMap and the call's arguments; None: every shard
     route: Callable[[ShardMap, dict], int | None]
-    # the answers of every shard (in shard order) as one; only for reads routed to all
-    merge: Callable[[list], Any] | None = None
+    # the answers of every shard (in shard order) and the call's arguments -> one answer; only
+    # for reads routed to every shard
+    merge: Callable[[list, dict], Any] | None = None
 
 
 def _everywhere(shards: ShardMap, kwargs: dict) -> None:
     return None
 
 
-def _concat_markets(answers: list) -> dict:
+def _concat_markets(answers: list, kwargs: dict) -> dict:
     return {"markets": [m for answer in answers for m in answer["markets"]]}
 
 
-def _any(answers: list) -> bool:
+def _any(answers: list, kwargs: dict) -> bool:
     return any(answers)
 
 
-def _highest(answers: list) -> int:
+def _highest(answers: list, kwargs: dict) -> int:
     return max(answers)
+
+
+def _user_detail(answers: list, kwargs: dict) -> dict | None:
+    """A bettor's wallets summed over the shards, their positions and orders on each."""
+    found = [a for a in answers if a is not None]
+    if not found:
+        return None
+    by_currency: dict[str, list[dict]] = {}
+    for answer in found:
+        for w in answer["wallets"]:
+            by_currency.setdefault(w["currency"], []).append(w)
+    return {**found[0], "wallets": [sum_wallets(ws) for ws in by_currency.values()],
+            "positions": [p for a in found for p in a["positions"]],
+            "open_orders": [o for a in found for o in a["open_orders"]]}
+
+
+def _withdrawals(answers: list, kwargs: dict) -> dict:
+    return {"count": sum(a["count"] for a in answers),
+            "withdrawals": [w for a in answers for w in a["withdrawals"]][:kwargs["limit"]]}
+
+
+def _home_or_everywhere(shards: ShardMap, kwargs: dict) -> int | None:
+    return None if kwargs.get("user") is None else shards.of_user(kwargs["user"])
+
+
+def _home_or_market(shards: ShardMap, kwargs: dict) -> int:
+    market = kwargs.get("market")
+    return shards.of_market(market) if market else shards.of_user(kwargs["user"])
 
 
 READS: dict[str, Read] = {
@@ -71,7 +123,11 @@ READS: dict[str, Read] = {
     "exposure": Read(exposure_view, _everywhere, _concat_markets),
     "market_detail": Read(http.market_detail, lambda shards, kw: shards.of_market(kw["market_id"])),
     "known_user": Read(http.known_user, _everywhere, _any),
+    "user_detail": Read(http.user_detail, _everywhere, _user_detail),
+    "withdrawal_list": Read(http.withdrawal_list, _home_or_everywhere, _withdrawals),
     "journaled_seq": Read(statements._journaled_seq, _everywhere, _highest),
+    "funds": Read(funds, _home_or_market),
+    "catalogue_page": Read(catalogue_page, lambda shards, kw: 0),  # the gateway picks the shard
 }
 # views of commands the HTTP edge submits
 VIEWS: dict[str, Callable] = {"deposit_view": http.deposit_view,
@@ -131,6 +187,13 @@ async def run(exchange, payload: bytes, deliver) -> None:
         if read is None:
             raise CallError(f"no read {call[1]!r}")
         await exchange.read(partial(read.fn, **call[2]), deliver=deliver)
+    elif call[0] == "history":  # a bettor's statement or cleared page, from this read model
+        user, model, fields = call[1:]
+        req = _HISTORY_MODELS[model].model_validate(fields)
+        try:
+            deliver(True, await exchange.history(user, req))
+        except Exception as exc:
+            deliver(False, exc)
     elif call[0] == "submit":
         cmd = decode_command(orjson.dumps(call[1]))
         fn = VIEWS.get(call[2])
@@ -139,6 +202,13 @@ async def run(exchange, payload: bytes, deliver) -> None:
         await exchange.submit(cmd, view=partial(fn, **call[3]), deliver=deliver)
     else:
         raise CallError(f"no call {call[0]!r}")
+
+
+_HISTORY_MODELS = {"statement": protocol.Statement, "cleared": protocol.Cleared}
+
+
+def encode_history(user: str, req) -> bytes:
+    return orjson.dumps(["history", user, req.op, req.model_dump()])
 
 
 def encode_outcome(ok: bool, value) -> bytes:

@@ -26,6 +26,7 @@ import orjson
 from engine.codec import encode_command
 
 from . import wire
+from .scatter import Gathering
 from .wire import Entry, Sequence
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ class EngineClient:
         self._corr = itertools.count(1)
         self._loops: list[asyncio.Task] = []
         self.frames_in = 0
+        self.gatherings: dict[int, Gathering] = {}  # connection -> scatters in progress
+        # with several shards: what sums pushes over shards and funds refused places
+        # (gateway_ops.Sharded); None with one
+        self.sharded = None
 
     async def start(self) -> None:
         await self._refresh_alive()
@@ -123,6 +128,9 @@ class EngineClient:
                         orjson.dumps([obj, legs]))
 
     def closed(self, session) -> None:
+        self.gatherings.pop(session.conn_id, None)
+        if self.sharded is not None:
+            self.sharded.closed(session)
         for shard in self.opened.pop(session.conn_id, ()):
             self.writer.add(self.cmd_streams[shard], session.conn_id, wire.CLOSE)
 
@@ -157,10 +165,7 @@ class EngineClient:
             out = by_stream.pop(out_stream, ())
             for entry_id, fields in out:
                 cursors[out_stream] = entry_id
-                try:
-                    self._entry(Entry(fields))
-                except Exception:
-                    log.exception("gateway: entry %s failed", entry_id)
+                self._entry(Entry(fields))
             if len(out) == READ_COUNT:
                 continue  # more replies are waiting: market data only after all of them
             for stream, entries in by_stream.items():
@@ -180,29 +185,58 @@ class EngineClient:
         elif self.epochs.get(shard, entry.epoch) != entry.epoch:
             self._shard_lost(shard, "restarted")
         self.epochs[shard] = entry.epoch
-        sessions = self.hub.by_id
         for conn, kind, payload in entry.records():
             self.frames_in += 1
-            if kind == wire.RESULT:
-                call = self._calls.get(conn)
-                if call is not None and not call[1].done():
-                    call[1].set_result(payload)
-                continue
-            if kind == wire.ANSWERED and conn == 0:  # RESYNC: the shard dropped our sessions
-                self._shard_lost(shard, "lost our requests")
-                continue
-            session = sessions.get(conn)
-            if session is None:
-                continue  # closed meanwhile
-            if kind == wire.FRAME:
-                session.push_frame(payload, frame_op(payload))
-            elif kind == wire.REPLY:
-                session.push_frame(payload, frame_op(payload))
-                session.answered()
-            elif kind == wire.ANSWERED:
-                session.answered()
-            elif kind == wire.DROPPABLE:
-                session.push_frame(payload, frame_op(payload), droppable=True)
+            try:
+                self._record(shard, conn, kind, payload)
+            except Exception:  # a bug: that frame is lost, not the ones after it
+                log.exception("gateway: a record from shard %d failed", shard)
+
+    def _record(self, shard: int, conn: int, kind: int, payload: bytes) -> None:
+        if kind == wire.RESULT:
+            call = self._calls.get(conn)
+            if call is not None and not call[1].done():
+                call[1].set_result(payload)
+            return
+        if kind == wire.ANSWERED and conn == 0:  # RESYNC: the shard dropped our sessions
+            self._shard_lost(shard, "lost our requests")
+            return
+        session = self.hub.by_id.get(conn)
+        if session is None:
+            return  # closed meanwhile
+        if kind == wire.FUNDS_NEEDED:  # not a frame: never waits behind one
+            self.sharded.funds_needed(session, shard, payload)
+            return
+        gathering = self.gatherings.get(conn)
+        if gathering is not None:
+            if gathering.on_frame(shard, kind, payload,
+                                  lambda h, k, p, s=session: self.deliver(s, h, k, p)):
+                if gathering.idle:
+                    del self.gatherings[conn]
+                return
+        self.deliver(session, shard, kind, payload)
+
+    def deliver(self, session, shard: int | None, kind: int, payload: bytes) -> None:
+        """A shard's frame (or answer) to its connection; shard None: a merged reply."""
+        if (self.sharded is not None and shard is not None
+                and self.sharded.intercepts(session, shard, kind, payload)):
+            return
+        if kind == wire.FRAME:
+            session.push_frame(payload, frame_op(payload))
+        elif kind == wire.REPLY:
+            session.push_frame(payload, frame_op(payload))
+            session.answered()
+        elif kind == wire.ANSWERED:
+            session.answered()
+        elif kind == wire.DROPPABLE:
+            session.push_frame(payload, frame_op(payload), droppable=True)
+
+    def gathering(self, session) -> Gathering:
+        """The connection's scatters in progress (scatter.py)."""
+        gathering = self.gatherings.get(session.conn_id)
+        if gathering is None:
+            gathering = self.gatherings[session.conn_id] = Gathering()
+        return gathering
 
     # -- shards coming and going ----------------------------------------------------------------
 

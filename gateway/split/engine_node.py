@@ -15,12 +15,14 @@ it expire when it stops; gateways watch it.
 
 import asyncio
 import logging
+import os
 
 import redis.asyncio as aioredis
 
 from ..ops import Ops
 from ..server import Server
 from . import wire
+from .funding import TransferDesk
 from .intake import Intake
 from .publisher import EngineHub
 from .shards import ShardMap, base_seq, journal_stream, schema
@@ -49,6 +51,7 @@ class EngineNode(Server):
         self.names = wire.names(settings.wire_prefix)
         self.process = f"s{shard}"
         self.intake: Intake | None = None
+        self.transfers: TransferDesk | None = None
         self.writer: wire.Writer | None = None
 
     def database_url(self) -> str:
@@ -59,6 +62,8 @@ class EngineNode(Server):
         if not (s.redis_url and s.database_url):
             raise SystemExit("an engine shard needs REDIS_URL and DATABASE_URL (shared with the "
                              "gateways)")
+        os.makedirs(s.var_dir, exist_ok=True)  # snapshots are written there first
+        await self._check_shard_count()
         self.epoch = await wire.next_epoch(s.redis_url, self.names.epoch(self.process))
         self.wire_redis = aioredis.from_url(s.wire_redis_url or s.redis_url)
         md = self.names.md(self.shard)
@@ -69,6 +74,20 @@ class EngineNode(Server):
         await self.wire_redis.set(self.names.alive(self.process), self.epoch,
                                   px=int(s.peer_timeout_s * 1000))
         self._tasks.append(asyncio.create_task(self._keep_alive(), name="alive"))
+
+    async def _check_shard_count(self) -> None:
+        """Markets are placed by hashing over the shard count: data made with one count cannot
+        be served by another (the count is kept in the journal's Redis)."""
+        redis = aioredis.from_url(self.settings.redis_url)
+        try:
+            key = self.names.shard_count()
+            await redis.set(key, self.shards.count, nx=True)
+            made_with = int(await redis.get(key))
+        finally:
+            await redis.aclose()
+        if made_with != self.shards.count:
+            raise SystemExit(f"this data was made with {made_with} shards, not "
+                             f"{self.shards.count}: markets live on the shard their id hashes to")
 
     async def _migrate(self, conn) -> None:
         if self.schema != "public":
@@ -82,8 +101,13 @@ class EngineNode(Server):
 
     async def _start_edges(self, hub: EngineHub) -> None:
         ops = Ops(self.exchange, hub)
-        self.intake = Intake(shard=self.shard, redis=self.wire_redis, names=self.names,
+        self.transfers = TransferDesk(self.shard, self.exchange, self.writer, self.names)
+        self.exchange.sequencer.add_renderer(self.transfers.on_batch)
+        self.transfers.start()
+        self.intake = Intake(shard=self.shard, shards=self.shards.count, redis=self.wire_redis,
+                             names=self.names,
                              writer=self.writer, exchange=self.exchange, hub=hub, ops=ops,
+                             transfers=self.transfers,
                              peer_timeout_s=self.settings.peer_timeout_s)
         await self.intake.start()
         await hub.publish_all()
@@ -109,6 +133,7 @@ class EngineNode(Server):
     async def stop(self) -> None:
         if self.intake is not None:
             await self.intake.stop()
+            await self.transfers.stop()
         await super().stop()
 
     async def _engine_stopped(self) -> None:

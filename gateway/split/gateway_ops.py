@@ -7,20 +7,36 @@ Everything else goes to the shard that owns what it touches, as the client sent 
 cancel and replace as their engine command), and the shard's engine-side ops answer it exactly
 as one process does (gateway/ops.py), so replies, errors and frame order are the same.
 
+With several shards, what spans them (`Sharded`): `orders`, `wallet`, `cancel_all` without a
+market, the `exposure` and `catalogue` channels and a user's `limits.set` go to every shard and
+their answers are merged (scatter.py); `catalogue` pages string the shards' pages together
+(markets by shard, each shard's in creation order); a slip's legs are placed per shard, in one
+group each; a place refused INSUFFICIENT_FUNDS is funded from the bettor's other shards and
+placed again (funding.py); wallet and exposure pushes are summed over the shards.
+
 Requests of one connection leave in the order they arrived, and a shard handles them in that
 order; a connection's frames from a shard come back in the order that shard produced them.
 """
 
+import asyncio
+import logging
+
+import orjson
+
 from engine.rejections import Code
 
+from .. import catalogue
 from .. import protocol as p
 from .. import slips
 from ..exchange import Unavailable
-from ..ops import ORDER_COMMANDS, OpError, Reply
+from ..ops import ORDER_COMMANDS, OpError, Reply, place_command
 from ..protocol import parse_object
 from ..views import image
-from . import calls
+from . import calls, scatter, wire
 from .client import ShardDown
+from .funding import Funder, worst_case_minor
+
+log = logging.getLogger(__name__)
 
 
 class Forward:
@@ -44,6 +60,14 @@ class GatewayOps:
         self.shards = shards
         self._local = {p.Subscribe: self.subscribe, p.Unsubscribe: self.unsubscribe,
                        p.SlipSet: self.slip_set, p.SlipPlace: self.slip_place}
+        self.sharded = Sharded(self) if shards.count > 1 else None
+        client.sharded = self.sharded
+        if self.sharded is not None:
+            self._local.update({p.Orders: self.sharded.orders, p.Wallet: self.sharded.wallet,
+                                p.CancelAll: self.sharded.cancel_all,
+                                p.LimitsSet: self.sharded.limits_set,
+                                p.Catalogue: self.sharded.catalogue,
+                                p.Preview: self.sharded.preview})
 
     def parse(self, obj: dict) -> Forward:
         return Forward(parse_object(obj), obj)
@@ -91,16 +115,17 @@ class GatewayOps:
 
     def forward(self, session, fwd: Forward, legs: list | None = None) -> None:
         """To the shard that owns what the request touches; it replies."""
-        shard = self.route(fwd.req)
+        shard = self.route(session, fwd.req)
         if not self.client.up(shard):
             raise self._down(shard)
         self.client.request(session, shard, fwd.obj, legs)
 
-    def route(self, req: p.Request) -> int:
+    def route(self, session, req: p.Request) -> int:
+        """The market's shard; a bettor's own history without a market: their home shard's."""
         market = getattr(req, "market", None)
         if market is not None:
             return self.shards.of_market(market)
-        return 0
+        return self.shards.of_user(session.user)
 
     def _down(self, shard: int) -> Unavailable:
         return Unavailable(Code.INTERNAL, f"exchange unavailable: shard {shard} is not running")
@@ -110,8 +135,8 @@ class GatewayOps:
 
     async def subscribe(self, session, fwd: Forward, reply: Reply) -> bool:
         req = fwd.req
-        if req.channel is not None:
-            return False  # exposure and catalogue: the shard's feeds
+        if req.channel is not None:  # exposure and catalogue: the shards' feeds
+            return self.sharded is not None and self.sharded.channel(session, fwd)
         markets = list(dict.fromkeys(req.markets or []))
         if not markets:
             raise OpError(Code.BAD_REQUEST, "subscribe needs markets or a channel")
@@ -132,7 +157,7 @@ class GatewayOps:
     async def unsubscribe(self, session, fwd: Forward, reply: Reply) -> bool:
         req = fwd.req
         if req.channel is not None:
-            return False
+            return self.sharded is not None and self.sharded.channel(session, fwd)
         markets = req.markets if req.markets is not None else list(session.subs)
         for market in markets:
             self.hub.unwatch_market(session, market)
@@ -157,17 +182,43 @@ class GatewayOps:
         slip = session.slip
         if slip is None or not slip.legs:
             raise OpError(Code.BAD_REQUEST, "no bet slip: send slip.set first")
-        markets = slip.markets()
-        shards = {self.shards.of_market(m) for m in markets}
-        if len(shards) > 1:
-            raise OpError(Code.BAD_REQUEST, "a slip's legs must be on markets of one shard to be "
-                          "placed together")
+        groups: dict[int, list[int]] = {}  # shard -> its legs' positions in the slip
+        for i, leg in enumerate(slip.legs):
+            groups.setdefault(self.shards.of_market(leg.market), []).append(i)
         legs = [[leg.market, leg.selection, leg.side, leg.stake, leg.price] for leg in slip.legs]
-        shard = shards.pop()
-        if not self.client.up(shard):
-            raise self._down(shard)
-        self.client.request(session, shard, fwd.obj, legs)
+        if len(groups) == 1:
+            shard = next(iter(groups))
+            if not self.client.up(shard):
+                raise self._down(shard)
+            self.client.request(session, shard, fwd.obj, legs)
+            return True
+        # legs on several shards: each shard places its own in one group; the results in the
+        # slip's order
+        positions = list(groups.values())
+
+        def merge(parts: list[dict]) -> dict:
+            results = [{**r, "leg": where[r["leg"]]}
+                       for where, part in zip(positions, parts) for r in part["results"]]
+            return {"op": "slip.placed", "results": sorted(results, key=lambda r: r["leg"])}
+
+        self.scatter(session, fwd.req, [(shard, fwd.obj, [legs[i] for i in where])
+                                        for shard, where in groups.items()], merge)
         return True
+
+    def scatter(self, session, req: p.Request, parts: list[tuple[int, dict, list | None]],
+                merge, on_done=None, on_part=None) -> list[str]:
+        """Send `parts` (shard, request object, slip legs), each under a marker id; their
+        answers merged answer `req` (scatter.py). Returns the markers, in order."""
+        for shard, _, _ in parts:
+            if not self.client.up(shard):
+                raise self._down(shard)
+        markers = [scatter.new_marker() for _ in parts]
+        self.client.gathering(session).scatters.append(scatter.Scatter(
+            req.id, [(marker, shard) for marker, (shard, _, _) in zip(markers, parts)],
+            merge, on_done, on_part))
+        for marker, (shard, obj, legs) in zip(markers, parts):
+            self.client.request(session, shard, {**obj, "id": marker}, legs)
+        return markers
 
     async def market_states(self, markets: list[str]) -> dict:
         """Each market's state as its shard holds it now, read between batches (so it shows
@@ -185,3 +236,207 @@ class GatewayOps:
                     state = self.mirror.state(market)
                 states[market] = state
         return {market: states[market] for market in markets}
+
+
+class Sharded:
+    """What spans shards, for GatewayOps with more than one (see the module's docstring)."""
+
+    def __init__(self, ops: GatewayOps) -> None:
+        self.ops = ops
+        self.client = ops.client
+        self.shards = ops.shards
+        self.settings = ops.settings
+        self.wallets = scatter.WalletBook(ops.shards.count)
+        self.exposure = scatter.ExposureBook()
+        self.funder = Funder(ops.client, ops.shards)
+        self.pushed: dict[int, dict[str, dict]] = {}  # connection -> currency -> last total
+        self._tasks: set[asyncio.Task] = set()
+
+    def _everywhere(self, obj: dict) -> list[tuple[int, dict, None]]:
+        return [(k, obj, None) for k in self.shards.all]
+
+    # -- requests every shard answers ---------------------------------------------------------
+
+    async def orders(self, session, fwd: Forward, reply: Reply) -> bool:
+        """Every shard's orders of the user, and (read in the same step on each shard, so every
+        later push starts from it) its wallets: from now on this gateway sums them."""
+        user, book = session.user, self.wallets
+        if not session.watching_orders:
+            session.watching_orders = True
+            book.watching(user)
+        count = self.shards.count
+
+        def on_part(marker, shard, frame) -> None:
+            if frame.get("op") == "wallet":
+                for w in frame["wallets"]:
+                    book.note(user, shard, w)
+
+        def on_done(parts) -> None:  # where this connection's wallet pushes start from
+            last = self.pushed.setdefault(session.conn_id, {})
+            for currency in book.views.get(user, {}):
+                last[currency] = book.total(user, currency)
+
+        self.ops.scatter(session, fwd.req,
+                         self._everywhere(fwd.obj) + self._everywhere({"op": "wallet"}),
+                         lambda parts: scatter.merge_orders(parts[:count]), on_done, on_part)
+        return True
+
+    async def wallet(self, session, fwd: Forward, reply: Reply) -> bool:
+        user, book = session.user, self.wallets
+
+        def on_part(marker, shard, frame) -> None:
+            if user in book.watchers and frame.get("op") == "wallet":
+                for w in frame["wallets"]:
+                    book.note(user, shard, w)
+
+        self.ops.scatter(session, fwd.req, self._everywhere(fwd.obj), scatter.merge_wallet,
+                         on_part=on_part)
+        return True
+
+    async def cancel_all(self, session, fwd: Forward, reply: Reply) -> bool:
+        if fwd.req.market is not None:
+            return False
+        self.ops.scatter(session, fwd.req, self._everywhere(fwd.obj), scatter.merge_orders)
+        return True
+
+    async def limits_set(self, session, fwd: Forward, reply: Reply) -> bool:
+        """A user's limits hold on every shard (each enforces them on its own markets)."""
+        if fwd.req.user is None:
+            return False
+        self.ops.scatter(session, fwd.req, self._everywhere(fwd.obj), scatter.first)
+        return True
+
+    def channel(self, session, fwd: Forward) -> bool:
+        """subscribe / unsubscribe to `exposure` or `catalogue`: every shard's feed."""
+        req = fwd.req
+        on_done = None
+        merge = scatter.first
+        if req.op == "subscribe" and req.channel == "exposure":
+            merge = scatter.merge_exposure
+            conn = session.conn_id
+
+            def on_done(parts) -> None:
+                for (marker, shard), frames in parts.items():
+                    if not scatter.is_error(frames[-2]):
+                        self.exposure.pictures.setdefault(conn, {})[shard] = frames[-2]["markets"]
+        elif req.channel == "exposure":
+            self.exposure.pictures.pop(session.conn_id, None)
+        self.ops.scatter(session, req, self._everywhere(fwd.obj), merge, on_done)
+        return True
+
+    async def catalogue(self, session, fwd: Forward, reply: Reply) -> bool:
+        """Pages over every shard's markets: shard by shard, each in creation order; the cursor
+        (the last market listed) names the shard to carry on from."""
+        req = fwd.req
+        statuses = sorted({s.upper() for s in req.status}) if req.status is not None else None
+        limit = min(req.limit, catalogue.PAGE_MAX)
+        start = self.shards.of_market(req.after) if req.after is not None else 0
+        listed: list[dict] = []
+        more = False
+        for shard in range(start, self.shards.count):
+            want = limit - len(listed) if len(listed) < limit else 1  # full: is there more?
+            page = await self._page(shard, req, statuses, req.after if shard == start else None,
+                                    want)
+            if len(listed) == limit:
+                more = bool(page["markets"])
+            else:
+                listed += page["markets"]
+                more = page["next"] is not None
+            if more:
+                break
+        reply.send({"op": "catalogue", "markets": listed,
+                    "next": listed[-1]["market"] if more else None})
+        return True
+
+    async def _page(self, shard: int, req, statuses, after, limit: int) -> dict:
+        if not self.client.up(shard):
+            raise self.ops._down(shard)
+        return calls.decode_outcome(await self.client.call(shard, calls.encode_read(
+            "catalogue_page", {"event": req.event, "statuses": statuses, "in_play": req.in_play,
+                               "after": after, "limit": limit})))
+
+    async def preview(self, session, fwd: Forward, reply: Reply) -> bool:
+        """As a place would meet it: funded from the bettor's other shards first (which moves
+        money between their own wallets, never changes what they have), and `wallet_after`
+        the whole wallet."""
+        req = fwd.req
+        shard = self.shards.of_market(req.market)
+        cmd = place_command(session.user, req)
+        try:
+            await self.funder.fund(session.user, shard, worst_case_minor(cmd),
+                                   market=req.market)
+        except ShardDown:
+            raise
+        except Exception as exc:
+            log.warning("funding %s for a preview failed: %r", session.user, exc)
+        others = [k for k in self.shards.all if k != shard]
+
+        def merge(parts: list[dict]) -> dict:
+            result = parts[0]
+            after = result["wallet_after"]
+            views = [after] + [w for part in parts[1:] for w in part["wallets"]
+                               if w["currency"] == after["currency"]]
+            return {**result, "wallet_after": scatter.sum_wallets(views)}
+
+        self.ops.scatter(session, req, [(shard, fwd.obj, None)]
+                         + [(k, {"op": "wallet"}, None) for k in others], merge)
+        return True
+
+    # -- funding ------------------------------------------------------------------------------
+
+    def funds_needed(self, session, shard: int, payload: bytes) -> None:
+        """A shard holds a place (or slip) the bettor's wallet there cannot cover, and the
+        connection's later work behind it: bring the money, then send it back funded."""
+        header, _, held = payload.partition(b"\n")
+        shorts, kind = orjson.loads(header)
+        funded = wire.ORDER_FUNDED if kind == wire.ORDER else wire.REQUEST_FUNDED
+
+        async def fund() -> None:
+            for currency, amount in shorts:
+                try:
+                    await self.funder.move(session.user, shard, currency, amount)
+                except Exception as exc:  # the engine then refuses it INSUFFICIENT_FUNDS
+                    log.warning("funding %s on shard %d failed: %r", session.user, shard, exc)
+            if not session.closed:
+                self.client.writer.add(self.client.cmd_streams[shard], session.conn_id, funded,
+                                       held)
+
+        task = asyncio.get_running_loop().create_task(fund())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- pushes summed over the shards --------------------------------------------------------
+
+    def intercepts(self, session, shard: int, kind: int, payload: bytes) -> bool:
+        """Whether this frame is summed or held here instead of going out as it is."""
+        if kind == wire.FRAME:
+            if payload.startswith(b'{"op":"wallet"'):
+                return self._wallet_push(session, shard, payload)
+        elif kind == wire.DROPPABLE:
+            if payload.startswith(b'{"op":"exposure"'):
+                session.push(self.exposure.push(session.conn_id, shard, orjson.loads(payload)),
+                             droppable=True)
+                return True
+        return False
+
+    def _wallet_push(self, session, shard: int, payload: bytes) -> bool:
+        view = orjson.loads(payload)
+        del view["op"]
+        self.wallets.note(session.user, shard, view)
+        total = self.wallets.total(session.user, view["currency"])
+        if total is None:  # not every shard's wallet known: a bug in how watching starts
+            log.error("wallet push for %s from shard %d before every shard's wallet was known",
+                      session.user, shard)
+            return False
+        # a transfer between the bettor's shards changes no total: nothing to tell them
+        last = self.pushed.setdefault(session.conn_id, {})
+        if last.get(total["currency"]) != total:
+            last[total["currency"]] = total
+            session.push({"op": "wallet", **total})
+        return True
+
+    def closed(self, session) -> None:
+        self.pushed.pop(session.conn_id, None)
+        self.exposure.pictures.pop(session.conn_id, None)
+        if session.watching_orders:
+            self.wallets.gone(session.user)

@@ -22,12 +22,13 @@ import time
 
 import orjson
 
+from engine import commands as c
 from engine.codec import decode_command
 
 from .. import slips
 from ..connection import cancel_left_resting
 from ..protocol import ProtocolError, parse_object
-from . import calls, wire
+from . import calls, funding, wire
 from .wire import Entry, Sequence
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 READ_COUNT = 500  # entries per XREAD
 READ_BLOCK_MS = 1000
 RESYNC = 0  # conn 0 of an ANSWERED record: the gateway must close its connections on this shard
+HOLD_MAX_S = 10.0
+_SESSION_WORK = frozenset({wire.ORDER, wire.REQUEST, wire.ORDER_FUNDED, wire.REQUEST_FUNDED})
 
 
 class RemoteSession:
@@ -59,6 +62,11 @@ class RemoteSession:
         self.inflight = 0
         self.sent_at = time.monotonic()
         self.closed = False
+        # while a place waits for the bettor's money from other shards: the records sent after
+        # it, held in order (funding.py); with the held one and since when
+        self.barrier: list[tuple[int, bytes]] | None = None
+        self.held: tuple[int, bytes] | None = None
+        self.held_since = 0.0
 
     def can(self, role: str) -> bool:
         return role in self.roles or "admin" in self.roles
@@ -100,9 +108,11 @@ class RemoteSession:
 class Intake:
     """Reads the shard's command stream and runs what it says against the local exchange."""
 
-    def __init__(self, *, shard: int, redis, names, writer: wire.Writer, exchange, hub, ops,
-                 peer_timeout_s: float) -> None:
+    def __init__(self, *, shard: int, shards: int, redis, names, writer: wire.Writer, exchange,
+                 hub, ops, transfers, peer_timeout_s: float) -> None:
         self.shard = shard
+        # with several shards, places may need the bettor's money from another (funding.py)
+        self.gate = funding.FundsGate(exchange) if shards > 1 else None
         self.redis = redis
         self.names = names
         self.writer = writer
@@ -117,7 +127,7 @@ class Intake:
         self.tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
         self.records_read = 0
-        self.transfers = None  # funding.TransferDesk, set by the engine node
+        self.transfers = transfers  # funding.TransferDesk
 
     async def start(self) -> None:
         # from the stream's end: what was queued while this shard was down was never answered,
@@ -147,10 +157,7 @@ class Intake:
             for _, entries in reply:
                 for entry_id, fields in entries:
                     streams[self.stream] = entry_id
-                    try:
-                        self._entry(Entry(fields))
-                    except Exception:
-                        log.exception("intake: entry %s failed", entry_id)
+                    self._entry(Entry(fields))
 
     def _entry(self, entry: Entry) -> None:
         sender = entry.sender
@@ -166,20 +173,22 @@ class Intake:
             self.gateways[sender] = entry.epoch
         for conn, kind, payload in entry.records():
             self.records_read += 1
-            self._record(sender, entry.epoch, conn, kind, payload)
+            try:
+                self._record(sender, entry.epoch, conn, kind, payload)
+            except Exception:  # a bug: that record is lost, not the ones after it
+                log.exception("intake: a record from %s failed", sender)
 
     def _record(self, sender: str, epoch: int, conn: int, kind: int, payload: bytes) -> None:
-        if kind == wire.ORDER:
+        if kind in _SESSION_WORK:
             session = self.sessions.get((sender, conn))
             if session is None:
                 return  # dropped (its gateway was presumed dead): nobody waits for it
-            rid, _, record = payload.partition(b"\n")
-            session.asked()
-            self.ops.submit_order(session, orjson.loads(rid), decode_command(record))
-        elif kind == wire.REQUEST:
-            session = self.sessions.get((sender, conn))
-            if session is not None:
-                self._request(session, payload)
+            if session.barrier is None:
+                self._work(session, kind, payload)
+            elif kind in (wire.ORDER_FUNDED, wire.REQUEST_FUNDED):
+                self._release(session, kind, payload)
+            else:
+                session.barrier.append((kind, payload))
         elif kind == wire.OPEN:
             info = orjson.loads(payload)
             self.sessions[(sender, conn)] = RemoteSession(
@@ -190,14 +199,80 @@ class Intake:
             if session is not None:
                 self._close(session)
         elif kind == wire.CALL:
-            self._call(self.names.out(sender), conn, payload)
-        elif self.transfers is not None and kind in (wire.TRANSFER_IN, wire.TRANSFER_CONFIRMED):
+            if payload.startswith(b'["transfer"'):
+                self.transfers.start_transfer(self.names.out(sender), conn, payload)
+            else:
+                self._call(self.names.out(sender), conn, payload)
+        elif kind in (wire.TRANSFER_IN, wire.TRANSFER_CONFIRMED):
             self.transfers.on_record(kind, payload)
         else:
             log.warning("intake: unknown record kind %d from %s", kind, sender)
 
-    def _request(self, session: RemoteSession, payload: bytes) -> None:
-        obj, legs = orjson.loads(payload)
+    def _work(self, session: RemoteSession, kind: int, payload: bytes) -> None:
+        """An order or request of the connection, in the order it sent them."""
+        gate = self.gate
+        if kind == wire.ORDER or kind == wire.ORDER_FUNDED:
+            rid, _, record = payload.partition(b"\n")
+            cmd = decode_command(record)
+            if gate is not None and type(cmd) is c.PlaceOrder:
+                if kind == wire.ORDER and not gate.fits(cmd):
+                    self._verify(session, kind, payload,
+                                 lambda engine: funding.shortfalls(engine, cmd))
+                    return
+                gate.promise(cmd)
+            session.asked()
+            self.ops.submit_order(session, orjson.loads(rid), cmd)
+        else:
+            obj, legs = orjson.loads(payload)
+            if (legs and gate is not None and kind == wire.REQUEST
+                    and not gate.slip_fits(session.user, legs)):
+                user = session.user
+                self._verify(session, kind, payload,
+                             lambda engine: funding.slip_shortfalls(engine, user, legs))
+                return
+            self._request(session, obj, legs)
+
+    def _verify(self, session: RemoteSession, kind: int, payload: bytes, shortfalls) -> None:
+        """The bettor's wallet here may not cover this: the connection's later work waits while
+        `shortfalls(engine)` is read between batches (after everything sent before it), then
+        the gateway is asked for the money (FUNDS_NEEDED), or it goes on as it is."""
+        session.barrier = []
+        session.held = (kind, payload)
+        session.held_since = time.monotonic()
+        funded = wire.ORDER_FUNDED if kind == wire.ORDER else wire.REQUEST_FUNDED
+
+        async def verify() -> None:
+            try:
+                shorts = await self.exchange.read(shortfalls)
+            except Exception as exc:  # stopped: the connection's gateway hears of it
+                log.warning("intake: funds of %s unknown: %r", session.user, exc)
+                shorts = []
+            if session.closed:
+                return
+            if shorts:
+                self.writer.add(session.stream, session.conn, wire.FUNDS_NEEDED,
+                                orjson.dumps([shorts, kind]) + b"\n" + payload)
+            else:
+                self._release(session, funded, payload)
+
+        task = asyncio.get_running_loop().create_task(verify())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _release(self, session: RemoteSession, kind: int, payload: bytes) -> None:
+        """The held record, back funded (or as far as the bettor's money went): it goes to the
+        engine, then what waited behind it, until one of those has to wait again."""
+        queued, session.barrier, session.held = session.barrier, None, None
+        self._work(session, kind, payload)
+        for i, (k, p) in enumerate(queued):
+            if session.barrier is not None:
+                session.barrier.extend(queued[i:])
+                return
+            if k in (wire.ORDER_FUNDED, wire.REQUEST_FUNDED):
+                k = wire.ORDER if k == wire.ORDER_FUNDED else wire.REQUEST
+            self._work(session, k, p)
+
+    def _request(self, session: RemoteSession, obj: dict, legs: list | None) -> None:
         if legs is not None:  # slip.place: the slip the gateway priced
             slip = slips.Slip([slips.Leg(m, s, side, stake) for m, s, side, stake, _ in legs])
             for leg, (*_, price) in zip(slip.legs, legs):
@@ -262,10 +337,22 @@ class Intake:
         if resync:
             self.writer.add(self.names.out(gateway), RESYNC, wire.ANSWERED)
 
+    def _expire_holds(self) -> None:
+        """A held place whose funds never came (a bug, or a gateway that died unnoticed) goes
+        to the engine as it is after HOLD_MAX_S: the engine's own check decides."""
+        now = time.monotonic()
+        for session in list(self.sessions.values()):
+            if session.held is not None and now - session.held_since > HOLD_MAX_S:
+                kind, payload = session.held
+                log.error("intake: funds for %s never came; placing as it is", session.user)
+                self._release(session, wire.ORDER_FUNDED if kind == wire.ORDER
+                              else wire.REQUEST_FUNDED, payload)
+
     async def _watch_gateways(self) -> None:
         every_s = self.peer_timeout_s / 3
         while True:
             await asyncio.sleep(every_s)
+            self._expire_holds()
             gateways = list(self.gateways)
             if not gateways:
                 continue

@@ -8,11 +8,14 @@ run unchanged on top; what they may pass is what calls.py lists.
 
 import asyncio
 
+from engine import commands as c
 from engine.rejections import Code
 
 from ..exchange import Unavailable
+from ..http import HttpError
 from . import calls
 from .client import ShardDown
+from .funding import Funder
 
 
 class ShardsHealth:
@@ -39,10 +42,12 @@ class RemoteExchange:
         self.ws_port: int | None = None
         self.client = None  # client.EngineClient, set by the gateway node
         self.sequencer = None  # ShardsHealth
+        self.funder = None  # funding.Funder, with several shards
 
     def attach(self, client) -> None:
         self.client = client
         self.sequencer = ShardsHealth(client)
+        self.funder = Funder(client, self.shards) if self.shards.count > 1 else None
 
     async def read(self, fn, deliver=None):
         name, kwargs = calls.named(fn)
@@ -52,11 +57,29 @@ class RemoteExchange:
         if shard is not None:
             return await self._call(shard, payload)
         answers = await asyncio.gather(*(self._call(k, payload) for k in self.shards.all))
-        return read.merge(answers)
+        return read.merge(answers, kwargs)
 
     async def submit(self, cmd, view=None, deliver=None):
-        return await self._call(calls.command_shard(self.shards, cmd),
-                                calls.encode_submit(cmd, view))
+        shard = calls.command_shard(self.shards, cmd)
+        payload = calls.encode_submit(cmd, view)
+        try:
+            return await self._call(shard, payload)
+        except HttpError as err:
+            # a withdrawal leaves from the home shard: bring the bettor's money there first
+            if (err.code != Code.INSUFFICIENT_FUNDS or self.funder is None
+                    or type(cmd) is not c.RequestWithdrawal):
+                raise
+            if not await self.funder.fund(cmd.user, shard, cmd.amount_minor,
+                                          currency=cmd.currency):
+                raise
+        return await self._call(shard, payload)
+
+    async def history(self, user: str, req) -> dict:
+        """From the shard of the asked market, else the bettor's home shard: each shard's read
+        model holds its own markets' bets and the wallet movements made there."""
+        market = getattr(req, "market", None)
+        shard = self.shards.of_market(market) if market else self.shards.of_user(user)
+        return await self._call(shard, calls.encode_history(user, req))
 
     async def _call(self, shard: int, payload: bytes):
         try:

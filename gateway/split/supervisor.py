@@ -23,11 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
 from persistence.embedded import EmbeddedRedis, start_servers
 
-from . import wire
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +96,6 @@ class Supervisor:
             # the journal's Redis fsyncs every write; the wire's need not, and must not wait
             self.wire_redis = EmbeddedRedis(Path(s.var_dir) / "wire-redis", appendfsync="no")
             wire_url = await asyncio.to_thread(self.wire_redis.start)
-        await self._check_shard_count()
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
         env.update({"REDIS_URL": self.storage.redis_url, "DATABASE_URL": self.storage.database_url,
                     "BACKLAY_WIRE_REDIS_URL": wire_url or self.storage.redis_url,
@@ -116,20 +112,6 @@ class Supervisor:
         await self._start_all(gateways)
         for child in self.children:
             asyncio.create_task(self._watch(child))
-
-    async def _check_shard_count(self) -> None:
-        """Markets are placed by hashing over the shard count: data made with one count cannot
-        be served by another."""
-        redis = aioredis.from_url(self.storage.redis_url)
-        try:
-            key = wire.names(self.settings.wire_prefix).shard_count()
-            await redis.set(key, self.shards, nx=True)
-            made_with = int(await redis.get(key))
-        finally:
-            await redis.aclose()
-        if made_with != self.shards:
-            raise SystemExit(f"this data was made with {made_with} shards, not {self.shards}: "
-                             "markets live on the shard their id hashes to")
 
     async def _start_all(self, children: list[Child]) -> None:
         self.children += children

@@ -34,12 +34,18 @@ ORDER = 2  # place, cancel or replace: payload [request id, command record]
 REQUEST = 3  # any other engine op: payload the request object (a slip's legs added)
 CLOSE = 4  # the connection is gone: run its dead-man switch, forget its session
 CALL = 5  # a named read or command (calls.py): conn = correlation id, payload [name, args]
+ORDER_FUNDED = 6  # an ORDER sent back after FUNDS_NEEDED: place it whatever the funds
+REQUEST_FUNDED = 7  # a REQUEST (slip.place) sent back after FUNDS_NEEDED
 # shard -> gateway
 FRAME = 16  # a frame for the connection
 REPLY = 17  # a frame that answers one of the connection's requests
 ANSWERED = 18  # one of its requests answered without a frame
 DROPPABLE = 19  # a frame the gateway may drop for a slow client (exposure pictures)
 RESULT = 20  # a call's outcome: conn = correlation id, payload [true, value] or [false, error]
+# a place (or slip) the bettor's wallet on this shard cannot cover, held with every later request
+# of the connection until it comes back funded: payload [[[currency, shortfall], ...], kind],
+# a newline, and the held record's payload (funding.py)
+FUNDS_NEEDED = 21
 # shard -> shard (funding.py)
 TRANSFER_IN = 32  # credit a transfer another shard debited: payload the command record
 TRANSFER_CONFIRMED = 33  # the destination credited it: payload [transfer id]
