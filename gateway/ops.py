@@ -174,6 +174,35 @@ def _slip_placed(outcomes: list) -> dict:
     return {"op": "slip.placed", "results": results}
 
 
+def subscription_markets(session: Session, req: p.Subscribe, subscriptions_max: int) -> list[str]:
+    """The markets a `subscribe` asks for, once checked."""
+    markets = list(dict.fromkeys(req.markets or []))
+    if not markets:
+        raise OpError(Code.BAD_REQUEST, "subscribe needs markets or a channel")
+    if len(set(session.subs) | set(markets)) > subscriptions_max:
+        raise OpError(Code.LIMIT_EXCEEDED, f"at most {subscriptions_max} market subscriptions")
+    return markets
+
+
+def start_watching(session: Session, hub, req: p.Subscribe, states: dict) -> None:
+    """`subscribed`, then each market's image: the subscriptions start from `states` (each
+    market's state as read for this request; None for a market there is not)."""
+    unknown = [m for m, state in states.items() if state is None]
+    if unknown:
+        raise OpError(Code.UNKNOWN_MARKET, f"no market {unknown[0]!r}")
+    session.push({"op": "subscribed", "id": req.id, "markets": list(states)})
+    for market, state in states.items():
+        seq = hub.watch_market(session, market, req.depth, state)
+        session.push(image(market, state, req.depth, seq))
+
+
+def stop_watching(session: Session, hub, req: p.Unsubscribe) -> dict:
+    markets = req.markets if req.markets is not None else list(session.subs)
+    for market in markets:
+        hub.unwatch_market(session, market)
+    return {"op": "unsubscribed", "markets": markets}
+
+
 def place_command(user: str, req: p.Place) -> c.PlaceOrder:
     return c.PlaceOrder(user=user, market=req.market, selection=req.selection, side=req.side,
                         price=req.price, size_minor=req.size, persistence=req.persistence,
@@ -284,21 +313,10 @@ class Ops:
                 return {"op": "subscribed", "channel": "catalogue"}
 
             return await self.exchange.read(watched, deliver=reply)
-        markets = list(dict.fromkeys(req.markets or []))
-        if not markets:
-            raise OpError(Code.BAD_REQUEST, "subscribe needs markets or a channel")
-        if len(set(session.subs) | set(markets)) > self.settings.subscriptions_max:
-            raise OpError(Code.LIMIT_EXCEEDED,
-                          f"at most {self.settings.subscriptions_max} market subscriptions")
+        markets = subscription_markets(session, req, self.settings.subscriptions_max)
         states = await self.exchange.read(
             lambda engine: {m: market_state(engine, m) for m in markets})
-        unknown = [m for m, state in states.items() if state is None]
-        if unknown:
-            raise OpError(Code.UNKNOWN_MARKET, f"no market {unknown[0]!r}")
-        session.push({"op": "subscribed", "id": req.id, "markets": markets})
-        for market, state in states.items():
-            seq = self.hub.watch_market(session, market, req.depth, state)
-            session.push(image(market, state, req.depth, seq))
+        start_watching(session, self.hub, req, states)
         return None
 
     async def unsubscribe(self, session: Session, req: p.Unsubscribe, reply: Reply):
@@ -308,10 +326,7 @@ class Ops:
         if req.channel == "catalogue":
             self.catalogue_feed.watchers.discard(session)
             return {"op": "unsubscribed", "channel": "catalogue"}
-        markets = req.markets if req.markets is not None else list(session.subs)
-        for market in markets:
-            self.hub.unwatch_market(session, market)
-        return {"op": "unsubscribed", "markets": markets}
+        return stop_watching(session, self.hub, req)
 
     async def catalogue(self, session: Session, req: p.Catalogue, reply: Reply):
         statuses = {s.upper() for s in req.status} if req.status is not None else None

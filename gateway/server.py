@@ -121,19 +121,7 @@ class Server:
                 house_back_ticks=s.house_back_ticks))
 
     async def _start_http(self) -> None:
-        from aiohttp import web
-
-        from .http import build_http_app
-
-        app = build_http_app(self.exchange)
-        self._http_runner = web.AppRunner(app, access_log=None)
-        await self._http_runner.setup()
-        site = web.TCPSite(self._http_runner, self.settings.host, self.settings.http_port)
-        await site.start()
-        self.http_port = self._http_runner.addresses[0][1]
-        if self.socket is not None:
-            for host in {self.settings.host, "127.0.0.1", "localhost"}:
-                self.socket.allow_origin(f"http://{host}:{self.http_port}")
+        self._http_runner, self.http_port = await start_http(self.exchange, self.socket)
 
     async def _snapshot_loop(self) -> None:
         """Snapshot every `snapshot_every_commands`; trim what snapshot and persister both hold."""
@@ -191,10 +179,7 @@ class Server:
     async def serve_forever(self) -> int:
         self.failed = False
         self._stop_requested = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop_requested.set)
-        await self._stop_requested.wait()
+        await until_signalled(self._stop_requested)
         await self.stop()
         return 1 if self.failed else 0
 
@@ -229,3 +214,29 @@ class Server:
                             self.persister.persisted_seq, target)
                 return
             await asyncio.sleep(0.05)
+
+
+async def start_http(exchange, socket=None):
+    """The HTTP API of `exchange` on its settings' http_port (0: a free one): (runner, port).
+    Browsers from that origin are admitted to `socket`, the trading WebSocket, if there is one."""
+    from aiohttp import web
+
+    from .http import build_http_app
+
+    settings = exchange.settings
+    runner = web.AppRunner(build_http_app(exchange), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.http_port).start()
+    port = runner.addresses[0][1]
+    if socket is not None:
+        for host in {settings.host, "127.0.0.1", "localhost"}:
+            socket.allow_origin(f"http://{host}:{port}")
+    return runner, port
+
+
+async def until_signalled(stop_requested: asyncio.Event) -> None:
+    """Until SIGTERM or SIGINT (or someone else sets `stop_requested`)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    await stop_requested.wait()

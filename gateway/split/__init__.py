@@ -15,6 +15,7 @@ supervisor. docs/scale-out.md is the design; the modules:
   client.py      gateway side: requests out to shards, replies and pushes in, call results
   mirror.py      gateway side: every market's latest state, from the shards' market data
   gateway_ops.py gateway side: which op is answered here, which goes to which shard(s)
+  scatter.py     gateway side: requests every shard answers, pushes summed over shards
   remote.py      gateway side: the Exchange the HTTP edge talks to, as named calls
   gateway_node.py gateway process: the trading WebSocket and HTTP over all of the above
   supervisor.py  `serve --gateways N`: storage, engine and gateway processes, restarts

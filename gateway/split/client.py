@@ -72,6 +72,7 @@ class EngineClient:
         self._corr = itertools.count(1)
         self._loops: list[asyncio.Task] = []
         self.frames_in = 0
+        self.entries_in = 0
         self.gatherings: dict[int, Gathering] = {}  # connection -> scatters in progress
         # with several shards: what sums pushes over shards and funds refused places
         # (gateway_ops.Sharded); None with one
@@ -185,6 +186,7 @@ class EngineClient:
         elif self.epochs.get(shard, entry.epoch) != entry.epoch:
             self._shard_lost(shard, "restarted")
         self.epochs[shard] = entry.epoch
+        self.entries_in += 1
         for conn, kind, payload in entry.records():
             self.frames_in += 1
             try:

@@ -110,6 +110,8 @@ class EngineNode(Server):
                              transfers=self.transfers,
                              peer_timeout_s=self.settings.peer_timeout_s)
         await self.intake.start()
+        self.exchange.metrics.registry.register(wire.WireCounters(
+            self.writer, lambda: (self.intake.entries_read, self.intake.records_read)))
         await hub.publish_all()
         await self._start_http()
 

@@ -15,13 +15,13 @@ frames, tell the shards the connections are gone, stop.
 import asyncio
 import itertools
 import logging
-import signal
 
 import asyncpg
 import redis.asyncio as aioredis
 
 from ..hub import Hub
 from ..metrics import Metrics
+from ..server import start_http, until_signalled
 from ..ws import TradingSocket
 from . import wire
 from .client import EngineClient
@@ -126,6 +126,8 @@ class GatewayNode:
         self.exchange.attach(self.client)
         self.ops = GatewayOps(client=self.client, hub=self.hub, mirror=self.mirror,
                               exchange=self.exchange, shards=self.shards)
+        self.metrics.registry.register(wire.WireCounters(
+            self.writer, lambda: (self.client.entries_in, self.client.frames_in)))
         self.writer.start()
         await self.client.start()
         self.hub.start()
@@ -133,31 +135,14 @@ class GatewayNode:
         self.socket = TradingSocket(self.exchange, self.hub, self.ops)
         await self.socket.start()
         self.ws_port = self.exchange.ws_port = self.socket.port
-        await self._start_http()
-
-    async def _start_http(self) -> None:
-        from aiohttp import web
-
-        from ..http import build_http_app
-
-        app = build_http_app(self.exchange)
-        self._http_runner = web.AppRunner(app, access_log=None)
-        await self._http_runner.setup()
-        site = web.TCPSite(self._http_runner, self.settings.host, self.settings.http_port)
-        await site.start()
-        self.http_port = self._http_runner.addresses[0][1]
-        for host in {self.settings.host, "127.0.0.1", "localhost"}:
-            self.socket.allow_origin(f"http://{host}:{self.http_port}")
+        self._http_runner, self.http_port = await start_http(self.exchange, self.socket)
 
     def _wire_failed(self, exc: BaseException) -> None:
         self.failed = True
         self._stop_requested.set()
 
     async def serve_forever(self) -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop_requested.set)
-        await self._stop_requested.wait()
+        await until_signalled(self._stop_requested)
         await self.stop()
         return 1 if self.failed else 0
 

@@ -29,9 +29,9 @@ from .. import catalogue
 from .. import protocol as p
 from .. import slips
 from ..exchange import Unavailable
-from ..ops import ORDER_COMMANDS, OpError, Reply, place_command
+from ..ops import (ORDER_COMMANDS, OpError, Reply, place_command, start_watching, stop_watching,
+                   subscription_markets)
 from ..protocol import parse_object
-from ..views import image
 from . import calls, scatter, wire
 from .client import ShardDown
 from .funding import Funder, worst_case_minor
@@ -137,20 +137,8 @@ class GatewayOps:
         req = fwd.req
         if req.channel is not None:  # exposure and catalogue: the shards' feeds
             return self.sharded is not None and self.sharded.channel(session, fwd)
-        markets = list(dict.fromkeys(req.markets or []))
-        if not markets:
-            raise OpError(Code.BAD_REQUEST, "subscribe needs markets or a channel")
-        if len(set(session.subs) | set(markets)) > self.settings.subscriptions_max:
-            raise OpError(Code.LIMIT_EXCEEDED,
-                          f"at most {self.settings.subscriptions_max} market subscriptions")
-        states = await self.market_states(markets)
-        unknown = [m for m, state in states.items() if state is None]
-        if unknown:
-            raise OpError(Code.UNKNOWN_MARKET, f"no market {unknown[0]!r}")
-        session.push({"op": "subscribed", "id": req.id, "markets": markets})
-        for market, state in states.items():
-            seq = self.hub.watch_market(session, market, req.depth, state)
-            session.push(image(market, state, req.depth, seq))
+        markets = subscription_markets(session, req, self.settings.subscriptions_max)
+        start_watching(session, self.hub, req, await self.market_states(markets))
         reply.send(None)
         return True
 
@@ -158,10 +146,7 @@ class GatewayOps:
         req = fwd.req
         if req.channel is not None:
             return self.sharded is not None and self.sharded.channel(session, fwd)
-        markets = req.markets if req.markets is not None else list(session.subs)
-        for market in markets:
-            self.hub.unwatch_market(session, market)
-        reply.send({"op": "unsubscribed", "markets": markets})
+        reply.send(stop_watching(session, self.hub, req))
         return True
 
     async def slip_set(self, session, fwd: Forward, reply: Reply) -> bool:

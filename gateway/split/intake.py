@@ -127,6 +127,7 @@ class Intake:
         self.tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
         self.records_read = 0
+        self.entries_read = 0
         self.transfers = transfers  # funding.TransferDesk
 
     async def start(self) -> None:
@@ -140,6 +141,11 @@ class Intake:
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)  # referenced until done: a task only the loop knows may be collected
+        task.add_done_callback(self.tasks.discard)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -171,6 +177,7 @@ class Intake:
             elif verdict == wire.NEW and self.gateways.get(sender, entry.epoch) != entry.epoch:
                 self._drop_gateway(sender)  # it restarted: its old connections are gone
             self.gateways[sender] = entry.epoch
+        self.entries_read += 1
         for conn, kind, payload in entry.records():
             self.records_read += 1
             try:
@@ -255,9 +262,7 @@ class Intake:
             else:
                 self._release(session, funded, payload)
 
-        task = asyncio.get_running_loop().create_task(verify())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self._spawn(verify())
 
     def _release(self, session: RemoteSession, kind: int, payload: bytes) -> None:
         """The held record, back funded (or as far as the bettor's money went): it goes to the
@@ -287,9 +292,7 @@ class Intake:
             session.answered()
             return
         session.asked()
-        task = asyncio.get_running_loop().create_task(self.ops.handle(session, req))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self._spawn(self.ops.handle(session, req))
 
     def _call(self, stream: bytes, corr: int, payload: bytes) -> None:
         """A named read or command; its outcome is queued the moment it is final (between
@@ -314,9 +317,7 @@ class Intake:
             except Exception as exc:
                 deliver(False, exc)
 
-        task = asyncio.get_running_loop().create_task(run())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self._spawn(run())
 
     # -- connections and gateways that are gone -------------------------------------------------
 
@@ -325,10 +326,7 @@ class Intake:
         self.hub.remove(session)
         self.ops.catalogue_feed.watchers.discard(session)
         if session.cancel_on_disconnect and session.placed:
-            task = asyncio.get_running_loop().create_task(
-                cancel_left_resting(self.exchange, session))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._spawn(cancel_left_resting(self.exchange, session))
 
     def _drop_gateway(self, gateway: str, resync: bool = False) -> None:
         for key in [key for key in self.sessions if key[0] == gateway]:

@@ -13,6 +13,7 @@ Market data is written through the same writer as the replies, after them (`late
 gateway never sees a market state before the reply to the command that made it.
 """
 
+import asyncio
 from functools import partial
 
 import orjson
@@ -30,8 +31,6 @@ class EngineHub(Hub):
         self.published_count = 0
 
     def start(self) -> None:
-        import asyncio
-
         self._tasks = [asyncio.create_task(self._flush_loop(), name="md-publish"),
                        asyncio.create_task(self._exposure_loop(), name="hub-exposure")]
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from persistence.embedded import EmbeddedRedis, start_servers
 
+from ..server import until_signalled
+
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class Child:
         self.up = asyncio.Event()
         self.started_at = 0.0
         self.restarts = 0
+        self.echo: asyncio.Task | None = None
 
     async def start(self) -> None:
         self.up.clear()
@@ -55,7 +58,7 @@ class Child:
             sys.executable, "-m", "gateway.cli", *self.args, env=self.env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True)  # a terminal's ^C reaches the supervisor, which stops it
-        asyncio.create_task(self._echo(self.proc))
+        self.echo = asyncio.create_task(self._echo(self.proc))  # referenced: never collected
 
     async def _echo(self, proc) -> None:
         async for raw in proc.stdout:
@@ -66,14 +69,15 @@ class Child:
                 self.urls = dict(_URL.findall(m.group(2)))
                 self.up.set()
 
-    def port_args(self) -> list[str]:
-        """The ports it bound first, so that a restart listens where clients look for it."""
-        args = []
+    def keep_ports(self) -> None:
+        """Start again on the ports it bound (and without seeding the demo again): a restarted
+        gateway listens where its clients look for it."""
+        args = [a for a in self.args if a != "--demo"]
         for kind, flag in (("WebSocket", "--ws-port"), ("HTTP", "--http-port")):
             url = self.urls.get(kind)
-            if url:
-                args += [flag, url.rsplit(":", 1)[1].split("/", 1)[0]]
-        return args
+            if url and flag in args:
+                args[args.index(flag) + 1] = url.rsplit(":", 1)[1].split("/", 1)[0]
+        self.args = args
 
 
 class Supervisor:
@@ -83,6 +87,7 @@ class Supervisor:
         self.shards = shards
         self.demo = demo
         self.children: list[Child] = []
+        self.watchers: list[asyncio.Task] = []
         self.stopping = False
         self.storage = None
         self.wire_redis: EmbeddedRedis | None = None
@@ -110,8 +115,7 @@ class Supervisor:
                                     "--http-port", str(s.http_port + i - 1 if s.http_port else 0)],
                           env) for i in range(1, self.gateways + 1)]
         await self._start_all(gateways)
-        for child in self.children:
-            asyncio.create_task(self._watch(child))
+        self.watchers = [asyncio.create_task(self._watch(child)) for child in self.children]
 
     async def _start_all(self, children: list[Child]) -> None:
         self.children += children
@@ -147,22 +151,11 @@ class Supervisor:
                 return
             backoff_s = min(backoff_s * 2, RESTART_MAX_S)
             child.restarts += 1
-            child.args = [a for a in child.args if a != "--demo"]
-            ports = child.port_args()
-            args = child.args
-            for flag in ("--ws-port", "--http-port"):
-                if flag in args:
-                    i = args.index(flag)
-                    args = args[:i] + args[i + 2:]
-            child.args = args + ports
+            child.keep_ports()
             await child.start()
 
     async def serve_forever(self) -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_signalled(asyncio.Event())
         await self.stop()
         return 0
 

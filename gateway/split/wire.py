@@ -25,6 +25,8 @@ import struct
 from collections.abc import Callable, Iterator
 
 import redis.asyncio as aioredis
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -276,3 +278,24 @@ async def last_id(redis: aioredis.Redis, stream: bytes) -> bytes:
     comes next."""
     newest = await redis.xrevrange(stream, count=1)
     return newest[0][0] if newest else b"0-0"
+
+
+class WireCounters(Collector):
+    """/metrics: the entries and records this process wrote to and read from the wire."""
+
+    def __init__(self, writer: Writer, read: Callable[[], tuple[int, int]]) -> None:
+        self.writer = writer
+        self.read = read  # () -> (entries, records) read so far
+
+    def collect(self):
+        entries_read, records_read = self.read()
+        for name, doc, value in (
+                ("backlay_wire_entries_written", "Stream entries written (one XADD each)",
+                 self.writer.entries_written),
+                ("backlay_wire_records_written", "Records written, in those entries",
+                 self.writer.records_written),
+                ("backlay_wire_entries_read", "Stream entries read", entries_read),
+                ("backlay_wire_records_read", "Records read", records_read)):
+            family = CounterMetricFamily(name, doc)
+            family.add_metric([], value)
+            yield family
