@@ -74,20 +74,18 @@ class EngineClient:
         self.frames_in = 0
         self.entries_in = 0
         self.gatherings: dict[int, Gathering] = {}  # connection -> scatters in progress
-        # with several shards: what sums pushes over shards and funds refused places
-        # (gateway_ops.Sharded); None with one
+        # with several shards: what sums pushes over the shards and brings a bettor's money
+        # where it is needed (gateway_ops.Sharded); None with one
         self.sharded = None
 
     async def start(self) -> None:
         await self._refresh_alive()
         await self._watch_shards_once()
-        cursors = {self.out_stream: b"$"}
-        for stream in self.md_streams:
-            cursors[stream] = await wire.last_id(self.redis, stream)
+        md = {stream: await wire.last_id(self.redis, stream) for stream in self.md_streams}
         # images after the cursors: a state published in between is read twice, and the mirror
         # keeps the newer
         await self.mirror.load(self.redis, [self.names.md_images(k) for k in self.shards.all])
-        cursors[self.out_stream] = await wire.last_id(self.redis, self.out_stream)
+        cursors = {self.out_stream: await wire.last_id(self.redis, self.out_stream), **md}
         self._loops = [asyncio.create_task(self._read(cursors), name="client-read"),
                        asyncio.create_task(self._keep_alive(), name="client-alive"),
                        asyncio.create_task(self._watch_shards(), name="client-shards")]

@@ -113,12 +113,12 @@ class GatewayOps:
         except Exception as err:  # OpError, Unavailable, or a bug (answered INTERNAL, logged)
             reply.fail(err)
 
-    def forward(self, session, fwd: Forward, legs: list | None = None) -> None:
+    def forward(self, session, fwd: Forward) -> None:
         """To the shard that owns what the request touches; it replies."""
         shard = self.route(session, fwd.req)
         if not self.client.up(shard):
             raise self._down(shard)
-        self.client.request(session, shard, fwd.obj, legs)
+        self.client.request(session, shard, fwd.obj)
 
     def route(self, session, req: p.Request) -> int:
         """The market's shard; a bettor's own history without a market: their home shard's."""
