@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import asyncpg
+import psutil
 import redis.asyncio as aioredis
 
 from engine.engine import EXTERNAL, Engine
@@ -111,4 +112,16 @@ def split_exchange(redis_url: str, database_url: str, gateways: int = 2, shards:
             yield SplitExchange(server, redis_url, database_url, stream, ShardMap(shards))
         finally:
             rc = stop_server(server)
+            _kill_leftovers(stream)
             assert rc == 0, f"the supervisor exited {rc}:\n{server.log_tail()}"
+
+
+def _kill_leftovers(stream: str) -> None:
+    """Any process of this exchange still running (one whose parent a test killed, busy when
+    its parent went): the session's servers outlive the test, it must not."""
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("BACKLAY_STREAM") == stream:
+                proc.kill()
+        except psutil.Error:
+            continue
