@@ -22,11 +22,11 @@ import pytest
 pytest.register_assert_rewrite("tests.ws_fixtures", "tests.split_fixtures")
 
 from tests.split_fixtures import money_outside, split_exchange  # noqa: E402
-from tests.ws_fixtures import Client, Harness, place  # noqa: E402
+from tests.ws_fixtures import Client, Harness, minor, place  # noqa: E402
 
 ENV = {"BACKLAY_PEER_TIMEOUT_S": "2.0", "BACKLAY_SNAPSHOT_EVERY_COMMANDS": "30",
        "BACKLAY_VELOCITY_ORDERS_MAX": "0"}
-LOAD_S = 30.0  # a hang guard: the load stops once it has seen the process back
+FUNDS = "100000.00"  # each trader's: far more than a slow machine's load rests (1.00 an order)
 
 
 class Trading:
@@ -97,7 +97,7 @@ def test_clients_of_a_killed_gateway_carry_on_through_another_and_lose_no_order(
             g1, g2 = x.server.ws_urls
             try:
                 markets = [await h.market(market=h.market_id(k)) for k in x.shards.all]
-                traders = [Trading(h, await h.funded_user(f"t{i}", "500.00"), markets[i % 2],
+                traders = [Trading(h, await h.funded_user(f"t{i}", FUNDS), markets[i % 2],
                                    [g1, g2]) for i in range(4)]
                 # a dead-man client on the gateway that dies, its orders resting on both shards
                 careful = await h.bettor("careful", "100.00", cancel_on_disconnect=True,
@@ -145,7 +145,7 @@ def test_a_killed_shard_recovers_from_its_snapshot_and_journal_and_loses_no_orde
             urls = x.server.ws_urls
             try:
                 markets = [await h.market(market=h.market_id(k)) for k in x.shards.all]
-                traders = [Trading(h, await h.funded_user(f"t{i}", "500.00"), markets[i % 2],
+                traders = [Trading(h, await h.funded_user(f"t{i}", FUNDS), markets[i % 2],
                                    urls[i % 2:] + urls[:i % 2]) for i in range(4)]
                 stop = asyncio.Event()
                 load = [asyncio.create_task(t.run(stop)) for t in traders]
@@ -171,7 +171,7 @@ def test_a_killed_shard_recovers_from_its_snapshot_and_journal_and_loses_no_orde
                 engines = await x.engines()
                 for engine in engines:
                     engine.validate()
-                assert money_outside(engines) == 4 * 500_00
+                assert money_outside(engines) == 4 * minor(FUNDS)
             finally:
                 await h.close()
 

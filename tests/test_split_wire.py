@@ -5,12 +5,13 @@ repeated entries told apart, and only listed calls ever named."""
 import asyncio
 from functools import partial
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
 from engine import commands as c
 from gateway import http
-from gateway.split import calls, wire
+from gateway.split import calls, scatter, wire
 from gateway.split.shards import SEQ_SPAN, ShardMap, base_seq
 
 
@@ -116,3 +117,35 @@ def test_an_error_comes_back_as_the_same_class_code_and_status():
     assert (raised.value.code, raised.value.message, raised.value.status) == (
         "UNKNOWN_USER", "no user 'x'", 404)
     assert calls.decode_outcome(calls.encode_outcome(True, {"a": [1, "2"]})) == {"a": [1, "2"]}
+
+
+def test_a_scattered_reply_goes_out_before_what_each_shard_said_after_its_part_only():
+    """A push a shard sent after its part of a scattered request waits for the merged reply;
+    one a shard sent before its part (an earlier state) goes at once, whatever waits on the
+    other shard."""
+    sent = []
+    gathering = scatter.Gathering()
+    markers = [scatter.new_marker(), scatter.new_marker()]
+    gathering.scatters.append(scatter.Scatter("w1", list(zip(markers, [0, 1])),
+                                              scatter.merge_wallet))
+
+    def part(marker: str, held: str) -> bytes:
+        return orjson.dumps({"id": marker, "op": "wallet", "wallets": [
+            {"currency": "BDT", "balance": "5.00", "held": held, "available": "0.00"}]})
+
+    def deliver(shard, kind, payload) -> None:
+        sent.append((shard, orjson.loads(payload)))
+
+    def frame(shard: int, kind: int, payload: bytes) -> None:
+        if not gathering.on_frame(shard, kind, payload, deliver):
+            deliver(shard, kind, payload)
+
+    frame(0, wire.REPLY, part(markers[0], "1.00"))
+    frame(0, wire.FRAME, b'{"op":"ord","n":1}')  # after shard 0's part: waits
+    frame(1, wire.FRAME, b'{"op":"ord","n":2}')  # before shard 1's part: goes now
+    frame(1, wire.REPLY, part(markers[1], "2.00"))
+    frame(1, wire.FRAME, b'{"op":"ord","n":3}')  # nothing waits any more
+    assert [(shard, f.get("n", f.get("id"))) for shard, f in sent] == [
+        (1, 2), (None, "w1"), (0, 1), (1, 3)]
+    assert sent[1][1]["held"] == "3.00" and sent[1][1]["balance"] == "10.00"
+    assert gathering.idle

@@ -71,11 +71,15 @@ class Scatter:
 
 
 class Gathering:
-    """One connection's scatters in progress, and the frames held behind them."""
+    """One connection's scatters in progress, and the frames held behind them: per shard, in
+    the order that shard sent them (shards are independent: one's held frame never holds
+    back another's)."""
 
     def __init__(self) -> None:
         self.scatters: list[Scatter] = []
-        self.held: list[tuple[set, int, int, bytes]] = []  # (blocking scatters, shard, kind, frame)
+        # shard -> [(blocking scatters, kind, frame)]: a frame waits while a scatter it came
+        # after (in its shard's order) is in progress, or behind one of its shard that does
+        self.held: dict[int, list[tuple[set, int, bytes]]] = {}
 
     def on_frame(self, shard: int, kind: int, payload: bytes, deliver) -> bool:
         """Take a frame for the connection if it is a scatter's part or must wait; `deliver`
@@ -91,8 +95,9 @@ class Gathering:
                         self._finish(scatter, deliver)
                     return True
         blockers = {s for s in self.scatters if shard in s.heard}
-        if blockers or self.held:
-            self.held.append((blockers, shard, kind, payload))
+        queue = self.held.get(shard)
+        if blockers or queue:
+            self.held.setdefault(shard, []).append((blockers, kind, payload))
             return True
         return False
 
@@ -102,11 +107,14 @@ class Gathering:
         for i, frame in enumerate(frames):
             deliver(None, wire.REPLY if i == len(frames) - 1 else wire.FRAME,
                     orjson.dumps(frame))
-        for blockers, *_ in self.held:
-            blockers.discard(scatter)
-        while self.held and not self.held[0][0]:
-            _, shard, kind, payload = self.held.pop(0)
-            deliver(shard, kind, payload)
+        for shard, queue in list(self.held.items()):
+            for blockers, _, _ in queue:
+                blockers.discard(scatter)
+            while queue and not queue[0][0]:
+                _, kind, payload = queue.pop(0)
+                deliver(shard, kind, payload)
+            if not queue:
+                del self.held[shard]
 
     @property
     def idle(self) -> bool:
