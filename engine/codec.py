@@ -94,6 +94,10 @@ _RECORD_BUILDERS = {cls: _BUILDERS[cls] for cls in (*COMMAND_TYPES.values(), *EV
 _KEYED_BUILDERS = _Generated(_keyed_builder)
 _MAKERS = _Generated(_record_maker)
 _TUPLE_FIELDS = _Generated(_tuple_fields)
+# The decoders' fast path, by a record's type name, in plain dicts for the same reason: the
+# persister and replay decode every command and event of the journal.
+_COMMAND_MAKERS = {name: _MAKERS[cls] for name, cls in COMMAND_TYPES.items()}
+_EVENT_MAKERS = {name: _MAKERS[cls] for name, cls in EVENT_TYPES.items()}
 
 
 def _to_record(obj) -> tuple:
@@ -149,7 +153,12 @@ def encode_commands(cmds: list[Command]) -> bytes:
 
 
 def decode_commands(data: bytes | str) -> list[Command]:
-    return [_from_record(COMMAND_TYPES, r) for r in orjson.loads(data)]
+    records = orjson.loads(data)
+    makers = _COMMAND_MAKERS
+    try:
+        return [makers[r[0]](r) for r in records]
+    except (KeyError, TypeError):  # keyed (old) records, or not a record: the general path
+        return [_from_record(COMMAND_TYPES, r) for r in records]
 
 
 def encode_event_lists(event_lists: list[list[Event]], keyed: bool = False) -> bytes:
@@ -171,4 +180,9 @@ def encode_event_lists(event_lists: list[list[Event]], keyed: bool = False) -> b
 
 
 def decode_event_lists(data: bytes | str) -> list[list[Event]]:
-    return [[_from_record(EVENT_TYPES, r) for r in events] for events in orjson.loads(data)]
+    lists = orjson.loads(data)
+    makers = _EVENT_MAKERS
+    try:
+        return [[makers[r[0]](r) for r in events] for events in lists]
+    except (KeyError, TypeError):  # keyed (old) records, or not a record: the general path
+        return [[_from_record(EVENT_TYPES, r) for r in events] for events in lists]

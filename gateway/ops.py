@@ -330,7 +330,8 @@ class Ops:
         # the common case: the order's own event comes first (delayed orders released before
         # it never yield an OrderPlaced, and a refused place yields none at all)
         if type(first) is e.OrderPlaced:
-            session.placed[first.order] = None
+            if session.cancel_on_disconnect:  # only a dead-man switch needs to know
+                session.placed[first.order] = None
             return b'{"op":"placed","id":%b,"order":%b}' % (
                 _json_id(request_id), order_json(engine, first.order))
         return orjson.dumps(Ops._placed(session, cmd, engine, events, request_id))
@@ -340,7 +341,7 @@ class Ops:
         _raise_if_rejected(events)
         for ev in events:
             if isinstance(ev, (e.OrderPlaced, e.PlaceRepeated)):
-                if isinstance(ev, e.OrderPlaced):
+                if isinstance(ev, e.OrderPlaced) and session.cancel_on_disconnect:
                     session.placed[ev.order] = None
                 return {"op": "placed", "id": request_id, "order": order_view(engine, ev.order)}
         raise OpError(Code.INTERNAL, "place produced no order")
@@ -378,7 +379,8 @@ class Ops:
                         request_id) -> bytes:
         _raise_if_rejected(events)
         replaced = next(ev for ev in events if isinstance(ev, e.OrderReplaced))
-        session.placed[replaced.new_order] = None
+        if session.cancel_on_disconnect:
+            session.placed[replaced.new_order] = None
         return b'{"op":"replaced","id":%b,"cancelled":%b,"order":%b}' % (
             _json_id(request_id), order_json(engine, replaced.order),
             order_json(engine, replaced.new_order))
