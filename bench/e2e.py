@@ -5,7 +5,9 @@ Postgres persister on), funds N users through the deposit webhook, then from thi
 N clients placing and cancelling orders: first at a fixed offered rate (open loop: sends are
 scheduled, not paced by replies), then at saturation (each client keeps a window of requests in
 flight: every reply sends the next request). Prints sustained orders/s and ack latency
-p50/p99/p99.9 for each phase, measured by the client (send -> reply).
+p50/p99/p99.9 for each phase, measured by the client (send -> reply), the journal's batch size,
+and the CPU each process used per order: the server, redis, the persister process, Postgres,
+and this load generator (all on the same cores).
 
 The clients are lean Sans-I/O connections (harness.Subscriber): a reply is handled inside
 `data_received` and the next request framed there, and what a connection framed in one loop
@@ -172,37 +174,66 @@ async def bench(server: ServerProcess, args, label: str) -> None:
                 t.latencies.clear()
                 t.done = t.errors = 0
             before = server_ack_buckets(server)
-            cpu_before = cpu_seconds(server.pid)
+            cpu_before = cpu_seconds(server)
+            batches_before = server_batches(server)
             elapsed, lat = await phase
-            cpu = [after - was for after, was in zip(cpu_seconds(server.pid), cpu_before)]
+            cpu = {part: used - cpu_before[part] for part, used in cpu_seconds(server).items()}
+            batches = [after - was for after, was in zip(server_batches(server), batches_before)]
             inside = server_quantiles(before, server_ack_buckets(server))
             done = sum(t.done for t in traders)
             errors = sum(t.errors for t in traders)
             print(f"{label}{phase_label}: sustained {done / elapsed:,.0f} orders/s, ack "
                   f"{percentiles(lat)}  ({done:,} requests, {errors} rejected); inside the "
-                  f"server (submit -> journaled reply): {inside}; CPU per order: server "
-                  f"{cpu[0] / done * 1e6:.1f} us, with redis, persister and postgres "
-                  f"{cpu[1] / done * 1e6:.1f} us", flush=True)
+                  f"server (submit -> journaled reply): {inside}; journal batches of "
+                  f"{batches[1] / max(batches[0], 1):.0f} commands; CPU per order: "
+                  + ", ".join(f"{part} {used / done * 1e6:.1f} us" for part, used in cpu.items())
+                  + f" = {sum(cpu.values()) / done * 1e6:.1f} us in all", flush=True)
     finally:
         for c in conns:
             c.close()
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """CPU seconds (user + system) used so far by the server process, and by it with every
-    process it started (embedded redis-server, Postgres, the persister). Per order, this is
-    what a busy machine changes least: it does not count time spent waiting for a core."""
+def cpu_seconds(server: ServerProcess) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each part of the exchange, and by this load
+    generator: per order, this is what a busy machine changes least (it does not count time
+    spent waiting for a core). The embedded Postgres is not a child of the server (pgserver
+    starts it on its own), so it is found by its data directory."""
     import psutil
 
-    server = psutil.Process(pid)
-    own = sum(server.cpu_times()[:2])
-    total = own
-    for child in server.children(recursive=True):
+    def used(proc) -> float:
         try:
-            total += sum(child.cpu_times()[:2])
+            return sum(proc.cpu_times()[:2])
         except psutil.NoSuchProcess:
-            pass
-    return own, total
+            return 0.0
+
+    parts = {"server": 0.0, "redis": 0.0, "persister": 0.0, "postgres": 0.0}
+    top = psutil.Process(server.pid)
+    parts["server"] = used(top)
+    for child in top.children(recursive=True):
+        try:
+            name = child.name()
+        except psutil.NoSuchProcess:
+            continue
+        parts["redis" if "redis" in name else "persister"] += used(child)
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or ())
+        if proc.info["name"] == "postgres" and server.var_dir in cmdline:
+            parts["postgres"] += used(proc) + sum(map(used, proc.children(recursive=True)))
+    parts["load generator"] = used(psutil.Process())
+    return parts
+
+
+def server_batches(server: ServerProcess) -> tuple[float, float]:
+    """(journal writes, commands journaled) so far, from the server's batch-size histogram."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"{server.http_url}/metrics", timeout=10).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("backlay_journal_batch_commands_"):
+            name, value = line.rsplit(" ", 1)
+            values[name.rsplit("_", 1)[1]] = float(value)
+    return values.get("count", 0.0), values.get("sum", 0.0)
 
 
 def server_ack_buckets(server: ServerProcess) -> list[tuple[float, float]]:
