@@ -7,7 +7,10 @@ pytest-asyncio is not a dependency.
 """
 
 import asyncio
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,16 +23,27 @@ TEST_TIMEOUT_S = 30
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    server = EmbeddedRedis(tmp_path_factory.mktemp("servers") / "redis", appendfsync="always")
+def servers_dir():
+    """The session's servers' data, not under pytest's basetemp: another pytest run starting
+    meanwhile prunes old basetemps and makes its root private, which took the embedded Postgres
+    (running as another user) down mid-run. Readable by that user, removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="backlay-test-servers-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(servers_dir):
+    server = EmbeddedRedis(servers_dir / "redis", appendfsync="always")
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("servers") / "pg")
+def postgres_server(servers_dir):
+    server = EmbeddedPostgres(servers_dir / "pg")
     server.start()
     yield server
     server.stop()

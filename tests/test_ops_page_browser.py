@@ -15,10 +15,12 @@ import hmac
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -56,14 +58,17 @@ def token(user: str, *roles: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def exchange(tmp_path_factory):
+def exchange():
     """`python -m gateway.cli serve` with embedded storage, WebSocket port 0 (picked by the OS).
 
     The HTTP port is chosen here rather than left to the OS because the browser's Origin is
     that address, and the WebSocket only admits origins listed in BACKLAY_ALLOWED_ORIGINS,
     which must be known before the server starts. A second chosen port is allowed too, for
     the stand-alone page server used while /ops is not yet part of the server's HTTP app."""
-    tmp = tmp_path_factory.mktemp("ops-exchange")
+    # not under pytest's basetemp, which another pytest run starting meanwhile may prune or
+    # make private (the embedded Postgres runs as another user)
+    tmp = Path(tempfile.mkdtemp(prefix="backlay-ops-exchange-"))
+    tmp.chmod(0o755)
     http_port, page_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update({
@@ -103,6 +108,7 @@ def exchange(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the group this fixture started
             proc.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _serve_page_alone(port: int, ws_port: int):
