@@ -46,6 +46,9 @@ class CreateMarket(Command):
     currency: str = "BDT"
     commission_bp: int = 500  # on exchange markets: basis points of a user's net market winnings
     take_bp: int = 1000  # on pool markets: basis points of the pool kept by the house
+    # the scheduled start, ms since the epoch (None: not given). Added after journals were
+    # written: a field added to a command or event comes last with a default (engine/codec.py)
+    start_ts: int | None = None
 
 
 @cython.no_gc
@@ -73,6 +76,19 @@ class SettleMarket(Command):
 @cython.cclass
 class VoidMarket(Command):
     market: str
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class RemoveSelection(Command):
+    """A selection of an exchange market will not run (a non-runner): its orders lapse, its
+    matched bets are void, and the odds of the bets matched so far on the others are reduced
+    by the reduction factor (engine/money.py `reduced_price`)."""
+
+    market: str
+    selection: str
+    reduction_bp: int = 0  # the reduction factor in basis points: 2500 = 25%
 
 
 # -- orders (bettor) --------------------------------------------------------------------------
@@ -214,7 +230,7 @@ class Configure(Command):
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
-        CreateMarket, SetMarketStatus, SettleMarket, VoidMarket,
+        CreateMarket, SetMarketStatus, SettleMarket, VoidMarket, RemoveSelection,
         PlaceOrder, CancelOrder, ReplaceOrder, CancelAll, Tick,
         Deposit, RequestWithdrawal, ApproveWithdrawal, RejectWithdrawal,
         SetMarketLimits, SetUserLimits, SetPrices, Configure,

@@ -49,7 +49,8 @@ cdef class Engine:
     cpdef _check_funds(self, Wallet wallet, long long extra_hold)
     @cython.locals(book=SelectionBook, maker=Order, house_hit=bint)
     cpdef _execute(self, Market m, Order o)
-    @cython.locals(mpos=Position, sel=Py_ssize_t, win=cython.longlong, before=cython.longlong)
+    @cython.locals(mpos=Position, sel=Py_ssize_t, win=cython.longlong, before=cython.longlong,
+                   fills=list)
     cpdef _fill(self, Market m, Order taker, Order maker, long long price, long long size)
     @cython.locals(worst=cython.longlong, hold=cython.longlong)
     cpdef _rehold(self, Position pos, Wallet wallet)

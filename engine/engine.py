@@ -26,7 +26,7 @@ from .config import EngineConfig
 from .user_risk import UserRisk
 from .exposure import Position, lowest
 from .market import CLOSED, FINAL, OPEN, SETTLED, SUSPENDED, VOIDED, Market
-from .money import MAX_MINOR, format_money, format_odds
+from .money import MAX_MINOR, format_money, format_odds, reduced_price, win_amount
 from .order import Order
 from .rejections import Code, InvariantBroken, Rejected
 from .retired import retired
@@ -41,6 +41,11 @@ _PERSISTENCES = (LAPSE, PERSIST)
 _TIFS = (GTC, FOK)
 # What one apply builds and returns: never part of a snapshot (see Engine.__getstate__).
 _SCRATCH = ("_events", "_touched")
+# A non-runner this material (2.5%, Betfair's win-market rule) also lapses every unmatched lay
+# on the other selections: a removal shortens their odds, so those offers became too generous.
+LAPSE_LAYS_FROM_BP = 250
+# The latest start time a market may carry: 9999-12-31, in ms since the epoch.
+START_TS_MAX = 253_402_300_799_999
 # Each accepted value mapped to the module's own string: an order keeps that one shared object
 # instead of the copy every parsed command brings (see _place).
 _SHARED = {value: value for value in _PERSISTENCES + _TIFS}
@@ -127,6 +132,13 @@ class Engine:
             setattr(self, name, value)  # a name the engine no longer has fails loudly here
         self._events = []
         self._touched = {}
+        # A market from a snapshot taken before fills were kept (Market.__setstate__) that has
+        # matched nothing yet has none to keep: it records its fills from now on. One that has
+        # keeps None: its fills are unknown, and a removal there is refused (_remove_selection).
+        matched = {o.market for o in self.orders.values() if o.matched}
+        for m in self.markets.values():
+            if m.fills is None and m.type == EXCHANGE and m.id not in matched:
+                m.fills = []
 
     def next_release_ts(self) -> int | None:
         """When the next delayed in-play order is due (the sequencer sends a Tick then)."""
@@ -176,12 +188,15 @@ class Engine:
             raise Rejected(Code.BAD_REQUEST, f"unknown market type {cmd.type!r}")
         if not (0 <= cmd.commission_bp <= 10000 and 0 <= cmd.take_bp <= 10000):
             raise Rejected(Code.BAD_REQUEST, "rates are basis points 0..10000")
+        if cmd.start_ts is not None and not 0 <= cmd.start_ts <= START_TS_MAX:
+            raise Rejected(Code.BAD_REQUEST, "start_ts is ms since the epoch, up to year 9999")
         self.markets[cmd.market] = Market(cmd.market, cmd.event, cmd.name, cmd.type, cmd.currency,
-                                          cmd.selections, cmd.commission_bp, cmd.take_bp)
+                                          cmd.selections, cmd.commission_bp, cmd.take_bp,
+                                          cmd.start_ts)
         self._emit(e.MarketCreated(seq=self._seq, ts=self._ts, market=cmd.market, event=cmd.event,
                                    name=cmd.name, type=cmd.type, currency=cmd.currency,
                                    selections=cmd.selections, commission_bp=cmd.commission_bp,
-                                   take_bp=cmd.take_bp))
+                                   take_bp=cmd.take_bp, start_ts=cmd.start_ts))
 
     def _set_status(self, cmd: c.SetMarketStatus) -> None:
         m = self._market(cmd.market)
@@ -293,6 +308,9 @@ class Engine:
                 raise Rejected(Code.DUPLICATE_REF, f"ref {ref!r} was used for another order")
         if m.status != OPEN:
             self._require_open(m)
+        if m.removed and sel in m.removed:
+            raise Rejected(Code.SELECTION_REMOVED,
+                           f"{cmd.selection} was removed from {m.id}: a non-runner")
         price = cmd.price
         size = cmd.size_minor
         if m.type == POOL and not is_back:
@@ -341,7 +359,7 @@ class Engine:
 
     def _new_position(self, m: Market) -> Position:
         """A position on `m` for a user's first order there (bench/engine.py overrides it)."""
-        return Position(len(m.selection_ids))
+        return m.new_position()
 
     def _register(self, m: Market, o: Order) -> None:
         self.orders[o.id] = o
@@ -362,6 +380,8 @@ class Engine:
                     self.retired_orders[oid] = retired(o)
         m.order_ids = []
         m.positions = {}
+        if m.fills is not None:
+            m.fills = []
         if m.quotes is not None:
             m.quotes.orders = [[] for _ in m.selection_ids]
 
@@ -434,6 +454,9 @@ class Engine:
             del m.open_orders[maker.id]
         m.traded[sel] += size
         m.ltp[sel] = price
+        fills = m.fills
+        if fills is not None:  # kept for repricing (a non-runner); the event's place is its key
+            fills.append((taker, maker, price, size, self._seq, len(self._events)))
         self._emit(e.bet_matched(seq=self._seq, ts=self._ts, market=m.id,
                                  selection=taker.selection, price=price, size_minor=size,
                                  win_minor=win, taker_order=taker.id, taker_user=taker.user,
@@ -571,6 +594,9 @@ class Engine:
         for sid in cmd.winners:
             if sid not in m.index:
                 raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {sid!r} in {m.id}")
+        for sid in cmd.winners:
+            if m.index[sid] in m.removed:
+                raise Rejected(Code.SELECTION_REMOVED, f"{sid} did not run: it cannot win")
         if not cmd.dead_heat:
             # several winners with no factors given: a dead heat shared equally
             return {m.index[sid]: Fraction(1, len(cmd.winners)) for sid in cmd.winners}
@@ -648,6 +674,92 @@ class Engine:
         self._emit(e.MarketVoided(seq=self._seq, ts=self._ts, market=m.id))
         self._emit(e.MarketStatusChanged(seq=self._seq, ts=self._ts, market=m.id, status=VOIDED,
                                          in_play=m.in_play, bet_delay_ms=m.bet_delay_ms))
+
+    # -- non-runners --------------------------------------------------------------------------
+
+    def _remove_selection(self, cmd: c.RemoveSelection) -> None:
+        """A non-runner, as Betfair's rules have it: the selection's unmatched orders lapse and
+        its matched bets are void; every bet matched so far on the other selections has its odds
+        reduced by the factor, fill by fill; with a factor of LAPSE_LAYS_FROM_BP or more, the
+        unmatched lays on the others lapse too (and the house stops quoting until the trader
+        prices the field again); every hold is then the worst case of the outcomes left."""
+        bp = cmd.reduction_bp
+        if not 0 <= bp < 10_000:
+            raise Rejected(Code.BAD_REQUEST, "the reduction factor must be at least 0, below 1")
+        m = self._market(cmd.market)
+        found = m.index.get(cmd.selection)
+        if found is None:
+            raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {cmd.selection!r} in {m.id}")
+        r = found
+        if m.type != EXCHANGE:
+            raise Rejected(Code.BAD_REQUEST, "only an exchange market's selections are removed")
+        if m.status in FINAL:
+            raise Rejected(Code.MARKET_NOT_OPEN, f"market {m.id} is already {m.status.lower()}")
+        if r in m.removed:
+            raise Rejected(Code.SELECTION_REMOVED, f"{cmd.selection} was removed already")
+        if len(m.removed) + 1 >= len(m.selection_ids):
+            raise Rejected(Code.BAD_REQUEST, "the last running selection cannot be removed: "
+                                             "void the market instead")
+        if m.fills is None and bp and any(
+                self.orders[oid].matched and self.orders[oid].sel != r
+                for oid in m.order_ids if oid in self.orders):
+            raise Rejected(Code.BAD_REQUEST, f"the fills of {m.id} were matched before this "
+                                             "exchange kept fills: they cannot be repriced")
+
+        lapse_lays = bp >= LAPSE_LAYS_FROM_BP
+        for o in list(m.open_orders.values()):
+            if o.sel == r or (lapse_lays and not o.is_back):
+                self._take_off(m, o, o.remaining, "removed", lapse=True)
+        q = m.quotes
+        if q is not None:  # the house never quotes a non-runner again
+            q.orders[r] = []
+            q.offered[r] = 0
+        for pos in m.positions.values():
+            pos.remove_outcome(r)
+        m.removed[r] = (bp, self._ts)
+        self._emit(e.SelectionRemoved(seq=self._seq, ts=self._ts, market=m.id,
+                                      selection=cmd.selection, reduction_bp=bp))
+        if m.fills is not None:
+            self._reprice(m, r, bp)
+        for pos in m.positions.values():
+            self._rehold(pos, pos.wallet)
+        if q is not None:
+            if lapse_lays:  # prices for a field that no longer runs: the trader sets new ones
+                q.margined = {}
+            house.requote(self, m, range(len(m.selection_ids)))
+
+    def _reprice(self, m: Market, removed: int, bp: int) -> None:
+        """Drop the removed selection's fills (void) and reduce the others' prices, each fill's
+        win amount recomputed exactly as matching computes it, for both orders of the fill."""
+        q = m.quotes
+        quoting = {oid for ids in q.orders for oid in ids} if q is not None else set()
+        kept = []
+        for fill in m.fills:
+            taker, maker, price, size, seq, idx = fill
+            sel = taker.sel
+            if sel == removed:
+                continue
+            new_price = reduced_price(price, bp)
+            if new_price != price:
+                won = win_amount(size, new_price) - win_amount(size, price)
+                value = size * (new_price - price)
+                for o in (taker, maker):
+                    o.matched_win += won
+                    o.matched_value += value
+                    o.pos.add_matched(sel, o.is_back, 0, won)
+                    if q is not None and o.user == HOUSE and not o.is_back and (
+                            o.id not in quoting):
+                        # a pulled house lay's rounding gap moved with it (house.py, `unbooked`)
+                        q.unbooked[sel] += value - 100 * won
+                self._emit(e.BetRepriced(
+                    seq=self._seq, ts=self._ts, market=m.id, selection=taker.selection,
+                    fill_seq=seq, fill_idx=idx, size_minor=size, was_price=price,
+                    price=new_price, win_minor=win_amount(size, new_price),
+                    taker_order=taker.id, taker_user=taker.user, maker_order=maker.id,
+                    maker_user=maker.user))
+                fill = (taker, maker, new_price, size, seq, idx)
+            kept.append(fill)
+        m.fills = kept
 
     def _release_holds(self, m: Market) -> None:
         for user, pos in m.positions.items():
@@ -792,10 +904,13 @@ class Engine:
         for sid, price in fair.items():
             if sid not in m.index:
                 raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {sid!r} in {m.id}")
+            if m.index[sid] in m.removed:
+                raise Rejected(Code.SELECTION_REMOVED, f"{sid} was removed: it has no price")
             if not 100 < price <= MAX_PRICE:
                 raise Rejected(Code.INVALID_ODDS, f"fair odds {format_odds(price)} out of range")
-        if len(fair) != len(cmd.prices) or set(fair) != set(m.index):
-            raise Rejected(Code.BAD_REQUEST, "price every selection of the market once")
+        running = {m.selection_ids[s] for s in m.running()}
+        if len(fair) != len(cmd.prices) or set(fair) != running:
+            raise Rejected(Code.BAD_REQUEST, "price every running selection of the market once")
         if not 0 <= cmd.margin_bp <= 10000:
             raise Rejected(Code.BAD_REQUEST, "margin must be 0..1 (0..10000 bp)")
         house.set_prices(self, m, fair, cmd.margin_bp)
@@ -859,6 +974,7 @@ _HANDLERS = {
     c.SetMarketStatus: Engine._set_status,
     c.SettleMarket: Engine._settle,
     c.VoidMarket: Engine._void,
+    c.RemoveSelection: Engine._remove_selection,
     c.ReplaceOrder: Engine._replace,
     c.CancelAll: Engine._cancel_all,
     c.Tick: Engine._tick,

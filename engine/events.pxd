@@ -14,6 +14,7 @@ cdef class CommandRejected(Event):
 
 cdef class MarketCreated(Event):
     cdef readonly object market, event, name, type, currency, selections, commission_bp, take_bp
+    cdef readonly object start_ts
 
 cdef class MarketStatusChanged(Event):
     cdef readonly object market, status, in_play, bet_delay_ms
@@ -23,6 +24,13 @@ cdef class MarketSettled(Event):
 
 cdef class MarketVoided(Event):
     cdef readonly object market
+
+cdef class SelectionRemoved(Event):
+    cdef readonly object market, selection, reduction_bp
+
+cdef class BetRepriced(Event):
+    cdef readonly object market, selection, fill_seq, fill_idx, size_minor, was_price, price
+    cdef readonly object win_minor, taker_order, taker_user, maker_order, maker_user
 
 cdef class OrderPlaced(Event):
     cdef readonly object order, user, market, selection, side, price, size_minor, persistence

@@ -93,6 +93,10 @@ class Driver:
     def tick(self) -> list[e.Event]:
         return self(c.Tick)
 
+    def remove(self, selection: str, reduction_bp: int = 0, market: str = "m1") -> list[e.Event]:
+        return self(c.RemoveSelection, market=market, selection=selection,
+                    reduction_bp=reduction_bp)
+
     def settle(self, market: str = "m1", winners=("s1",), dead_heat=()) -> list[e.Event]:
         return self(c.SettleMarket, market=market, winners=tuple(winners),
                     dead_heat=tuple(dead_heat))
@@ -213,7 +217,7 @@ def state_fingerprint(eng: Engine) -> tuple:
                       for b in m.books)
         markets.append((mid, m.type, m.status, m.in_play, m.bet_delay_ms, books, positions,
                         tuple(sorted(m.open_orders)), tuple(m.pool_stakes), tuple(m.traded),
-                        tuple(m.ltp)))
+                        tuple(m.ltp), m.start_ts, tuple(sorted(m.removed.items()))))
     return (wallets, orders, tuple(markets),
             tuple(sorted(eng.refs.items())),
             tuple(sorted(eng.retired_refs.items())),

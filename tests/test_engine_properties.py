@@ -1,11 +1,14 @@
 """Property tests: DESIGN.md §3 invariants 1-5 over generated command sequences.
 
 Hypothesis draws whole trading sessions (several users and markets, every order kind,
-suspensions, in-play turns with bet delays, settlements with dead heats, voids, deposits and
-withdrawals) and, after every command, checks:
+suspensions, in-play turns with bet delays, non-runners removed with reduction factors,
+settlements with dead heats, voids, deposits and withdrawals) and, after every command, checks:
   1. conservation: every ledger movement sums to zero, all balances sum to zero, and the users'
      side changes only by deposits and approved withdrawals;
-  2. no wallet with available < 0, held == exposures recomputed from scratch (Engine.validate);
+  2. no wallet with available < 0, held == exposures recomputed from scratch (Engine.validate),
+     and each exchange hold == the worst case of the outcomes left, brute force, order by
+     order, from fill prices followed here from the events (a non-runner voids the fills on
+     it and reduces the others' prices: BetRepriced must say exactly that);
   3. no crossed book; 4. order sizes add up (Engine.validate);
   5. replay: a fresh engine, and one restored from a mid-session pickle snapshot, fed the same
      commands yield byte-identical events and equal state.
@@ -23,6 +26,7 @@ from engine import commands as c
 from engine import events as e
 from engine.codec import decode_command, encode_command, encode_events
 from engine.engine import EXTERNAL, Engine
+from engine.market import FINAL
 from pricing.ladder import TICKS
 
 USERS = ("alice", "bob", "carol", "dave")
@@ -32,6 +36,7 @@ MARKETS = {
     "ex2": (c.EXCHANGE, ("p", "q")),
     "pool": (c.POOL, ("x", "y", "z")),
 }
+REDUCTIONS = (0, 1, 249, 250, 1_234, 2_500, 9_000, 9_999, 10_000)  # bp; 10_000 is refused
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -45,6 +50,8 @@ class Session:
         self.ts = 1_700_000_000_000
         self.log: list[c.Command] = []
         self.events: list[bytes] = []
+        # (seq, idx) of each BetMatched -> [market, selection, price now, size, taker, maker]
+        self.fills: dict[tuple[int, int], list] = {}
 
     def apply(self, cls, **fields) -> list[e.Event]:
         self.seq += 1
@@ -63,9 +70,74 @@ class Session:
         for ev in events:
             if isinstance(ev, e.MarketSettled) and self.engine.markets[ev.market].type == c.EXCHANGE:
                 _check_exchange_settlement(self.engine, ev, events, orders_before)
+        self._follow_fills(events)
+        _check_worst_cases(self.engine)
         self.log.append(cmd)
         self.events.append(encode_events(events))
         return events
+
+
+    def _follow_fills(self, events: list) -> None:
+        """Each fill's price, followed from the events with the rule written out here (odds x
+        (1 - factor), rounded down, at least 1.01); then every live order's matched win must be
+        the sum of its fills' win amounts at those prices."""
+        repriced = []
+        for idx, ev in enumerate(events):
+            if isinstance(ev, e.BetMatched):
+                self.fills[(ev.seq, idx)] = [ev.market, ev.selection, ev.price, ev.size_minor,
+                                             ev.taker_order, ev.maker_order]
+            elif isinstance(ev, e.SelectionRemoved):
+                for key, fill in list(self.fills.items()):
+                    if fill[0] != ev.market:
+                        continue
+                    if fill[1] == ev.selection:
+                        del self.fills[key]  # void
+                        continue
+                    price = max(101, fill[2] * (10_000 - ev.reduction_bp) // 10_000)
+                    if price != fill[2]:
+                        repriced.append((key, fill[2], price, fill[3] * (price - 100) // 100))
+                        fill[2] = price
+            elif isinstance(ev, e.BetRepriced):
+                assert ((ev.fill_seq, ev.fill_idx), ev.was_price, ev.price, ev.win_minor) == \
+                    repriced.pop(0), ev
+            elif isinstance(ev, (e.MarketSettled, e.MarketVoided)):
+                for key in [k for k, f in self.fills.items() if f[0] == ev.market]:
+                    del self.fills[key]
+        assert not repriced, f"fills the engine did not reprice: {repriced}"
+        wins: dict[str, int] = {}
+        for _, _, price, size, taker, maker in self.fills.values():
+            for oid in (taker, maker):
+                wins[oid] = wins.get(oid, 0) + size * (price - 100) // 100
+        for o in self.engine.orders.values():
+            m = self.engine.markets[o.market]
+            if m.type == c.EXCHANGE and o.sel not in m.removed:
+                assert o.matched_win == wins.get(o.id, 0), o
+
+
+def _check_worst_cases(engine: Engine) -> None:
+    """Every exchange hold recomputed by brute force: per user and running selection k, each
+    order's matched part at its exact amounts plus its unmatched part at its worst (a back loses
+    its remainder when k is another selection, a lay its liability when k is its own)."""
+    for m in engine.markets.values():
+        if m.type != c.EXCHANGE or m.status in FINAL:
+            continue
+        running = [k for k in range(len(m.selection_ids)) if k not in m.removed]
+        outcomes: dict[str, list[int]] = {user: [0] * len(running) for user in m.positions}
+        for oid in m.order_ids:
+            o = engine.orders[oid]
+            if o.sel in m.removed:
+                assert not o.remaining
+                continue
+            for i, k in enumerate(running):
+                if o.is_back:
+                    value = o.matched_win if k == o.sel else -o.matched
+                    value -= o.remaining if k != o.sel else 0
+                else:
+                    value = -o.matched_win if k == o.sel else o.matched
+                    value -= o.remaining * (o.price - 100) // 100 if k == o.sel else 0
+                outcomes[o.user][i] += value
+        for user, pos in m.positions.items():
+            assert pos.hold == max(0, -min(outcomes[user])), (m.id, user)
 
 
 def _check_exchange_settlement(engine: Engine, settled: e.MarketSettled, events: list,
@@ -76,7 +148,7 @@ def _check_exchange_settlement(engine: Engine, settled: e.MarketSettled, events:
         sid: Fraction(1, len(settled.winners)) for sid in settled.winners}
     exact: dict[str, Fraction] = {}
     for o in orders:
-        if o.market != m.id or not o.matched:
+        if o.market != m.id or not o.matched or o.sel in m.removed:  # a non-runner's: void
             continue
         f = factors.get(o.selection, Fraction(0))
         backer = f * o.matched_win - (1 - f) * o.matched  # a winner's stake wins f of the way
@@ -128,7 +200,8 @@ def _step(s: Session, data) -> None:
     s.ts += data.draw(st.sampled_from([0, 0, 1, 700, 2_500, 6_000]), label="dt")
     kind = data.draw(st.sampled_from(
         ["place"] * 10 + ["cancel"] * 2 + ["replace", "cancel_all", "status", "settle", "void",
-                                             "deposit", "withdraw", "finish_withdrawal", "tick"]),
+                                             "remove", "deposit", "withdraw",
+                                             "finish_withdrawal", "tick"]),
         label="kind")
     user = data.draw(st.sampled_from(USERS), label="user")
     mid = data.draw(st.sampled_from(sorted(MARKETS)), label="market")
@@ -170,6 +243,10 @@ def _step(s: Session, data) -> None:
         s.apply(c.SettleMarket, market=mid, winners=tuple(winners), dead_heat=dead_heat)
     elif kind == "void":
         s.apply(c.VoidMarket, market=mid)
+    elif kind == "remove":
+        s.apply(c.RemoveSelection, market=mid,
+                selection=data.draw(st.sampled_from(sels + ("nope",)), label="removed"),
+                reduction_bp=data.draw(st.sampled_from(REDUCTIONS), label="reduction"))
     elif kind == "deposit":
         s.apply(c.Deposit, user=user, currency="BDT",
                 amount_minor=data.draw(st.integers(1, 50_000), label="amount"),
@@ -310,14 +387,20 @@ def test_settlement_pays_exactly_what_the_bets_say(data):
     s.apply(c.SetMarketStatus, market="ex3", status="open")
     for user in USERS:
         s.apply(c.Deposit, user=user, currency="BDT", amount_minor=10**9, ref=user)
+    running = "hda"
     for _ in range(data.draw(st.integers(2, 40), label="orders")):
         s.apply(c.PlaceOrder, user=data.draw(st.sampled_from(USERS), label="user"), market="ex3",
                 selection=data.draw(st.sampled_from("hda"), label="sel"),
                 side=data.draw(st.sampled_from([c.BACK, c.LAY]), label="side"),
                 price=data.draw(st.sampled_from(PRICES[:5]), label="price"),
                 size_minor=data.draw(st.integers(1, 9_999), label="size"))
-    winners = tuple(data.draw(st.lists(st.sampled_from("hda"), min_size=1, max_size=3,
-                                       unique=True), label="winners"))
+        if data.draw(st.integers(0, 9), label="non-runner?") == 0 and len(running) > 1:
+            removed = data.draw(st.sampled_from(running), label="removed")
+            s.apply(c.RemoveSelection, market="ex3", selection=removed,
+                    reduction_bp=data.draw(st.sampled_from(REDUCTIONS[:-1]), label="reduction"))
+            running = running.replace(removed, "")
+    winners = tuple(data.draw(st.lists(st.sampled_from(running), min_size=1,
+                                       max_size=len(running), unique=True), label="winners"))
     dead_heat = ()
     if len(winners) == 2 and data.draw(st.booleans(), label="uneven"):
         dead_heat = ((winners[0], 1, 3), (winners[1], 2, 3))
