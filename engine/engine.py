@@ -25,7 +25,7 @@ from .commands import BACK, EXCHANGE, FOK, GTC, LAPSE, LAY, PERSIST, POOL
 from .config import EngineConfig
 from .user_risk import UserRisk
 from .exposure import Position, lowest
-from .market import CLOSED, FINAL, OPEN, SETTLED, SUSPENDED, VOIDED, Market
+from .market import CLOSED, FINAL, OPEN, SETTLED, START_TS_MAX, SUSPENDED, VOIDED, Market
 from .money import MAX_MINOR, format_money, format_odds, reduced_price, win_amount
 from .order import Order
 from .rejections import Code, InvariantBroken, Rejected
@@ -44,8 +44,6 @@ _SCRATCH = ("_events", "_touched")
 # A non-runner this material (2.5%, Betfair's win-market rule) also lapses every unmatched lay
 # on the other selections: a removal shortens their odds, so those offers became too generous.
 LAPSE_LAYS_FROM_BP = 250
-# The latest start time a market may carry: 9999-12-31, in ms since the epoch.
-START_TS_MAX = 253_402_300_799_999
 # Each accepted value mapped to the module's own string: an order keeps that one shared object
 # instead of the copy every parsed command brings (see _place).
 _SHARED = {value: value for value in _PERSISTENCES + _TIFS}

@@ -11,6 +11,7 @@ CLOSED = "CLOSED"
 SETTLED = "SETTLED"
 VOIDED = "VOIDED"
 FINAL = (SETTLED, VOIDED)
+START_TS_MAX = 253_402_300_799_999  # the latest start a market may carry: 9999-12-31, in ms
 
 
 class Market:

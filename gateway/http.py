@@ -38,7 +38,7 @@ from .protocol import (Cleared, Currency, Id, Money, ProtocolError, Statement, l
 from .ops_page import add_ops_routes
 from .reports import add_report_routes
 from .statements import HistoryError, history
-from .views import format_factor, format_rate, order_view, wallet_view
+from .views import format_factor, format_rate, order_view, removed_view, wallet_view
 from .webhooks import SIGNATURE_HEADER, fresh, signature_valid
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def market_detail(engine, market_id: str) -> dict | None:
     selections = []
     for i, sid in enumerate(m.selection_ids):
         book = m.books[i]
-        fair = q.fair.get(sid) if q is not None else None
+        fair = q.fair.get(sid) if q is not None and i not in m.removed else None
         selection = {
             "id": sid, "name": m.selection_names[i],
             # to_back: resting lays, what a backer can take; to_lay: resting backs
@@ -179,6 +179,7 @@ def market_detail(engine, market_id: str) -> dict | None:
             "house_fair": format_odds(fair) if fair else None,
             "house_offered": format_odds(q.offered[i]) if q is not None and q.offered[i] else None,
             "house_suspended": bool(q is not None and q.suspended[i]),
+            "removed": removed_view(m, i),
         }
         if m.type == c.POOL:
             selection["pool_stake"] = format_money(m.pool_stakes[i])
@@ -188,7 +189,8 @@ def market_detail(engine, market_id: str) -> dict | None:
     return {
         "market": m.id, "event": m.event, "name": m.name, "type": m.type,
         "currency": m.currency, "status": m.status, "in_play": m.in_play,
-        "bet_delay_ms": m.bet_delay_ms, "commission": format_rate(m.commission_bp),
+        "bet_delay_ms": m.bet_delay_ms, "start_ts": m.start_ts,
+        "commission": format_rate(m.commission_bp),
         "take": format_rate(m.take_bp),
         "matched": format_money(sum(m.traded)),
         "limits": {

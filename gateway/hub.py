@@ -144,7 +144,13 @@ class Hub:
                 elif kind is e.WalletChanged:
                     if ev.user in watched:
                         wallets[(ev.user, ev.currency)] = None
-                elif kind in (e.MarketStatusChanged, e.MarketCreated, e.PricesSet):
+                elif kind is e.BetRepriced:  # a non-runner: both orders' average price moved
+                    for oid, user in ((ev.taker_order, ev.taker_user),
+                                      (ev.maker_order, ev.maker_user)):
+                        if user in watched:
+                            changed_orders[oid] = user
+                elif kind in (e.MarketStatusChanged, e.MarketCreated, e.PricesSet,
+                              e.SelectionRemoved):
                     dirty[ev.market] = None
                 elif kind in (e.MarketSettled, e.MarketVoided):
                     dirty[ev.market] = None

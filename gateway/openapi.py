@@ -60,6 +60,12 @@ AUTH_ERRORS = {
 }
 UNAVAILABLE = {"503": _error("the exchange cannot take work now (busy or stopped); retry")}
 
+REMOVED = {"oneOf": [_obj({"reduction_factor": {**RATE, "description":
+                                               "applied to the bets matched before on the others"},
+                          "ts": {"type": "integer", "description": "ms since the epoch"}}),
+                     {"type": "null"}],
+           "description": "a non-runner's removal; null while the selection runs"}
+
 LEVELS = {"type": "array", "items": {"type": "array", "prefixItems": [ODDS, MONEY],
                                      "minItems": 2, "maxItems": 2},
           "description": "[price, size] best first"}
@@ -104,6 +110,8 @@ SCHEMAS = {
         "type": {"enum": ["exchange", "pool"]}, "currency": CURRENCY,
         "status": {"enum": ["INACTIVE", "OPEN", "SUSPENDED", "CLOSED", "SETTLED", "VOIDED"]},
         "in_play": {"type": "boolean"}, "bet_delay_ms": {"type": "integer"},
+        "start_ts": {"type": ["integer", "null"],
+                     "description": "scheduled start, ms since the epoch"},
         "commission": RATE, "take": RATE, "matched": MONEY,
         "limits": _obj({"min_stake": NULLABLE_MONEY, "max_stake": NULLABLE_MONEY,
                         "max_liability": NULLABLE_MONEY,
@@ -117,9 +125,10 @@ SCHEMAS = {
             "to_lay": {**LEVELS, "description": "resting backs a layer can take, top 3"},
             "traded": MONEY, "ltp": NULLABLE_ODDS, "house_fair": NULLABLE_ODDS,
             "house_offered": NULLABLE_ODDS, "house_suspended": {"type": "boolean"},
+            "removed": REMOVED,
             "pool_stake": {**MONEY, "description": "pool markets only"},
         }, required=["id", "name", "to_back", "to_lay", "traded", "ltp", "house_fair",
-                     "house_offered", "house_suspended"])},
+                     "house_offered", "house_suspended", "removed"])},
     }),
     "UserDetail": _obj({
         "user": {"type": "string"},

@@ -211,6 +211,7 @@ class Ops:
             p.MarketCreate: self.market_create, p.MarketStatus: self.market_status,
             p.PricesSet: self.prices_set, p.LimitsSet: self.limits_set,
             p.MarketSettle: self.market_settle, p.MarketVoid: self.market_void,
+            p.SelectionRemove: self.selection_remove,
         }
         self.catalogue_feed = catalogue.CatalogueFeed(exchange)
         exchange.sequencer.add_renderer(self.catalogue_feed.on_batch)
@@ -316,7 +317,8 @@ class Ops:
 
         def listed(engine) -> dict:
             try:
-                return catalogue.page(engine, req.event, statuses, req.in_play, req.after, limit)
+                return catalogue.page(engine, req.event, statuses, req.in_play, req.after, limit,
+                                      req.start_from, req.start_to, req.sort)
             except KeyError:
                 raise OpError(Code.UNKNOWN_MARKET, f"after: no market {req.after!r}") from None
 
@@ -627,7 +629,8 @@ class Ops:
                              currency=currency,
                              selections=tuple((s.id, s.name) for s in req.selections),
                              commission_bp=500 if req.commission is None else req.commission,
-                             take_bp=1000 if req.take is None else req.take)
+                             take_bp=1000 if req.take is None else req.take,
+                             start_ts=req.start_ts)
         return await self._market_command(cmd, req.market, reply)
 
     async def market_status(self, session: Session, req: p.MarketStatus, reply: Reply):
@@ -675,3 +678,8 @@ class Ops:
 
     async def market_void(self, session: Session, req: p.MarketVoid, reply: Reply):
         return await self._market_command(c.VoidMarket(market=req.market), req.market, reply)
+
+    async def selection_remove(self, session: Session, req: p.SelectionRemove, reply: Reply):
+        cmd = c.RemoveSelection(market=req.market, selection=req.selection,
+                                reduction_bp=req.reduction_factor)
+        return await self._market_command(cmd, req.market, reply)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from engine import commands as c
 from engine import events as ev
+from engine.money import win_amount
 from engine.engine import SYSTEM_ACCOUNTS
 
 from .journal import Record
@@ -80,7 +81,9 @@ class Changes:
     selection_updates: dict = field(default_factory=dict)  # (market, selection) -> {column: value}
     orders: dict = field(default_factory=dict)  # order id -> OrderRow (new orders)
     order_deltas: dict = field(default_factory=dict)  # order id -> OrderDelta
-    fills: list = field(default_factory=list)
+    fills: dict = field(default_factory=dict)  # (seq, idx) -> row tuple (new fills)
+    fill_updates: dict = field(default_factory=dict)  # (seq, idx) -> [price, win, was, seq]
+    voided_selections: list = field(default_factory=list)  # (market, selection): void fills
     ledger: list = field(default_factory=list)
     settlements: list = field(default_factory=list)
     wallets: dict = field(default_factory=dict)  # (user, currency) -> (balance, held, seq)
@@ -124,7 +127,7 @@ def _nothing_changed(ch, seq, idx, e):
 
 def _market_created(ch: Changes, seq, idx, e: ev.MarketCreated):
     ch.markets[e.market] = [e.market, e.event, e.name, e.type, e.currency, e.commission_bp,
-                            e.take_bp, "INACTIVE", False, 0, seq, e.ts, seq]
+                            e.take_bp, "INACTIVE", False, 0, seq, e.ts, e.start_ts, seq]
     for position, (selection, name) in enumerate(e.selections):
         ch.selections.append((e.market, selection, name, position, seq))
 
@@ -170,6 +173,31 @@ def _prices_set(ch, seq, idx, e: ev.PricesSet):
 def _selection_suspended(ch, seq, idx, e: ev.SelectionSuspended):
     ch.selection_updates.setdefault((e.market, e.selection), {}).update(
         house_suspended=True, updated_seq=seq)
+
+
+def _selection_removed(ch, seq, idx, e: ev.SelectionRemoved):
+    ch.selection_updates.setdefault((e.market, e.selection), {}).update(
+        removed_seq=seq, removed_ts_ms=e.ts, reduction_bp=e.reduction_bp, updated_seq=seq)
+    # every fill on it was matched before: voided in place, whichever batch wrote it
+    ch.voided_selections.append((e.market, e.selection))
+
+
+def _bet_repriced(ch, seq, idx, e: ev.BetRepriced):
+    key = (e.fill_seq, e.fill_idx)
+    row = ch.fills.get(key)
+    if row is not None:  # matched in this batch: the row goes with its current terms
+        original = e.was_price if row[14] is None else row[14]
+        ch.fills[key] = (*row[:5], e.price, row[6], e.win_minor, *row[8:14], original, seq)
+    else:
+        update = ch.fill_updates.get(key)
+        if update is None:
+            ch.fill_updates[key] = [e.price, e.win_minor, e.was_price, seq]
+        else:  # repriced again in this batch: the first was-price is the one matched at
+            update[0], update[1], update[3] = e.price, e.win_minor, seq
+    value = (e.price - e.was_price) * e.size_minor
+    won = e.win_minor - win_amount(e.size_minor, e.was_price)  # the fill's win went from that
+    for order in (e.taker_order, e.maker_order):
+        _change_order(ch, order, seq, value=value, win=won)
 
 
 # -- orders -----------------------------------------------------------------------------------
@@ -221,8 +249,10 @@ def _bet_matched(ch: Changes, seq, idx, e: ev.BetMatched):
     for order in (e.taker_order, e.maker_order):
         _change_order(ch, order, seq, matched=e.size_minor, remaining=-e.size_minor, value=value,
                       win=e.win_minor)
-    ch.fills.append((seq, idx, e.ts, e.market, e.selection, e.price, e.size_minor, e.win_minor,
-                     e.taker_order, e.taker_user, e.taker_side, e.maker_order, e.maker_user))
+    # the last three: voided, original_price and repriced_seq (a non-runner may change them)
+    ch.fills[(seq, idx)] = (seq, idx, e.ts, e.market, e.selection, e.price, e.size_minor,
+                            e.win_minor, e.taker_order, e.taker_user, e.taker_side, e.maker_order,
+                            e.maker_user, False, None, None)
 
 
 def _order_cancelled(ch, seq, idx, e: ev.OrderCancelled):
@@ -350,6 +380,8 @@ _FOLDERS = {
     ev.MarketVoided: _market_voided,
     ev.PricesSet: _prices_set,
     ev.SelectionSuspended: _selection_suspended,
+    ev.SelectionRemoved: _selection_removed,
+    ev.BetRepriced: _bet_repriced,
     ev.OrderPlaced: _order_placed,
     ev.BetMatched: _bet_matched,
     ev.PoolStaked: _pool_staked,

@@ -66,7 +66,11 @@ async def write_changes(conn: asyncpg.Connection, ch: Changes) -> None:
     if ch.order_deltas:
         await _update_orders(conn, ch.order_deltas)
     if ch.fills:
-        await conn.execute(_INSERT_FILLS, ch.fills)
+        await conn.execute(_INSERT_FILLS, list(ch.fills.values()))
+    if ch.fill_updates:
+        await _reprice_fills(conn, ch.fill_updates)
+    if ch.voided_selections:
+        await conn.executemany(_VOID_FILLS, ch.voided_selections)
     if ch.ledger:
         await conn.execute(_INSERT_LEDGER, ch.ledger)
     if ch.wallets:
@@ -113,9 +117,10 @@ async def _update_markets(conn, updates: dict) -> None:
 
 async def _update_selections(conn, updates: dict) -> None:
     rows = [(market, selection, u.get("fair_price"), u.get("offered_price"),
-             u.get("house_suspended"), u["updated_seq"])
+             u.get("house_suspended"), u.get("removed_seq"), u.get("removed_ts_ms"),
+             u.get("reduction_bp"), u["updated_seq"])
             for (market, selection), u in updates.items()]
-    status = await conn.execute(_UPDATE_SELECTIONS, *_columns(rows, 6))
+    status = await conn.execute(_UPDATE_SELECTIONS, *_columns(rows, 9))
     await _expect_rows(conn, status, list(updates), "selection",
                        "SELECT s.market, s.selection FROM selections s "
                        "JOIN unnest($1::text[], $2::text[]) AS k(market, selection) "
@@ -133,6 +138,16 @@ async def _update_orders(conn, deltas: dict) -> None:
                        [list(deltas)])
 
 
+async def _reprice_fills(conn, updates: dict) -> None:
+    rows = [(seq, idx, price, win, was, repriced_seq)
+            for (seq, idx), (price, win, was, repriced_seq) in updates.items()]
+    status = await conn.execute(_REPRICE_FILLS, *_columns(rows, 6))
+    await _expect_rows(conn, status, list(updates), "fill",
+                       "SELECT f.seq, f.idx FROM fills f "
+                       "JOIN unnest($1::bigint[], $2::int[]) AS k(seq, idx) USING (seq, idx)",
+                       _columns(list(updates), 2))
+
+
 async def _decide_withdrawals(conn, decisions: dict) -> None:
     rows = [(wid, status, seq, ts) for wid, (status, seq, ts) in decisions.items()]
     status = await conn.execute(_DECIDE_WITHDRAWALS, *_columns(rows, 4))
@@ -143,8 +158,8 @@ async def _decide_withdrawals(conn, decisions: dict) -> None:
 
 _INSERT_MARKET = """
 INSERT INTO markets (market, event, name, type, currency, commission_bp, take_bp, status, in_play,
-                     bet_delay_ms, created_seq, created_ts_ms, updated_seq)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                     bet_delay_ms, created_seq, created_ts_ms, start_ts_ms, updated_seq)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (market) DO NOTHING"""
 
 _INSERT_SELECTION = """
@@ -165,9 +180,14 @@ _UPDATE_SELECTIONS = """
 UPDATE selections s SET fair_price = coalesce(d.fair_price, s.fair_price),
                         offered_price = coalesce(d.offered_price, s.offered_price),
                         house_suspended = coalesce(d.house_suspended, s.house_suspended),
+                        removed_seq = coalesce(d.removed_seq, s.removed_seq),
+                        removed_ts_ms = coalesce(d.removed_ts_ms, s.removed_ts_ms),
+                        reduction_bp = coalesce(d.reduction_bp, s.reduction_bp),
                         updated_seq = d.seq
-FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bool[], $6::bigint[])
-     AS d(market, selection, fair_price, offered_price, house_suspended, seq)
+FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bool[], $6::bigint[],
+            $7::bigint[], $8::int[], $9::bigint[])
+     AS d(market, selection, fair_price, offered_price, house_suspended, removed_seq,
+          removed_ts_ms, reduction_bp, seq)
 WHERE s.market = d.market AND s.selection = d.selection AND s.updated_seq < d.seq"""
 
 _ORDER_COLUMNS = ("order_id", "user_id", "market", "selection", "side", "price", "size_minor",
@@ -175,7 +195,8 @@ _ORDER_COLUMNS = ("order_id", "user_id", "market", "selection", "side", "price",
                   "matched_value", "matched_win_minor", "status", "persistence", "tif", "ref",
                   "release_ts_ms", "replaced_by", "placed_seq", "placed_ts_ms", "updated_seq")
 _FILL_COLUMNS = ("seq", "idx", "ts_ms", "market", "selection", "price", "size_minor", "win_minor",
-                 "taker_order", "taker_user", "taker_side", "maker_order", "maker_user")
+                 "taker_order", "taker_user", "taker_side", "maker_order", "maker_user",
+                 "voided", "original_price", "repriced_seq")
 _LEDGER_COLUMNS = ("seq", "movement", "entry", "ts_ms", "kind", "ref", "account", "currency",
                    "amount_minor")
 _WALLET_COLUMNS = ("user_id", "currency", "balance_minor", "held_minor", "updated_seq")
@@ -206,6 +227,17 @@ _INSERT_FILLS = f"""
 INSERT INTO fills ({", ".join(_FILL_COLUMNS)})
 SELECT * FROM unnest($1::fill_row[])
 ON CONFLICT (seq, idx) DO NOTHING"""
+
+_REPRICE_FILLS = """
+UPDATE fills f SET price = d.price, win_minor = d.win,
+                   original_price = coalesce(f.original_price, d.was),
+                   repriced_seq = d.repriced_seq
+FROM unnest($1::bigint[], $2::int[], $3::int[], $4::bigint[], $5::int[], $6::bigint[])
+     AS d(seq, idx, price, win, was, repriced_seq)
+WHERE f.seq = d.seq AND f.idx = d.idx AND coalesce(f.repriced_seq, 0) < d.repriced_seq"""
+
+_VOID_FILLS = """
+UPDATE fills SET voided = TRUE WHERE market = $1 AND selection = $2 AND NOT voided"""
 
 _INSERT_LEDGER = f"""
 INSERT INTO ledger_entries ({", ".join(_LEDGER_COLUMNS)})

@@ -109,8 +109,8 @@ def migrated_database_url(database_url) -> str:
 def trading_commands():
     """Unstamped commands for a short but complete trading day, for seqs 1.. in order: markets,
     deposits, matched, partly matched, cancelled, replaced and lapsed orders, a rejection, a
-    withdrawal approved and one rejected, a settled and a voided market, limits, and house
-    quotes from a trader's prices matched and re-quoted."""
+    withdrawal approved and one rejected, a settled and a voided market, limits, house
+    quotes from a trader's prices matched and re-quoted, and a race with two non-runners."""
     from engine import commands as c
 
     place = c.PlaceOrder
@@ -154,6 +154,20 @@ def trading_commands():
         c.SetPrices(market="m3", prices=(("h", 210), ("a", 190)), margin_bp=500),
         place(user="u1", market="m3", selection="h", side="back", price=190, size_minor=5_000),
         place(user="u1", market="m3", selection="h", side="back", price=150, size_minor=30_000),
+        # a race with a start time and two non-runners: fills voided, and repriced twice
+        c.CreateMarket(market="m4", event="e3", name="Race", start_ts=1_767_225_600_000,
+                       selections=(("r1", "One"), ("r2", "Two"), ("r3", "Three"),
+                                   ("r4", "Four"))),                                  # seq 34
+        c.SetMarketStatus(market="m4", status="open"),
+        place(user="u2", market="m4", selection="r1", side="lay", price=800, size_minor=1_000),
+        place(user="u3", market="m4", selection="r1", side="back", price=800, size_minor=1_000),
+        place(user="u2", market="m4", selection="r3", side="lay", price=400, size_minor=500),
+        place(user="u4", market="m4", selection="r3", side="back", price=400, size_minor=500),
+        place(user="u4", market="m4", selection="r2", side="back", price=300, size_minor=300),
+        c.RemoveSelection(market="m4", selection="r3", reduction_bp=2_000),
+        place(user="u2", market="m4", selection="r1", side="lay", price=600, size_minor=700),
+        place(user="u4", market="m4", selection="r1", side="back", price=600, size_minor=700),
+        c.RemoveSelection(market="m4", selection="r4", reduction_bp=1_000),
     ]
 
 

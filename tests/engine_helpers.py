@@ -129,6 +129,15 @@ class Driver:
         return pos.hold if pos is not None else 0
 
 
+def matched_bet(d: Driver, backer: str, layer: str, price: int, size: int,
+                selection: str = "s1", market: str = "m1") -> tuple[str, str]:
+    """(back order, lay order) of one bet of `size` at `price`: `layer` offers, `backer` takes."""
+    lay = accepted(d.lay(layer, price, size, selection=selection, market=market))
+    back = accepted(d.back(backer, price, size, selection=selection, market=market))
+    assert d.order(back).matched == size
+    return back, lay
+
+
 # -- reading events ---------------------------------------------------------------------------
 
 

@@ -336,6 +336,7 @@ def engine_views() -> dict:
     before = views.market_state(d.eng, "m1")
     accepted(d.lay("u1", 260, 1_000))  # a match at another price: ltp moves
     d.status("m1", "suspended", in_play=True, bet_delay_ms=100)
+    d.remove("s2", 2_500)  # a non-runner: its levels go, its `removed` comes
     after = views.market_state(d.eng, "m1")
     change = views.delta("m1", before, after, 3)
     return {
@@ -549,6 +550,11 @@ async def _exercise_every_op(h) -> list[dict]:
     await ok(trader, {"op": "market.status", "market": m, "status": "suspended",
                       "in_play": True, "bet_delay_ms": 100})
     await alice.take("mkt", lambda f: not f.get("img") and "in_play" in f)
+    await ok(trader, {"op": "selection.remove", "market": m, "selection": "s3",
+                      "reduction_factor": "0.25"})
+    await alice.take("mkt", lambda f: not f.get("img") and any(
+        s.get("removed") for s in f.get("selections", [])))
+    await alice.take("catalogue", lambda f: "reduction_factor" in str(f))
 
     await ok(ops, {"op": "unsubscribe", "channel": "exposure"})
     cash = unique("m")

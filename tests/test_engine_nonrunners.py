@@ -23,6 +23,7 @@ from tests.engine_helpers import (
     expect_place_rejected,
     expect_rejected,
     house_resting,
+    matched_bet,
     money_moved,
     of_type,
     one,
@@ -40,15 +41,6 @@ def d() -> Driver:
         d.deposit(u, START)
     d.create_market("m1", ("s1", "s2", "s3"))
     return d
-
-
-def matched_bet(d: Driver, backer: str, layer: str, price: int, size: int,
-                selection: str = "s1") -> tuple[str, str]:
-    """(back order, lay order) of one bet of `size` at `price`: `layer` offers, `backer` takes."""
-    lay = accepted(d.lay(layer, price, size, selection=selection))
-    back = accepted(d.back(backer, price, size, selection=selection))
-    assert d.order(back).matched == size
-    return back, lay
 
 
 # -- the reduced price -----------------------------------------------------------------------

@@ -11,6 +11,7 @@ from engine.rejections import Code
 from tests.engine_helpers import (
     Driver,
     expect_rejected,
+    matched_bet,
     money_moved,
     of_type,
     one,
@@ -28,14 +29,6 @@ def d() -> Driver:
         d.deposit(u, START)
     d.create_market("m1", ("s1", "s2", "s3"))
     return d
-
-
-def matched_bet(d: Driver, backer: str, layer: str, price: int, size: int,
-                selection: str = "s1", market: str = "m1") -> None:
-    """`layer` offers, `backer` takes: one bet of `size` at `price`."""
-    d.lay(layer, price, size, selection=selection, market=market)
-    events = d.back(backer, price, size, selection=selection, market=market)
-    assert one(events, e.BetMatched).size_minor == size
 
 
 def settlement_entries(d: Driver) -> dict[str, int]:

@@ -526,4 +526,52 @@ def test_user_lookup_shows_wallets_and_the_last_statement_movements(
     assert page.inner_text("#user-wallets") == (
         f"Wallets: BDT {wallet['balance']} (available {wallet['available']})")
     page.screenshot(path=str(tmp_path / "user-statement.png"), full_page=True)
+
+
+def test_a_trader_removes_a_non_runner_from_the_page_and_the_operator_sees_it(
+        exchange, open_page, tmp_path):
+    """The card's Remove form (a second click confirms) sends `selection.remove`; the card then
+    names the non-runner with its factor, drops it from the house P&L and from the forms, and
+    the catalogue lists it too, next to the market's start time."""
+    market = "ops-nonrunner"
+    trader = Client(exchange.ws_url, token("trader-nonrunner", "trader"))
+    try:
+        trader.ok({"op": "market.create", "market": market, "event": "e-ops-nr",
+                   "name": f"Ops {market}", "start_ts": 1_767_229_200_000,
+                   "selections": [{"id": "h", "name": "Home"}, {"id": "d", "name": "Draw"},
+                                  {"id": "a", "name": "Away"}]})
+        trader.ok({"op": "market.status", "market": market, "status": "open"})
+    finally:
+        trader.close()
+    page = open_page(token("ops-trader-nr", "operator", "trader"))
+    page.wait_for_selector(card(market))
+    row = f'#catalogue tr[data-catalogue="{market}"]'
+    page.wait_for_selector(row)
+    assert page.inner_text(f'{row} [data-field="start_ts"]') == "2026-01-01 01:00"
+    assert page.inner_text(f'{row} [data-field="removed"]') == ""
+    assert not page.is_visible(field(market, "nonrunners"))
+
+    page.select_option(f'{card(market)} .remove-form select', "d")
+    page.fill(f'{card(market)} .remove-form input[name="reduction_factor"]', "0.125")
+    remove = f'{card(market)} button[data-action="remove"]'
+    page.click(remove)
+    assert page.inner_text(remove).startswith("Confirm")
+    page.click(remove)
+    page.wait_for_function(
+        "(sel) => document.querySelector(sel).textContent === 'Non-runners: d (12.5%)'",
+        arg=field(market, "nonrunners"), timeout=REPLY_TIMEOUT_S * 1000, polling="raf")
+    page.wait_for_function(
+        "(sel) => document.querySelector(sel).textContent === 'd (12.5%)'",
+        arg=f'{row} [data-field="removed"]', timeout=REPLY_TIMEOUT_S * 1000, polling="raf")
+    page.wait_for_function(
+        "(sel) => document.querySelectorAll(sel).length === 2",
+        arg=f'{card(market)} .pnl tr[data-selection]', timeout=REPLY_TIMEOUT_S * 1000,
+        polling="raf")  # the next exposure push lists the runners only
+    assert page.is_disabled(f'{card(market)} .winners input[name="d"]')
+    assert page.eval_on_selector_all(f'{card(market)} .remove-form option',
+                                     "os => os.map(o => o.value)") == ["h", "a"]
+    assert "selection.remove done" in page.inner_text(f"{card(market)} .msg")
+    assert image(exchange.ws_url, market)["selections"][1]["removed"]["reduction_factor"] == \
+        "0.125"
+    page.screenshot(path=str(tmp_path / "ops-nonrunner.png"), full_page=True)
     assert page.console_errors == []
