@@ -129,6 +129,16 @@ class Driver:
         return pos.hold if pos is not None else 0
 
 
+def two_backers_two_layers(start_minor: int) -> Driver:
+    """Backers b1, b2 and layers l1, l2, each funded with `start_minor`, and an open market m1
+    of selections s1, s2, s3."""
+    d = Driver()
+    for u in ("b1", "b2", "l1", "l2"):
+        d.deposit(u, start_minor)
+    d.create_market("m1", ("s1", "s2", "s3"))
+    return d
+
+
 def matched_bet(d: Driver, backer: str, layer: str, price: int, size: int,
                 selection: str = "s1", market: str = "m1") -> tuple[str, str]:
     """(back order, lay order) of one bet of `size` at `price`: `layer` offers, `backer` takes."""
@@ -168,6 +178,12 @@ def fills(events: list[e.Event]) -> list[tuple[str, int, int]]:
 def money_moved(driver: Driver, kind: str | None = None) -> list[e.MoneyMoved]:
     return [ev for events in driver.event_log for ev in events
             if isinstance(ev, e.MoneyMoved) and (kind is None or ev.kind == kind)]
+
+
+def settlement_entries(d: Driver) -> dict[str, int]:
+    """The one settlement movement of the session, account -> amount."""
+    (moved,) = money_moved(d, "settlement")
+    return dict(moved.entries)
 
 
 # -- invariants and fingerprints --------------------------------------------------------------

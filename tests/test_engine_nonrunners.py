@@ -24,11 +24,12 @@ from tests.engine_helpers import (
     expect_rejected,
     house_resting,
     matched_bet,
-    money_moved,
     of_type,
     one,
     rejection,
+    settlement_entries,
     state_fingerprint,
+    two_backers_two_layers,
 )
 
 START = 100_000
@@ -36,11 +37,7 @@ START = 100_000
 
 @pytest.fixture
 def d() -> Driver:
-    d = Driver()
-    for u in ("b1", "b2", "l1", "l2"):
-        d.deposit(u, START)
-    d.create_market("m1", ("s1", "s2", "s3"))
-    return d
+    return two_backers_two_layers(START)
 
 
 # -- the reduced price -----------------------------------------------------------------------
@@ -78,7 +75,7 @@ def test_the_removed_selections_matched_bets_are_void_stakes_back_nothing_paid(d
     d.remove("s3")
     assert d.held("b1") == d.held("l1") == 0  # nothing at risk on a void bet
     d.settle(winners=("s1",))
-    settled = dict(money_moved(d, "settlement")[0].entries)
+    settled = settlement_entries(d)
     assert "b1" not in settled and "l1" not in settled  # void: stakes kept, nothing paid
     assert settled["b2"] == 1_000 and settled["l2"] == -1_000
     assert d.balance("b1") == d.balance("l1") == START
@@ -118,7 +115,7 @@ def test_earlier_bets_on_the_others_are_repriced_by_the_factor_and_settle_at_it(
         assert (o.matched_win, o.matched_value) == (5_000, 600 * 1_000)
     assert d.held("l1") == 5_000 and d.held("b1") == 1_000  # the layer's liability shrank
     d.settle(winners=("s1",))
-    settled = dict(money_moved(d, "settlement")[0].entries)
+    settled = settlement_entries(d)
     assert settled == {"b1": 5_000, "l1": -5_000}
 
 
@@ -250,7 +247,7 @@ def test_a_closed_market_takes_a_late_non_runner_before_it_is_settled(d):
     assert rejection(d.remove("s2", 2_500)) is None
     assert d.order(back).matched_win == 5_000
     d.settle(winners=("s1",))
-    assert dict(money_moved(d, "settlement")[0].entries) == {"b1": 5_000, "l1": -5_000}
+    assert settlement_entries(d) == {"b1": 5_000, "l1": -5_000}
 
 
 def test_conservation_holds_through_removal_and_settlement_to_the_minor_unit(d):

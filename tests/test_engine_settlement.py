@@ -17,6 +17,8 @@ from tests.engine_helpers import (
     one,
     placed_id,
     rejection,
+    settlement_entries,
+    two_backers_two_layers,
 )
 
 START = 100_000
@@ -24,16 +26,7 @@ START = 100_000
 
 @pytest.fixture
 def d() -> Driver:
-    d = Driver()
-    for u in ("b1", "b2", "l1", "l2"):
-        d.deposit(u, START)
-    d.create_market("m1", ("s1", "s2", "s3"))
-    return d
-
-
-def settlement_entries(d: Driver) -> dict[str, int]:
-    (moved,) = money_moved(d, "settlement")
-    return dict(moved.entries)
+    return two_backers_two_layers(START)
 
 
 def commission_entries(d: Driver) -> dict[str, int]:
