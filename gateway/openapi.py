@@ -189,7 +189,7 @@ SCHEMAS |= {
         "currency": CURRENCY,
         "kind": {"enum": ["deposit", "withdrawal_requested", "withdrawal_approved",
                           "withdrawal_rejected", "hold", "release", "settlement", "void",
-                          "opening"]},
+                          "non_runner", "opening"]},
         "amount": {**MONEY, "description": "the balance change (net of commission)"},
         "commission": {**MONEY, "description": "commission charged within amount"},
         "held_change": MONEY,

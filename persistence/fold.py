@@ -276,9 +276,10 @@ def _order_replaced(ch, seq, idx, e: ev.OrderReplaced):
 TRADE = "trade"
 SETTLEMENT = "settlement"
 VOID = "void"
+NON_RUNNER = "non_runner"  # a selection removed: holds taken again, no money moved
 _CAUSES = {c.Deposit: "deposit", c.RequestWithdrawal: "withdrawal_requested",
            c.ApproveWithdrawal: "withdrawal_approved", c.RejectWithdrawal: "withdrawal_rejected",
-           c.SettleMarket: SETTLEMENT, c.VoidMarket: VOID}
+           c.SettleMarket: SETTLEMENT, c.VoidMarket: VOID, c.RemoveSelection: NON_RUNNER}
 
 
 def _wallet_changed(ch, seq, idx, e: ev.WalletChanged):
@@ -301,7 +302,7 @@ def _wallet_changed(ch, seq, idx, e: ev.WalletChanged):
         else:
             order, market = _subject(ch, seq, user)
             market = market or getattr(cmd, "market", None) or None
-    elif cause is SETTLEMENT or cause is VOID:
+    elif cause is SETTLEMENT or cause is VOID or cause is NON_RUNNER:
         market = cmd.market
     elif cause == "deposit":
         ref = cmd.ref

@@ -19,3 +19,5 @@ ALTER TABLE fills ADD COLUMN voided BOOLEAN NOT NULL DEFAULT FALSE,
 ALTER TYPE fill_row ADD ATTRIBUTE voided BOOLEAN,
                     ADD ATTRIBUTE original_price INTEGER,
                     ADD ATTRIBUTE repriced_seq BIGINT;
+-- wallet_movements.cause (0004_statements.sql) also takes 'non_runner': the holds a removal
+-- took again (fold.py).
