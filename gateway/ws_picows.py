@@ -16,7 +16,6 @@ from picows import (WSCloseCode, WSListener, WSMsgType, WSUpgradeResponse,
 
 from .connection import CLOSE_FULL, Connection
 
-log = logging.getLogger(__name__)
 # picows logs every connection and disconnection at INFO: at thousands of connections that is
 # noise; its warnings and errors still come through
 library_log = logging.getLogger(f"{__name__}.picows")
