@@ -190,7 +190,7 @@ SCHEMAS = {
     }, required=[], additionalProperties=False),
     "SelfExclusionRequest": _obj({
         "days": {"type": "integer", "minimum": 1, "maximum": 3650},
-        "until": {**TS, "minimum": 1},
+        "until": TS,
     }, required=[], additionalProperties=False,
         description="exactly one of days and until; 1 to 3650 days from now"),
     "SelfExcluded": _obj({

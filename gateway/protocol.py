@@ -230,7 +230,7 @@ class SelfLimitsSet(Request):
 class SelfExclude(Request):
     op: Literal["selfexclude"]
     days: int | None = Field(default=None, ge=1, le=3650)
-    until: int | None = Field(default=None, ge=1)  # ms since the epoch
+    until: int | None = None  # ms since the epoch; the engine checks it is 1 to 3650 days ahead
 
 
 class SlipLeg(BaseModel):
