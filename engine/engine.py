@@ -142,7 +142,8 @@ class Engine:
         if "self_limits" not in state:
             for user, currency, amount, status in self.withdrawals.values():
                 if status == "pending":
-                    self._own_account(user, currency).withdrawing_minor += amount
+                    acct = self._own_account(user, currency)
+                    acct.withdrawing_minor += amount
         self._events = []
         self._touched = {}
         # A market from a snapshot taken before fills were kept (Market.__setstate__) that has
@@ -887,7 +888,8 @@ class Engine:
         wid = f"w{self._seq}"
         self.withdrawals[wid] = [cmd.user, cmd.currency, cmd.amount_minor, "pending"]
         w.held += cmd.amount_minor
-        self._own_account(cmd.user, cmd.currency).withdrawing_minor += cmd.amount_minor
+        acct = self._own_account(cmd.user, cmd.currency)
+        acct.withdrawing_minor += cmd.amount_minor  # held, but not at risk
         self._touched[w] = w
         self._emit(e.WithdrawalRequested(seq=self._seq, ts=self._ts, withdrawal=wid, user=cmd.user,
                                          currency=cmd.currency, amount_minor=cmd.amount_minor))
@@ -904,7 +906,8 @@ class Engine:
         wd[3] = "approved" if approved else "rejected"
         w = self.wallets[(user, currency)]
         w.held -= amount
-        self._own_account(user, currency).withdrawing_minor -= amount
+        acct = self._own_account(user, currency)
+        acct.withdrawing_minor -= amount
         self._touched[w] = w
         event = e.WithdrawalApproved if approved else e.WithdrawalRejected
         self._emit(event(seq=self._seq, ts=self._ts, withdrawal=cmd.withdrawal, user=user,
