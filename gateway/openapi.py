@@ -368,46 +368,50 @@ def _decide(verb: str, status: str) -> dict:
     }}
 
 
-def _set_self_limits(summary: str, operation: str, roles: list[str]) -> dict:
+def _own_request(summary: str, operation: str, roles: list[str], description: str,
+                 body: str, answer: tuple[str, str], bad: str) -> dict:
+    """A request about a bettor's own limits or self-exclusion (theirs, or an operator's on
+    their behalf)."""
     return {
         "summary": summary, "operationId": operation, "tags": ["responsible gambling"],
-        "description": "A limit is lowered (or set where there was none) at once; a raise or "
-                       "removal applies after the cooling-off period (see docs/protocol.md "
-                       "`selflimits.set`).",
-        "security": [{"bearer": []}], "x-roles": roles,
-        "requestBody": {"required": True, "content": _json_content(_ref("SelfLimitsRequest"))},
+        "description": description, "security": [{"bearer": []}], "x-roles": roles,
+        "requestBody": {"required": True, "content": _json_content(_ref(body))},
         "responses": {
-            **_ok("the limits after the request", _ref("SelfLimits")),
-            "400": _error("BAD_REQUEST: no limit named, unsupported currency, unknown field; "
-                          "INVALID_SIZE: malformed money"),
+            **_ok(answer[0], _ref(answer[1])),
+            "400": _error(bad),
             **AUTH_ERRORS,
             "403": _error("FORBIDDEN: the token lacks the role, or a system account"),
-            "404": _error("UNKNOWN_USER: a malformed user id"),
             "413": _error("body larger than 64 KiB"),
             **UNAVAILABLE,
         },
     }
+
+
+def _set_self_limits(summary: str, operation: str, roles: list[str]) -> dict:
+    return _own_request(
+        summary, operation, roles,
+        "A limit is lowered (or set where there was none) at once; a raise or removal applies "
+        "after the cooling-off period (see docs/protocol.md `selflimits.set`).",
+        "SelfLimitsRequest", ("the limits after the request", "SelfLimits"),
+        "BAD_REQUEST: no limit named, unsupported currency, unknown field; INVALID_SIZE: "
+        "malformed money")
 
 
 def _self_exclusion(summary: str, operation: str, roles: list[str]) -> dict:
-    return {
-        "summary": summary, "operationId": operation, "tags": ["responsible gambling"],
-        "description": "No orders or deposits until then; open orders are cancelled at once; "
-                       "withdrawals and cancels stay open. It can be extended, never shortened.",
-        "security": [{"bearer": []}], "x-roles": roles,
-        "requestBody": {"required": True,
-                        "content": _json_content(_ref("SelfExclusionRequest"))},
-        "responses": {
-            **_ok("excluded", _ref("SelfExcluded")),
-            "400": _error("BAD_REQUEST: neither or both of days and until, out of range, or "
-                          "shorter than the exclusion running"),
-            **AUTH_ERRORS,
-            "403": _error("FORBIDDEN: the token lacks the role, or a system account"),
-            "404": _error("UNKNOWN_USER: a malformed user id"),
-            "413": _error("body larger than 64 KiB"),
-            **UNAVAILABLE,
-        },
-    }
+    return _own_request(
+        summary, operation, roles,
+        "No orders or deposits until then; open orders are cancelled at once; withdrawals and "
+        "cancels stay open. It can be extended, never shortened.",
+        "SelfExclusionRequest", ("excluded", "SelfExcluded"),
+        "BAD_REQUEST: neither or both of days and until, out of range, or shorter than the "
+        "exclusion running")
+
+
+def _for_user(operation: dict) -> dict:
+    """`operation` on /admin/users/{id}/...: the bettor named in the path."""
+    return {**operation, "parameters": [_path_param("id", "user id")],
+            "responses": {**operation["responses"],
+                          "404": _error("UNKNOWN_USER: a malformed user id")}}
 
 
 PATHS = {
@@ -528,14 +532,11 @@ PATHS = {
     },
     "/account/selfexclusion": {"post": _self_exclusion(
         "exclude the token's user from orders and deposits", "excludeMe", ["bettor", "admin"])},
-    "/admin/users/{id}/selflimits": {"post": {
-        **_set_self_limits("set a bettor's own limits at their request", "setUserSelfLimits",
-                           ["operator", "admin"]),
-        "parameters": [_path_param("id", "user id")]}},
-    "/admin/users/{id}/selfexclusion": {"post": {
-        **_self_exclusion("exclude a bettor at their request", "excludeUser",
-                          ["operator", "admin"]),
-        "parameters": [_path_param("id", "user id")]}},
+    "/admin/users/{id}/selflimits": {"post": _for_user(_set_self_limits(
+        "set a bettor's own limits at their request", "setUserSelfLimits",
+        ["operator", "admin"]))},
+    "/admin/users/{id}/selfexclusion": {"post": _for_user(_self_exclusion(
+        "exclude a bettor at their request", "excludeUser", ["operator", "admin"]))},
     "/admin/withdrawals/{id}/approve": _decide("Approve", "approved"),
     "/admin/withdrawals/{id}/reject": _decide("Reject", "rejected"),
 }

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from engine import commands as c
 from engine import events as e
 from engine.codec import decode_command, encode_command, encode_events
-from engine.config import EngineConfig
 from engine.engine import Engine
 from engine.rejections import PRECEDENCE, Code
 from risk.self_limits import format_utc
+from tests.test_engine_risk import MONDAY, RICH, TUESDAY, at, make_driver
 from tests.engine_helpers import (
     CUR,
     NO_VELOCITY,
@@ -37,20 +37,8 @@ from tests.engine_helpers import (
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 COOLING_OFF_MS = 86_400_000
-MONDAY = 1_704_067_200_000  # 2024-01-01 00:00:00.000 UTC, a Monday
-NOON = MONDAY + 12 * HOUR_MS
-TUESDAY = MONDAY + DAY_MS
+NOON = MONDAY + 12 * HOUR_MS  # make_driver's start: markets m1 and m2 open, u1 and u2 RICH
 NEXT_MONDAY = MONDAY + 7 * DAY_MS
-RICH = 10_000_000
-
-
-def make_driver(start_ts: int = NOON, **config) -> Driver:
-    d = Driver(start_ts, EngineConfig(velocity_orders_max=0, **config))
-    d.create_market("m1", ("s1", "s2", "s3"))
-    d.create_market("m2", ("s1", "s2"))
-    d.deposit("u1", RICH)
-    d.deposit("u2", RICH)
-    return d
 
 
 @pytest.fixture
@@ -63,10 +51,6 @@ def own(d: Driver, user: str = "u1", currency: str = CUR, **limits) -> e.SelfLim
     fields = {f"{k}_minor" if k != "remove" else k: v for k, v in limits.items()}
     events = d(c.SetSelfLimits, user=user, currency=currency, **fields)
     return one(events, e.SelfLimitsSet)
-
-
-def at(d: Driver, ts: int) -> None:
-    d.advance(ts - d.ts)
 
 
 def acct(d: Driver, user: str = "u1", currency: str = CUR):
