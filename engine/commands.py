@@ -227,6 +227,49 @@ class Configure(Command):
     house_back_ticks: int
 
 
+# -- the bettor's own limits (risk/self_limits.py) ----------------------------------------------
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class SetSelfLimits(Command):
+    """A bettor's own limits in one currency: a value lowers a limit (or sets one where there was
+    none) at once and asks for a raise after the cooling-off period; a name in `remove` asks
+    for that limit to go, after the cooling-off period too. None leaves a limit as it is."""
+
+    user: str
+    currency: str
+    daily_deposit_minor: int | None = None
+    weekly_deposit_minor: int | None = None
+    daily_stake_minor: int | None = None
+    weekly_stake_minor: int | None = None
+    daily_loss_minor: int | None = None
+    weekly_loss_minor: int | None = None
+    remove: tuple[str, ...] = ()  # names of risk/self_limits.NAMES
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class ExcludeSelf(Command):
+    """A bettor excludes themselves from orders and deposits for `days` from now or until
+    `until_ts` (exactly one of the two); their open orders are cancelled at once."""
+
+    user: str
+    days: int = 0
+    until_ts: int = 0
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class ConfigureSelfLimits(Command):
+    """The operator's setting for bettors' own limits (EngineConfig), journaled like Configure."""
+
+    cooling_off_ms: int
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
@@ -234,6 +277,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         PlaceOrder, CancelOrder, ReplaceOrder, CancelAll, Tick,
         Deposit, RequestWithdrawal, ApproveWithdrawal, RejectWithdrawal,
         SetMarketLimits, SetUserLimits, SetPrices, Configure,
+        SetSelfLimits, ExcludeSelf, ConfigureSelfLimits,
     )
 }
 

@@ -16,6 +16,9 @@ from fractions import Fraction
 from pricing.ladder import INDEX as LADDER
 from pricing.ladder import MAX_PRICE
 from risk import rules
+from risk.self_limits import (EXCLUSION_DAYS_MAX, EXCLUSION_MIN_MS, INDEX as OWN_LIMIT_INDEX,
+                              NAMES as OWN_LIMIT_NAMES, OwnAccount, SelfLimits, check_deposit,
+                              check_excluded, check_loss, check_stake, format_utc)
 
 from . import commands as c
 from . import events as e
@@ -47,6 +50,7 @@ LAPSE_LAYS_FROM_BP = 250
 # Each accepted value mapped to the module's own string: an order keeps that one shared object
 # instead of the copy every parsed command brings (see _place).
 _SHARED = {value: value for value in _PERSISTENCES + _TIFS}
+COOLING_OFF_MS_MAX = 90 * 86_400_000  # a bettor's raise never waits longer than 90 days
 
 
 class Engine:
@@ -54,7 +58,7 @@ class Engine:
     # other state classes'); run uncompiled, they are ordinary slots.
     __slots__ = ("config", "risk", "_house_order_count", "markets", "orders", "wallets", "refs",
                  "deposits", "withdrawals", "delayed", "last_seq", "last_ts", "_seq", "_ts",
-                 "retired_refs", "retired_orders", *_SCRATCH)
+                 "retired_refs", "retired_orders", "self_limits", "refused_deposits", *_SCRATCH)
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
@@ -69,6 +73,10 @@ class Engine:
         self.retired_refs: dict[tuple[str, str], str] = {}
         self.retired_orders: dict[str, tuple] = {}
         self.deposits: dict[str, tuple[str, str, int]] = {}  # ref -> (user, currency, amount)
+        # bettors' own limits and self-exclusion, and usage for everyone: user -> SelfLimits
+        self.self_limits: dict[str, SelfLimits] = {}
+        # deposits those refused, for good: ref -> (user, currency, amount, code, reason)
+        self.refused_deposits: dict[str, tuple] = {}
         self.withdrawals: dict[str, list] = {}  # id -> [user, currency, amount, state]
         self.delayed: list[tuple[int, int, str]] = []  # heap of (release_ts, seq, order id)
         self.last_seq = 0
@@ -126,8 +134,16 @@ class Engine:
         # snapshots taken before refs outlived their markets have no retired refs
         self.retired_refs = {}
         self.retired_orders = {}
+        # nor those taken before bettors had limits of their own; usage counts from here on
+        self.self_limits = {}
+        self.refused_deposits = {}
         for name, value in state.items():
             setattr(self, name, value)  # a name the engine no longer has fails loudly here
+        if "self_limits" not in state:
+            for user, currency, amount, status in self.withdrawals.values():
+                if status == "pending":
+                    acct = self._own_account(user, currency)
+                    acct.withdrawing_minor += amount
         self._events = []
         self._touched = {}
         # A market from a snapshot taken before fills were kept (Market.__setstate__) that has
@@ -150,6 +166,13 @@ class Engine:
         if w is None:
             w = self.wallets[key] = Wallet(user, currency, exempt=user in (HOUSE, EXTERNAL))
         return w
+
+    def _own_account(self, user: str, currency: str) -> OwnAccount:
+        """The user's own limits and usage in `currency`, made on first use."""
+        own = self.self_limits.get(user)
+        if own is None:
+            own = self.self_limits[user] = SelfLimits()
+        return own.account(currency)
 
     def _market(self, market_id: str) -> Market:
         m = self.markets.get(market_id)
@@ -258,6 +281,8 @@ class Engine:
         if risk is None:
             risk = self.risk[user] = UserRisk(self.config)
         risk.record(size, self._ts)
+        if user != HOUSE:
+            self._own_account(user, m.currency).record_stake(size, self._ts, self._seq)
         self._admit(m, o, delayed)
 
     def _vet_place(self, cmd: c.PlaceOrder):
@@ -339,6 +364,9 @@ class Engine:
             new_hold = pos.hold_with(sel, is_back, price, size)
         if user_limits is not None:
             _deny(rules.check_max_exposure(user_limits, new_hold))
+        own = self.self_limits.get(user)
+        if own is not None:
+            self._vet_own(own, m.currency, wallet, size, new_hold - pos.hold)
         if m.quotes is not None and m.quotes.suspended[sel]:
             raise Rejected(Code.LIABILITY_LIMIT,
                            f"{cmd.selection} is suspended: the house reached its liability limit")
@@ -354,6 +382,22 @@ class Engine:
                 raise Rejected(Code.FOK_NOT_FILLED, "not enough at that price or better")
 
         return m, sel, pos, wallet, risk, delayed
+
+    def _vet_own(self, own: SelfLimits, currency: str, wallet: Wallet | None, stake: int,
+                 more_at_risk: int, replaced: Order | None = None) -> None:
+        """The bettor's own limits on an order: self-exclusion, stake and loss limits (an order
+        that puts no more at risk, a hedge, passes the loss limits whatever they say)."""
+        _deny(check_excluded(own, self._ts))
+        acct = own.accounts.get(currency)
+        if acct is None or not acct.limited:
+            return
+        if replaced is None:
+            _deny(check_stake(acct, stake, self._ts))
+        else:
+            _deny(check_stake(acct, stake, self._ts, replaced.placed_seq, replaced.remaining))
+        if more_at_risk > 0:
+            at_risk = wallet.held - acct.withdrawing_minor if wallet is not None else 0
+            _deny(check_loss(acct, at_risk, more_at_risk, self._ts))
 
     def _new_position(self, m: Market) -> Position:
         """A position on `m` for a user's first order there (bench/engine.py overrides it)."""
@@ -485,6 +529,11 @@ class Engine:
         self._rehold(o.pos, o.wallet)
         if not o.remaining:
             m.open_orders.pop(o.id, None)
+        own = self.self_limits.get(o.user)
+        if own is not None:  # stake that never matched is no longer used
+            acct = own.accounts.get(m.currency)
+            if acct is not None:
+                acct.give_back(o.placed_seq, size, self._ts, self._seq)
         event = e.OrderLapsed if lapse else e.OrderCancelled
         self._emit(event(seq=self._seq, ts=self._ts, order=o.id, user=o.user, size_minor=size,
                          reason=reason))
@@ -519,6 +568,9 @@ class Engine:
         size = o.remaining
         new_hold = o.pos.hold_if([(o.sel, o.is_back, o.price, size, 0),
                                   (o.sel, o.is_back, cmd.price, 0, size)])
+        own = self.self_limits.get(o.user)
+        if own is not None:  # a replace places a new order: the bettor's own limits apply
+            self._vet_own(own, m.currency, o.wallet, size, new_hold - o.pos.hold, replaced=o)
         self._check_funds(o.wallet, new_hold - o.pos.hold)
 
         new = Order(f"o{self._seq}", o.user, m.id, o.selection, o.sel, o.is_back, cmd.price,
@@ -527,6 +579,7 @@ class Engine:
                                    new_order=new.id))
         self._take_off(m, o, size, "replaced", lapse=False)
         self._register(m, new)
+        self._own_account(new.user, m.currency).record_stake(size, self._ts, self._seq)
         self._admit(m, new, m.in_play and m.bet_delay_ms > 0)
 
     def _tick(self, cmd: c.Tick) -> None:
@@ -623,10 +676,14 @@ class Engine:
             total += pnl
             if pnl:
                 entries.append((user, pnl))
+            fee = 0
             if pnl > 0 and user != HOUSE:
                 fee = pnl * m.commission_bp // 10000
                 if fee:
                     commission.append((user, -fee))
+            if pnl and user != HOUSE:
+                self._own_account(user, m.currency).record_settled(pnl - fee, self._ts,
+                                                                   self._seq)
         if total:
             entries.append((HOUSE, -total))
         self._release_holds(m)
@@ -657,6 +714,9 @@ class Engine:
             paid += payout
             if payout != staked:
                 entries.append((user, payout - staked))
+                if user != HOUSE:
+                    self._own_account(user, m.currency).record_settled(payout - staked,
+                                                                       self._ts, self._seq)
         entries.append((HOUSE, take + (net - paid)))
         self._release_holds(m)
         self._move_money("settlement", m.id, m.currency, entries)
@@ -784,17 +844,36 @@ class Engine:
             raise Rejected(Code.BAD_REQUEST, "a deposit needs the provider's ref")
         if cmd.user in SYSTEM_ACCOUNTS:
             raise Rejected(Code.FORBIDDEN, f"{cmd.user!r} is a system account")
+        fields = (cmd.user, cmd.currency, cmd.amount_minor)
         prior = self.deposits.get(cmd.ref)
         if prior is not None:
-            if prior == (cmd.user, cmd.currency, cmd.amount_minor):
+            if prior == fields:
                 self._emit(e.DepositRepeated(seq=self._seq, ts=self._ts, ref=cmd.ref,
                                              user=cmd.user))
                 return
             raise Rejected(Code.DUPLICATE_REF, f"deposit ref {cmd.ref!r} was used differently")
+        refused = self.refused_deposits.get(cmd.ref)
+        if refused is not None:
+            if refused[:3] == fields:  # a retry: refused again, the same way, even if the
+                raise Rejected(refused[3], refused[4])  # limit has reset meanwhile
+            raise Rejected(Code.DUPLICATE_REF, f"deposit ref {cmd.ref!r} was used differently")
         if not 0 < cmd.amount_minor <= MAX_MINOR:
             raise Rejected(Code.INVALID_SIZE,
                            f"amount must be positive, at most {format_money(MAX_MINOR)}")
-        self.deposits[cmd.ref] = (cmd.user, cmd.currency, cmd.amount_minor)
+        acct = self._own_account(cmd.user, cmd.currency)
+        own = self.self_limits[cmd.user]
+        denial = (check_excluded(own, self._ts)
+                  or (check_deposit(acct, cmd.amount_minor, self._ts) if acct.limited else None))
+        if denial is not None:
+            # the money is with the provider already: the ref is refused for good, so that
+            # the provider returns it rather than retry until a limit resets
+            self.refused_deposits[cmd.ref] = fields + (denial.code, denial.reason)
+            self._emit(e.DepositRefused(seq=self._seq, ts=self._ts, ref=cmd.ref, user=cmd.user,
+                                        currency=cmd.currency, amount_minor=cmd.amount_minor,
+                                        code=denial.code, reason=denial.reason))
+            return
+        self.deposits[cmd.ref] = fields
+        acct.record_deposit(cmd.amount_minor, self._ts, self._seq)
         self._move_money("deposit", cmd.ref, cmd.currency,
                          [(EXTERNAL, -cmd.amount_minor), (cmd.user, cmd.amount_minor)])
 
@@ -809,6 +888,8 @@ class Engine:
         wid = f"w{self._seq}"
         self.withdrawals[wid] = [cmd.user, cmd.currency, cmd.amount_minor, "pending"]
         w.held += cmd.amount_minor
+        acct = self._own_account(cmd.user, cmd.currency)
+        acct.withdrawing_minor += cmd.amount_minor  # held, but not at risk
         self._touched[w] = w
         self._emit(e.WithdrawalRequested(seq=self._seq, ts=self._ts, withdrawal=wid, user=cmd.user,
                                          currency=cmd.currency, amount_minor=cmd.amount_minor))
@@ -825,6 +906,8 @@ class Engine:
         wd[3] = "approved" if approved else "rejected"
         w = self.wallets[(user, currency)]
         w.held -= amount
+        acct = self._own_account(user, currency)
+        acct.withdrawing_minor -= amount
         self._touched[w] = w
         event = e.WithdrawalApproved if approved else e.WithdrawalRejected
         self._emit(event(seq=self._seq, ts=self._ts, withdrawal=cmd.withdrawal, user=user,
@@ -936,6 +1019,76 @@ class Engine:
                                 house_default_liability_minor=cmd.house_default_liability_minor,
                                 house_back_ticks=cmd.house_back_ticks))
 
+    # -- the bettor's own limits (risk/self_limits.py) -------------------------------------------
+
+    def _set_self_limits(self, cmd: c.SetSelfLimits) -> None:
+        if cmd.user in SYSTEM_ACCOUNTS:
+            raise Rejected(Code.FORBIDDEN, f"{cmd.user!r} is a system account")
+        wanted = {}
+        for name in OWN_LIMIT_NAMES:
+            value = getattr(cmd, name + "_minor")
+            if value is None:
+                continue
+            if not 0 <= value <= MAX_MINOR:
+                raise Rejected(Code.INVALID_SIZE,
+                               f"{name} must be 0 to {format_money(MAX_MINOR)}")
+            wanted[OWN_LIMIT_INDEX[name]] = value
+        for name in cmd.remove:
+            i = OWN_LIMIT_INDEX.get(name)
+            if i is None:
+                raise Rejected(Code.BAD_REQUEST, f"no limit {name!r}")
+            if i in wanted:
+                raise Rejected(Code.BAD_REQUEST, f"{name} is both set and removed")
+            wanted[i] = None
+        if not wanted:
+            raise Rejected(Code.BAD_REQUEST, "name at least one limit to set or remove")
+        acct = self._own_account(cmd.user, cmd.currency)
+        acct.request(wanted, self._ts, self.config.self_limit_cooling_off_ms)
+        limits = acct.limits
+        self._emit(e.SelfLimitsSet(
+            seq=self._seq, ts=self._ts, user=cmd.user, currency=cmd.currency,
+            daily_deposit_minor=limits[0], weekly_deposit_minor=limits[1],
+            daily_stake_minor=limits[2], weekly_stake_minor=limits[3],
+            daily_loss_minor=limits[4], weekly_loss_minor=limits[5],
+            pending=tuple((OWN_LIMIT_NAMES[i], p[0], p[1])
+                          for i, p in enumerate(acct.pending) if p is not None)))
+
+    def _exclude_self(self, cmd: c.ExcludeSelf) -> None:
+        if cmd.user in SYSTEM_ACCOUNTS:
+            raise Rejected(Code.FORBIDDEN, f"{cmd.user!r} is a system account")
+        if (cmd.days == 0) == (cmd.until_ts == 0):
+            raise Rejected(Code.BAD_REQUEST, "give either days or until")
+        if cmd.days:
+            if not 1 <= cmd.days <= EXCLUSION_DAYS_MAX:
+                raise Rejected(Code.BAD_REQUEST, f"days must be 1 to {EXCLUSION_DAYS_MAX}")
+            until = self._ts + cmd.days * rules.MS_PER_DAY
+        else:
+            until = cmd.until_ts
+            if not EXCLUSION_MIN_MS <= until - self._ts <= EXCLUSION_DAYS_MAX * rules.MS_PER_DAY:
+                raise Rejected(Code.BAD_REQUEST, f"until must be 1 to {EXCLUSION_DAYS_MAX} "
+                               f"days from now")
+        own = self.self_limits.get(cmd.user)
+        if own is not None and until < own.excluded_until_ms:
+            raise Rejected(Code.BAD_REQUEST,
+                           f"a self-exclusion cannot be shortened: it runs until "
+                           f"{format_utc(own.excluded_until_ms)}")
+        if own is None:
+            own = self.self_limits[cmd.user] = SelfLimits()
+        own.excluded_until_ms = until
+        self._emit(e.SelfExcluded(seq=self._seq, ts=self._ts, user=cmd.user, until_ts=until))
+        for m in self.markets.values():
+            for o in [o for o in m.open_orders.values() if o.user == cmd.user]:
+                self._take_off(m, o, o.remaining, "self_excluded", lapse=False)
+
+    def _configure_self_limits(self, cmd: c.ConfigureSelfLimits) -> None:
+        if not 0 <= cmd.cooling_off_ms <= COOLING_OFF_MS_MAX:
+            raise Rejected(Code.BAD_REQUEST,
+                           f"cooling_off_ms must be 0 to {COOLING_OFF_MS_MAX}")
+        self.config = dataclasses.replace(self.config,
+                                          self_limit_cooling_off_ms=cmd.cooling_off_ms)
+        self._emit(e.SelfLimitsConfigured(seq=self._seq, ts=self._ts,
+                                          cooling_off_ms=cmd.cooling_off_ms))
+
     # -- queries (not journaled, no state change) ---------------------------------------------
 
     def preview(self, cmd: c.PlaceOrder) -> "Preview":
@@ -984,4 +1137,7 @@ _HANDLERS = {
     c.SetUserLimits: Engine._set_user_limits,
     c.SetPrices: Engine._set_prices,
     c.Configure: Engine._configure,
+    c.SetSelfLimits: Engine._set_self_limits,
+    c.ExcludeSelf: Engine._exclude_self,
+    c.ConfigureSelfLimits: Engine._configure_self_limits,
 }

@@ -94,6 +94,20 @@ cdef class Configured(Event):
     cdef readonly object velocity_orders_max, velocity_window_ms, house_default_liability_minor
     cdef readonly object house_back_ticks
 
+cdef class SelfLimitsSet(Event):
+    cdef readonly object user, currency, daily_deposit_minor, weekly_deposit_minor
+    cdef readonly object daily_stake_minor, weekly_stake_minor, daily_loss_minor
+    cdef readonly object weekly_loss_minor, pending
+
+cdef class SelfExcluded(Event):
+    cdef readonly object user, until_ts
+
+cdef class SelfLimitsConfigured(Event):
+    cdef readonly object cooling_off_ms
+
+cdef class DepositRefused(Event):
+    cdef readonly object ref, user, currency, amount_minor, code, reason
+
 
 # the order path's events, built and recorded in C (see events.py)
 @cython.locals(ev=OrderPlaced)

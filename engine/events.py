@@ -192,7 +192,7 @@ class OrderCancelled(Event):
     order: str
     user: str
     size_minor: int
-    reason: str  # "requested" | "fok" | "suspended" | "replaced"
+    reason: str  # "requested" | "fok" | "suspended" | "replaced" | "self_excluded"
 
 
 @cython.no_gc
@@ -334,6 +334,61 @@ class Configured(Event):
     house_back_ticks: int
 
 
+# -- the bettor's own limits --------------------------------------------------------------------
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class SelfLimitsSet(Event):
+    """A bettor's own limits in one currency as a request left them: the limits in force (None:
+    no limit) and the raises waiting out the cooling-off period."""
+
+    user: str
+    currency: str
+    daily_deposit_minor: int | None
+    weekly_deposit_minor: int | None
+    daily_stake_minor: int | None
+    weekly_stake_minor: int | None
+    daily_loss_minor: int | None
+    weekly_loss_minor: int | None
+    pending: tuple[tuple[str, int | None, int], ...]  # (limit, value or None: removal, from ts)
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class SelfExcluded(Event):
+    """No orders or deposits from the user before `until_ts` (their open orders were cancelled:
+    OrderCancelled events with reason "self_excluded" follow)."""
+
+    user: str
+    until_ts: int
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class SelfLimitsConfigured(Event):
+    cooling_off_ms: int
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class DepositRefused(Event):
+    """A deposit the bettor's own limits or self-exclusion refused: nothing was credited, and
+    the provider's ref stays refused (a retry gets the same answer; the provider returns the
+    money)."""
+
+    ref: str
+    user: str
+    currency: str
+    amount_minor: int
+    code: str
+    reason: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -342,7 +397,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OrderLapsed,
         OrderReplaced, WalletChanged, MoneyMoved, DepositRepeated, WithdrawalRequested,
         WithdrawalApproved, WithdrawalRejected, MarketLimitsSet, UserLimitsSet, PricesSet,
-        SelectionSuspended, Configured,
+        SelectionSuspended, Configured, SelfLimitsSet, SelfExcluded, SelfLimitsConfigured,
+        DepositRefused,
     )
 }
 

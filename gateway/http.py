@@ -28,6 +28,8 @@ from engine.money import format_money, format_odds
 from engine.positions import cashout_quote
 from engine.rejections import Code
 
+from . import protocol as p
+from . import selflimits
 from .auth import AuthError, Identity, verify
 from .exchange import Exchange, Unavailable
 from .exposure import exposure_view
@@ -49,6 +51,7 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LAG_TIMEOUT_S = 1.0  # /metrics renders without the lag gauges rather than hang on Redis
 PROVIDER = re.compile(r"^[a-z0-9_-]{1,32}$")
 WITHDRAWAL_ID = re.compile(r"^w[1-9][0-9]{0,18}$")
+USER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 WITHDRAWAL_STATUSES = ("pending", "approved", "rejected")
 WITHDRAWALS_LIMIT_MAX = 1000
 HISTORY_NUMBERS = ("from_ts", "to_ts", "limit")  # statement and cleared query parameters
@@ -76,6 +79,10 @@ STATUS_BY_CODE: dict[str, int] = {
     Code.STAKE_TOO_LOW: 409,
     Code.STAKE_TOO_HIGH: 409,
     Code.LIMIT_EXCEEDED: 409,
+    Code.SELF_EXCLUDED: 409,
+    Code.SELF_STAKE_LIMIT: 409,
+    Code.SELF_LOSS_LIMIT: 409,
+    Code.SELF_DEPOSIT_LIMIT: 409,
     Code.LIABILITY_LIMIT: 409,
     Code.INSUFFICIENT_FUNDS: 409,
     Code.FOK_NOT_FILLED: 409,
@@ -124,6 +131,18 @@ def _parse(model: type[BaseModel], body: bytes) -> BaseModel:
     """The body as `model`, with the same error codes as the WebSocket protocol."""
     try:
         return validated(model, load_object(body, "the body"))
+    except ProtocolError as err:
+        raise HttpError(err.code, err.message) from None
+
+
+def _parse_op(model: type[p.Request], body: bytes) -> p.Request:
+    """The body of an HTTP mirror of a WebSocket op: that op's request without `op` and `id`."""
+    try:
+        data = load_object(body, "the body")
+        for key in ("op", "id"):
+            if key in data:
+                raise ProtocolError(Code.BAD_REQUEST, f"{key}: not a field of this body")
+        return validated(model, {**data, "op": model.model_fields["op"].annotation.__args__[0]})
     except ProtocolError as err:
         raise HttpError(err.code, err.message) from None
 
@@ -218,7 +237,7 @@ def _wallet_currencies(engine, user: str, configured: list[str]) -> tuple[list[s
     return configured + [cur for cur in others if cur in held], bool(held)
 
 
-def user_detail(engine, user: str, currencies: list[str]) -> dict | None:
+def user_detail(engine, user: str, currencies: list[str], ts: int = 0) -> dict | None:
     listed, has_wallet = _wallet_currencies(engine, user, currencies)
     wallets = [wallet_view(engine, user, cur) for cur in listed]
     risk = engine.risk.get(user)
@@ -235,8 +254,12 @@ def user_detail(engine, user: str, currencies: list[str]) -> dict | None:
                           "cash_out": (format_money(min(cashout_quote(engine, m.id, user).pnl_after))
                                        if exchange else None)})
         orders.extend(order_view(engine, o.id) for o in m.open_orders.values() if o.user == user)
-    if not has_wallet and risk is None and not positions:
+    own = engine.self_limits.get(user)
+    if not has_wallet and risk is None and not positions and own is None:
         return None
+    # the bettor's own limits, as at ts, in every currency listed, and any other they used
+    own_currencies = listed + sorted(set(own.accounts if own else ()) - set(listed))
+    excluded = own.excluded_until_ms if own is not None else 0
     return {
         "user": user,
         "wallets": wallets,
@@ -249,12 +272,17 @@ def user_detail(engine, user: str, currencies: list[str]) -> dict | None:
         },
         "positions": positions,
         "open_orders": orders,
+        "self_excluded_until": excluded if excluded > ts else None,
+        "self_limits": [selflimits.view(engine, user, cur, ts) for cur in own_currencies],
     }
 
 
 def _deposit_view(provider_ref: str, ref: str) -> Callable:
     def view(engine, events):
         _raise_rejected(events)
+        for event in events:  # refused by the bettor's own limit: final, the provider refunds
+            if isinstance(event, ev.DepositRefused):
+                raise HttpError(event.code, event.reason)
         user, currency, amount = engine.deposits[provider_ref]  # kept forever: a repeat sees it
         return {"ref": ref, "user": user, "amount": format_money(amount), "currency": currency,
                 "status": "credited"}
@@ -425,7 +453,8 @@ class HttpApi:
         self._identity(request, "operator")
         user = request.match_info["id"]
         currencies = self.settings.currencies
-        detail = await self.exchange.read(lambda engine: user_detail(engine, user, currencies))
+        detail = await self.exchange.read(lambda engine: user_detail(
+            engine, user, currencies, selflimits.now_ms(self.exchange)))
         if detail is None:
             raise HttpError(UNKNOWN_USER, f"no user {user!r}")
         return _json(detail)
@@ -530,6 +559,58 @@ class HttpApi:
     async def reject_withdrawal(self, request: web.Request) -> web.Response:
         return await self._decide(request, c.RejectWithdrawal, ev.WithdrawalRejected, "rejected")
 
+    # -- the bettor's own limits (the WebSocket's selflimits ops, mirrored) ---------------------
+
+    async def my_selflimits(self, request: web.Request) -> web.Response:
+        identity = self._identity(request, "bettor")
+        user, currency = identity.user, self._currency(request.query.get("currency"))
+        return _json(await self.exchange.read(lambda engine: selflimits.view(
+            engine, user, currency, selflimits.now_ms(self.exchange))))
+
+    async def set_my_selflimits(self, request: web.Request) -> web.Response:
+        return await self._set_selflimits(self._identity(request, "bettor").user, request)
+
+    async def exclude_me(self, request: web.Request) -> web.Response:
+        return await self._exclude(self._identity(request, "bettor").user, request)
+
+    async def set_user_selflimits(self, request: web.Request) -> web.Response:
+        """An operator sets a bettor's own limits at the bettor's request (on the phone, say):
+        the same rules as the bettor's own, a raise waits all the same."""
+        self._identity(request, "operator")
+        return await self._set_selflimits(self._user_id(request), request)
+
+    async def exclude_user(self, request: web.Request) -> web.Response:
+        self._identity(request, "operator")
+        return await self._exclude(self._user_id(request), request)
+
+    @staticmethod
+    def _user_id(request: web.Request) -> str:
+        user = request.match_info["id"]
+        if not USER_ID.match(user):
+            raise HttpError(UNKNOWN_USER, f"no user {user!r}")
+        return user
+
+    async def _set_selflimits(self, user: str, request: web.Request) -> web.Response:
+        req = _parse_op(p.SelfLimitsSet, await request.read())
+        currency = self._currency(req.currency)
+
+        def view(engine, events):
+            _raise_rejected(events)
+            return selflimits.view(engine, user, currency, engine.last_ts)
+
+        return _json(await self.exchange.submit(selflimits.set_command(user, currency, req),
+                                                view=view))
+
+    async def _exclude(self, user: str, request: web.Request) -> web.Response:
+        req = _parse_op(p.SelfExclude, await request.read())
+
+        def view(engine, events):
+            _raise_rejected(events)
+            return selflimits.excluded_view(engine, events)
+
+        return _json(await self.exchange.submit(selflimits.exclude_command(user, req),
+                                                view=view))
+
     async def _decide(self, request, command: type, event: type, status: str) -> web.Response:
         self._identity(request, "operator")
         wid = request.match_info["id"]
@@ -560,6 +641,11 @@ def build_http_app(exchange: Exchange) -> web.Application:
         web.get("/admin/withdrawals", api.list_withdrawals),
         web.post("/admin/withdrawals/{id}/approve", api.approve_withdrawal),
         web.post("/admin/withdrawals/{id}/reject", api.reject_withdrawal),
+        web.get("/account/selflimits", api.my_selflimits),
+        web.post("/account/selflimits", api.set_my_selflimits),
+        web.post("/account/selfexclusion", api.exclude_me),
+        web.post("/admin/users/{id}/selflimits", api.set_user_selflimits),
+        web.post("/admin/users/{id}/selfexclusion", api.exclude_user),
     ])
     add_ops_routes(app, exchange)
     add_report_routes(app, exchange)

@@ -22,6 +22,7 @@ from engine.rejections import Code, Rejected
 from . import cashout as cashouts
 from . import catalogue
 from . import protocol as p
+from . import selflimits
 from .pnl import PnlFeed, selections_view
 from . import slips
 from . import statements
@@ -212,6 +213,8 @@ class Ops:
             p.PricesSet: self.prices_set, p.LimitsSet: self.limits_set,
             p.MarketSettle: self.market_settle, p.MarketVoid: self.market_void,
             p.SelectionRemove: self.selection_remove,
+            p.SelfLimits: self.selflimits, p.SelfLimitsSet: self.selflimits_set,
+            p.SelfExclude: self.selfexclude,
         }
         self.catalogue_feed = catalogue.CatalogueFeed(exchange)
         exchange.sequencer.add_renderer(self.catalogue_feed.on_batch)
@@ -558,6 +561,40 @@ class Ops:
         selection_ids = await self.exchange.read(lambda engine: _selection_ids(engine, market))
         steps = [(first, cancelled)] + [leg_step(sel) for sel in range(len(selection_ids))]
         return await self.exchange.submit_group(steps, deliver=reply.deliver_with(render))
+
+    # -- the bettor's own limits --------------------------------------------------------------
+
+    def _own_currency(self, currency: str | None) -> str:
+        """Limits are per currency: the one asked for, configured, or the default."""
+        if currency is None:
+            return self.settings.currency
+        self._configured(currency)
+        return currency
+
+    async def selflimits(self, session: Session, req: p.SelfLimits, reply: Reply):
+        user, currency, exchange = session.user, self._own_currency(req.currency), self.exchange
+        return await exchange.read(
+            lambda engine: {"op": "selflimits", **selflimits.view(
+                engine, user, currency, selflimits.now_ms(exchange))}, deliver=reply)
+
+    async def selflimits_set(self, session: Session, req: p.SelfLimitsSet, reply: Reply):
+        user, currency = session.user, self._own_currency(req.currency)
+
+        def view(engine, events):
+            _raise_if_rejected(events)
+            return {"op": "selflimits",
+                    **selflimits.view(engine, user, currency, engine.last_ts)}
+
+        return await self.exchange.submit(selflimits.set_command(user, currency, req),
+                                          view=view, deliver=reply)
+
+    async def selfexclude(self, session: Session, req: p.SelfExclude, reply: Reply):
+        def view(engine, events):
+            _raise_if_rejected(events)
+            return {"op": "selfexcluded", **selflimits.excluded_view(engine, events)}
+
+        return await self.exchange.submit(selflimits.exclude_command(session.user, req),
+                                          view=view, deliver=reply)
 
     # -- bet slips ----------------------------------------------------------------------------
 

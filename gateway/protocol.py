@@ -208,6 +208,31 @@ class Cashout(Request):
     tolerance: int = Field(default=0, ge=0, le=100)
 
 
+class SelfLimits(Request):
+    op: Literal["selflimits"]
+    currency: Currency | None = None
+
+
+class SelfLimitsSet(Request):
+    """A value sets that limit (lowered at once, raised after the cooling-off period); an
+    explicit null removes it (after the cooling-off period); a field left out stays."""
+
+    op: Literal["selflimits.set"]
+    currency: Currency | None = None
+    daily_deposit: Money | None = None
+    weekly_deposit: Money | None = None
+    daily_stake: Money | None = None
+    weekly_stake: Money | None = None
+    daily_loss: Money | None = None
+    weekly_loss: Money | None = None
+
+
+class SelfExclude(Request):
+    op: Literal["selfexclude"]
+    days: int | None = Field(default=None, ge=1, le=3650)
+    until: int | None = None  # ms since the epoch; the engine checks it is 1 to 3650 days ahead
+
+
 class SlipLeg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     market: Id
@@ -299,7 +324,7 @@ class SelectionRemove(Request):
 REQUESTS = (Auth, Subscribe, Unsubscribe, Catalogue, Place, Preview, Cancel, Replace, CancelAll,
             Orders, Wallet, Statement, Cleared, Pnl, CashoutQuote, Cashout, SlipSet, SlipPlace,
             MarketCreate, MarketStatus, PricesSet, LimitsSet, MarketSettle, MarketVoid,
-            SelectionRemove)
+            SelectionRemove, SelfLimits, SelfLimitsSet, SelfExclude)
 BY_OP: dict[str, type[Request]] = {m.model_fields["op"].annotation.__args__[0]: m
                                    for m in REQUESTS}
 TRADER_OPS = frozenset({"market.create", "market.status", "prices.set", "limits.set",

@@ -20,6 +20,7 @@ from engine import commands as c
 from engine import events as ev
 from engine.money import win_amount
 from engine.engine import SYSTEM_ACCOUNTS
+from risk.self_limits import NAMES as SELF_LIMIT_NAMES
 
 from .journal import Record
 
@@ -98,6 +99,9 @@ class Changes:
     moved: dict = field(default_factory=dict)  # (seq, user, currency) -> (amount, commission)
     subjects_seq: int = 0
     subjects: dict = field(default_factory=dict)  # user -> (order, market) in that seq
+    self_limits: dict = field(default_factory=dict)  # (user, currency, limit) -> row tuple
+    self_exclusions: dict = field(default_factory=dict)  # user -> row tuple
+    refused_deposits: list = field(default_factory=list)
 
 
 class UnknownEvent(Exception):
@@ -370,11 +374,31 @@ def _market_limits_set(ch, seq, idx, e: ev.MarketLimitsSet):
                                   e.max_stake_minor, seq)
 
 
+# -- the bettors' own limits ------------------------------------------------------------------
+
+def _self_limits_set(ch, seq, idx, e: ev.SelfLimitsSet):
+    pending = {name: (value, ts) for name, value, ts in e.pending}
+    for name in SELF_LIMIT_NAMES:
+        value, ts = pending.get(name, (None, None))
+        ch.self_limits[(e.user, e.currency, name)] = (
+            e.user, e.currency, name, getattr(e, name + "_minor"), value, ts, seq, e.ts)
+
+
+def _self_excluded(ch, seq, idx, e: ev.SelfExcluded):
+    ch.self_exclusions[e.user] = (e.user, e.until_ts, seq, e.ts)
+
+
+def _deposit_refused(ch, seq, idx, e: ev.DepositRefused):
+    ch.refused_deposits.append((e.ref, e.user, e.currency, e.amount_minor, e.code, e.reason,
+                                seq, e.ts))
+
+
 _FOLDERS = {
     ev.CommandRejected: _nothing_changed,
     ev.PlaceRepeated: _nothing_changed,
     ev.DepositRepeated: _nothing_changed,
     ev.Configured: _nothing_changed,
+    ev.SelfLimitsConfigured: _nothing_changed,
     ev.MarketCreated: _market_created,
     ev.MarketStatusChanged: _market_status_changed,
     ev.MarketSettled: _market_settled,
@@ -397,4 +421,7 @@ _FOLDERS = {
     ev.WithdrawalRejected: _withdrawal_decided,
     ev.UserLimitsSet: _user_limits_set,
     ev.MarketLimitsSet: _market_limits_set,
+    ev.SelfLimitsSet: _self_limits_set,
+    ev.SelfExcluded: _self_excluded,
+    ev.DepositRefused: _deposit_refused,
 }

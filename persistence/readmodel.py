@@ -91,6 +91,12 @@ async def write_changes(conn: asyncpg.Connection, ch: Changes) -> None:
         await conn.executemany(_INSERT_WITHDRAWAL, list(ch.withdrawals.values()))
     if ch.withdrawal_decisions:
         await _decide_withdrawals(conn, ch.withdrawal_decisions)
+    if ch.self_limits:
+        await conn.executemany(_UPSERT_SELF_LIMITS, list(ch.self_limits.values()))
+    if ch.self_exclusions:
+        await conn.executemany(_UPSERT_SELF_EXCLUSIONS, list(ch.self_exclusions.values()))
+    if ch.refused_deposits:
+        await conn.executemany(_INSERT_REFUSED_DEPOSIT, ch.refused_deposits)
 
 
 async def _expect_rows(conn, status: str, keys: list, what: str, exists_sql: str,
@@ -298,3 +304,28 @@ _DECIDE_WITHDRAWALS = """
 UPDATE withdrawals w SET status = d.status, decided_seq = d.seq, decided_ts_ms = d.ts
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS d(withdrawal, status, seq, ts)
 WHERE w.withdrawal = d.withdrawal AND w.decided_seq IS NULL"""
+
+_UPSERT_SELF_LIMITS = """
+INSERT INTO self_limits (user_id, currency, limit_name, value_minor, pending_value_minor,
+                         pending_ts_ms, updated_seq, updated_ts_ms)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (user_id, currency, limit_name) DO UPDATE
+    SET value_minor = EXCLUDED.value_minor,
+        pending_value_minor = EXCLUDED.pending_value_minor,
+        pending_ts_ms = EXCLUDED.pending_ts_ms,
+        updated_seq = EXCLUDED.updated_seq,
+        updated_ts_ms = EXCLUDED.updated_ts_ms
+    WHERE self_limits.updated_seq < EXCLUDED.updated_seq"""
+
+_UPSERT_SELF_EXCLUSIONS = """
+INSERT INTO self_exclusions (user_id, until_ts_ms, updated_seq, updated_ts_ms)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (user_id) DO UPDATE
+    SET until_ts_ms = EXCLUDED.until_ts_ms, updated_seq = EXCLUDED.updated_seq,
+        updated_ts_ms = EXCLUDED.updated_ts_ms
+    WHERE self_exclusions.updated_seq < EXCLUDED.updated_seq"""
+
+_INSERT_REFUSED_DEPOSIT = """
+INSERT INTO refused_deposits (ref, user_id, currency, amount_minor, code, reason, seq, ts_ms)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (ref) DO NOTHING"""

@@ -110,7 +110,8 @@ def trading_commands():
     """Unstamped commands for a short but complete trading day, for seqs 1.. in order: markets,
     deposits, matched, partly matched, cancelled, replaced and lapsed orders, a rejection, a
     withdrawal approved and one rejected, a settled and a voided market, limits, house
-    quotes from a trader's prices matched and re-quoted, and a race with two non-runners."""
+    quotes from a trader's prices matched and re-quoted, a race with two non-runners, and
+    bettors' own limits and exclusion."""
     from engine import commands as c
 
     place = c.PlaceOrder
@@ -168,6 +169,13 @@ def trading_commands():
         place(user="u2", market="m4", selection="r1", side="lay", price=600, size_minor=700),
         place(user="u4", market="m4", selection="r1", side="back", price=600, size_minor=700),
         c.RemoveSelection(market="m4", selection="r4", reduction_bp=1_000),
+        # bettors' own limits: set, a raise left pending, an exclusion, a refused deposit
+        c.SetSelfLimits(user="u2", currency="BDT", daily_deposit_minor=5_000,
+                        weekly_stake_minor=20_000),
+        c.SetSelfLimits(user="u2", currency="BDT", weekly_stake_minor=40_000,
+                        remove=("daily_deposit",)),
+        c.Deposit(user="u2", currency="BDT", amount_minor=5_001, ref="dep-u2-big"),
+        c.ExcludeSelf(user="u3", days=7),
     ]
 
 

@@ -283,7 +283,8 @@ def test_every_metric_named_in_the_document_exists():
 
 ORDER_PLACES = {"placed": ("order",), "cancelled": ("order",), "ord": ("order",),
                 "replaced": ("cancelled", "order"), "cancelled_all": ("orders[]",),
-                "orders": ("orders[]",), "slip.placed": ("results[].order",)}
+                "orders": ("orders[]",), "slip.placed": ("results[].order",),
+                "selfexcluded": ("cancelled[]",)}
 
 
 def _at(value, path: str) -> list:
@@ -573,6 +574,14 @@ async def _exercise_every_op(h) -> list[dict]:
     quote = await ok(alice, {"op": "cashout.quote", "market": cash})
     await ok(alice, {"op": "cashout", "market": cash, "tolerance": 1,
                      "prices": {o["selection"]: o["price"] for o in quote["orders"]}})
+    # own limits: read, a lower and a raise (pending), an exclusion that cancels an order
+    quitter = await h.bettor("quitter", "100.00")
+    await ok(quitter, {"op": "selflimits", "currency": "BDT"})
+    await ok(quitter, {"op": "selflimits.set", "daily_stake": "50.00", "weekly_loss": "200.00"})
+    await ok(quitter, {"op": "selflimits.set", "daily_stake": "80.00", "weekly_loss": None})
+    await ok(quitter, {"op": "place", "market": cash, "selection": "s3", "side": "back",
+                       "price": "5.00", "size": "10.00", "persistence": "persist"})
+    await ok(quitter, {"op": "selfexclude", "days": 30})
     await ok(alice, {"op": "unsubscribe", "markets": [m]})
     await ok(alice, {"op": "orders"})
     await ok(trader, {"op": "market.settle", "market": priced, "winners": ["s1"]})

@@ -574,4 +574,32 @@ def test_a_trader_removes_a_non_runner_from_the_page_and_the_operator_sees_it(
     assert image(exchange.ws_url, market)["selections"][1]["removed"]["reduction_factor"] == \
         "0.125"
     page.screenshot(path=str(tmp_path / "ops-nonrunner.png"), full_page=True)
+
+
+def test_the_user_lookup_shows_the_bettors_own_limits_and_self_exclusion(exchange, open_page):
+    from risk.self_limits import format_utc
+
+    def utc(ms: int) -> str:
+        return format_utc(ms)[:16].replace("T", " ") + " UTC"
+
+    deposit(exchange.http_url, "punter-limits", "100.00")
+    bettor = Client(exchange.ws_url, token("punter-limits", "bettor"))
+    try:
+        bettor.ok({"op": "selflimits.set", "daily_stake": "50.00"})
+        raised = bettor.ok({"op": "selflimits.set", "daily_stake": "80.00",
+                            "weekly_loss": "200.00"})
+        until = bettor.ok({"op": "selfexclude", "days": 30})["excluded_until"]
+    finally:
+        bettor.close()
+    effective = raised["limits"]["daily_stake"]["pending"]["effective_ts"]
+    page = open_page(token("ops-limits", "operator"))
+    page.wait_for_selector("#user-positions:not([hidden])")
+    page.fill('#user-positions-form input[name="user"]', "punter-limits")
+    page.click('#user-positions-form button[type="submit"]')
+    page.wait_for_selector("#user-self-limits:not([hidden])")
+    assert page.inner_text("#user-self-limits") == (
+        f"Own limits: self-excluded until {utc(until)} · BDT daily stake 50.00 (50.00 left), "
+        f"raise to 80.00 from {utc(effective)} · BDT weekly loss 200.00 (200.00 left)")
+    assert page.get_attribute("#user-self-limits", "data-excluded-until") == str(until)
+    assert "excluded" in page.get_attribute("#user-self-limits", "class")
     assert page.console_errors == []

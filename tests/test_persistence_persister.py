@@ -15,6 +15,7 @@ from persistence.persister import Persister, SeqGap
 from persistence.readmodel import write_changes
 from tests.read_model_oracle import dump
 
+
 async def journal_batches(redis, stream, records, batch_size=5):
     journal = Journal(redis, stream)
     for i in range(0, len(records), batch_size):

@@ -29,6 +29,7 @@
     positionsRows: $("#user-positions-rows"), positionsMsg: $("#user-positions-msg"),
     wallets: $("#user-wallets"), statement: $("#user-statement"),
     statementRows: $("#user-statement-rows"),
+    ownLimits: $("#user-self-limits"),
   };
 
   const state = {
@@ -257,7 +258,7 @@
   async function showPositions(user) {
     el.positionsRows.replaceChildren();
     el.statementRows.replaceChildren();
-    el.wallets.hidden = el.statement.hidden = true;
+    el.wallets.hidden = el.statement.hidden = el.ownLimits.hidden = true;
     const {ok, body} = await adminGet(`/admin/users/${encodeURIComponent(user)}`);
     if (!ok) {
       report({msg: el.positionsMsg}, `${body.code}: ${body.message}`, "error");
@@ -287,6 +288,7 @@
       tr.append(market, exposure, pnl, cashOut);
       el.positionsRows.append(tr);
     }
+    showOwnLimits(body);
     report({msg: el.positionsMsg}, `${user}: ${body.positions.length} open position(s)`, "ok");
     await showStatement(user);
   }
@@ -323,6 +325,32 @@
       el.statementRows.append(tr);
     }
     el.statement.hidden = false;
+  }
+
+  // The bettor's own limits (responsible gambling) on one line: what an operator checks
+  // before anything else when a customer calls about limits or exclusion.
+  function showOwnLimits(body) {
+    const parts = [];
+    const excluded = body.self_excluded_until;
+    el.ownLimits.dataset.excludedUntil = excluded === null ? "" : String(excluded);
+    if (excluded !== null) parts.push(`self-excluded until ${utc(excluded)} UTC`);
+    for (const own of body.self_limits) {
+      for (const [name, entry] of Object.entries(own.limits)) {
+        if (entry.limit === null && entry.pending === null) continue;
+        let text = `${own.currency} ${name.replace("_", " ")} `
+          + (entry.limit === null ? "none" : pretty(entry.limit));
+        if (entry.left !== null) text += ` (${pretty(entry.left)} left)`;
+        if (entry.pending !== null) {
+          const change = entry.pending.limit === null ? "removal"
+            : `raise to ${pretty(entry.pending.limit)}`;
+          text += `, ${change} from ${utc(entry.pending.effective_ts)} UTC`;
+        }
+        parts.push(text);
+      }
+    }
+    el.ownLimits.textContent = `Own limits: ${parts.length ? parts.join(" · ") : "none"}`;
+    el.ownLimits.classList.toggle("excluded", excluded !== null);
+    el.ownLimits.hidden = false;
   }
 
   // -- the catalogue: one row per market, updated by catalogue pushes -----------------------
