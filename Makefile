@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 # setup.py compiles these engine modules in place (typed by their .pxd files): rebuilt when one
 # changes
 ENGINE_COMPILED := commands events money wallet exposure order book market user_risk engine
-COMPILED := $(foreach m,$(ENGINE_COMPILED),engine/$(m).py) risk/rules.py gateway/order_json.py
+COMPILED := $(foreach m,$(ENGINE_COMPILED),engine/$(m).py) risk/rules.py risk/self_limits.py \
+  gateway/order_json.py
 $(STAMP): pyproject.toml setup.py $(COMPILED) $(wildcard engine/*.pxd risk/*.pxd gateway/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

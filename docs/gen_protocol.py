@@ -65,6 +65,8 @@ SETTINGS = (
                                       "market whose trader set no `max_liability`"),
     ("house_back_ticks", "house BACK quotes this many ticks above its LAY quotes (0: the house "
                          "only offers odds to back)"),
+    ("self_limit_cooling_off_ms", "how long a bettor's raise or removal of one of their own "
+                                  "limits waits before it applies (engine rule, journaled)"),
     ("currency", "the default currency: the `wallet` reply's own fields, and deposits, "
                  "withdrawals and `market.create` that name none"),
     ("currencies", "every currency wallets, deposits, withdrawals and markets may use (JSON "

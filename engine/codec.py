@@ -7,6 +7,11 @@ encoded in two orjson calls (its commands; its events, one list per command): en
 command cost four times as much, in orjson call overhead and in the many small fields Redis
 had to pack.
 
+A field added to a command or event after journals were written with it comes last, with a
+default, and is listed in ADDED_FIELDS: a record leaves such trailing fields out while they
+hold their defaults, so an entry journaled before they existed decodes (they take their
+defaults) and re-encodes byte for byte, as the replay check (persistence/recovery.py) needs.
+
 Entries journaled before records were positional hold keyed records, `{"t": <class name>,
 field: value, ...}`: about twice the bytes, and building a dict per event took twice as long
 as a tuple. They still decode, and `keyed=True` re-encodes in that form, so such a journal
@@ -17,10 +22,13 @@ from dataclasses import fields
 
 import orjson
 
-from .commands import COMMAND_TYPES, Command
+from .commands import COMMAND_TYPES, Command, CreateMarket
 from .commands import RECORD_BUILDERS as COMMAND_RECORD_BUILDERS
-from .events import EVENT_TYPES, Event
+from .events import EVENT_TYPES, Event, MarketCreated
 from .events import RECORD_BUILDERS as EVENT_RECORD_BUILDERS
+
+# class -> how many of its last fields were added after journals were written with it
+ADDED_FIELDS: dict[type, int] = {CreateMarket: 1, MarketCreated: 1}
 
 
 def _tupled(value):
@@ -47,14 +55,50 @@ def _record_builder(cls):
 
 def _generic_record_builder(cls):
     values = "".join(f", obj.{f.name}" for f in fields(cls))
-    return _generated(cls, f"def build(obj):\n    return ({cls.__name__!r}{values})\n", "build")
+    build = _generated(cls, f"def build(obj):\n    return ({cls.__name__!r}{values})\n", "build")
+    added = _added_defaults(cls)
+    if not added:
+        return build
+
+    def build_without_defaults(obj):
+        record = build(obj)
+        for default in added:  # from the last field back, while each holds its default
+            if not _is_default(record[-1], default):
+                break
+            record = record[:-1]
+        return record
+
+    return build_without_defaults
 
 
 def _keyed_builder(cls):
     """The same as a keyed record: {"t": <name>, field: value, ...} (entries of old journals)."""
     items = ", ".join(f"{f.name!r}: obj.{f.name}" for f in fields(cls))
-    return _generated(cls, f"def build(obj):\n    return {{'t': {cls.__name__!r}, {items}}}\n",
-                      "build")
+    build = _generated(cls, f"def build(obj):\n    return {{'t': {cls.__name__!r}, {items}}}\n",
+                       "build")
+    added = _added_defaults(cls)
+    if not added:
+        return build
+    names = [f.name for f in fields(cls)][::-1]
+
+    def build_without_defaults(obj):
+        record = build(obj)
+        for name, default in zip(names, added):
+            if not _is_default(record[name], default):
+                break
+            del record[name]
+        return record
+
+    return build_without_defaults
+
+
+def _added_defaults(cls) -> list:
+    """The defaults of `cls`'s ADDED_FIELDS, last field first."""
+    return [f.default for f in fields(cls)[::-1][:ADDED_FIELDS.get(cls, 0)]]
+
+
+def _is_default(value, default) -> bool:
+    return value == default and type(value) is type(default)
 
 
 def _tuple_fields(cls) -> set[str]:
@@ -63,15 +107,28 @@ def _tuple_fields(cls) -> set[str]:
 
 
 def _record_maker(cls):
-    """A function building `cls` from a positional record, field by field by keyword."""
+    """A function building `cls` from a positional record, field by field by keyword; a record
+    without some of the ADDED_FIELDS leaves them at their defaults."""
     names = [f.name for f in fields(cls)]
     tupled = _tuple_fields(cls)
     args = ", ".join(f"{name}=_tupled(r[{i}])" if name in tupled else f"{name}=r[{i}]"
                      for i, name in enumerate(names, start=1))
-    return _generated(cls, f"def make(r):\n    if len(r) != {len(names) + 1}:\n"
+    make = _generated(cls, f"def make(r):\n    if len(r) != {len(names) + 1}:\n"
                            f"        raise ValueError(f'{cls.__name__} record has {{len(r) - 1}} "
                            f"fields, not {len(names)}')\n"
                            f"    return _cls({args})\n", "make")
+    added = ADDED_FIELDS.get(cls, 0)
+    if not added:
+        return make
+    shortest = len(names) + 1 - added
+
+    def make_without_defaults(r):
+        if shortest <= len(r) <= len(names):
+            return cls(**{name: _tupled(value) if name in tupled else value
+                          for name, value in zip(names, r[1:])})
+        return make(r)
+
+    return make_without_defaults
 
 
 class _Generated(dict):
@@ -94,6 +151,10 @@ _RECORD_BUILDERS = {cls: _BUILDERS[cls] for cls in (*COMMAND_TYPES.values(), *EV
 _KEYED_BUILDERS = _Generated(_keyed_builder)
 _MAKERS = _Generated(_record_maker)
 _TUPLE_FIELDS = _Generated(_tuple_fields)
+# The decoders' fast path, by a record's type name, in plain dicts for the same reason: the
+# persister and replay decode every command and event of the journal.
+_COMMAND_MAKERS = {name: _MAKERS[cls] for name, cls in COMMAND_TYPES.items()}
+_EVENT_MAKERS = {name: _MAKERS[cls] for name, cls in EVENT_TYPES.items()}
 
 
 def _to_record(obj) -> tuple:
@@ -149,7 +210,12 @@ def encode_commands(cmds: list[Command]) -> bytes:
 
 
 def decode_commands(data: bytes | str) -> list[Command]:
-    return [_from_record(COMMAND_TYPES, r) for r in orjson.loads(data)]
+    records = orjson.loads(data)
+    makers = _COMMAND_MAKERS
+    try:
+        return [makers[r[0]](r) for r in records]
+    except (KeyError, TypeError):  # keyed (old) records, or not a record: the general path
+        return [_from_record(COMMAND_TYPES, r) for r in records]
 
 
 def encode_event_lists(event_lists: list[list[Event]], keyed: bool = False) -> bytes:
@@ -171,4 +237,9 @@ def encode_event_lists(event_lists: list[list[Event]], keyed: bool = False) -> b
 
 
 def decode_event_lists(data: bytes | str) -> list[list[Event]]:
-    return [[_from_record(EVENT_TYPES, r) for r in events] for events in orjson.loads(data)]
+    lists = orjson.loads(data)
+    makers = _EVENT_MAKERS
+    try:
+        return [[makers[r[0]](r) for r in events] for events in lists]
+    except (KeyError, TypeError):  # keyed (old) records, or not a record: the general path
+        return [[_from_record(EVENT_TYPES, r) for r in events] for events in lists]

@@ -46,6 +46,9 @@ class CreateMarket(Command):
     currency: str = "BDT"
     commission_bp: int = 500  # on exchange markets: basis points of a user's net market winnings
     take_bp: int = 1000  # on pool markets: basis points of the pool kept by the house
+    # the scheduled start, ms since the epoch (None: not given). Added after journals were
+    # written: a field added to a command or event comes last with a default (engine/codec.py)
+    start_ts: int | None = None
 
 
 @cython.no_gc
@@ -73,6 +76,19 @@ class SettleMarket(Command):
 @cython.cclass
 class VoidMarket(Command):
     market: str
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class RemoveSelection(Command):
+    """A selection of an exchange market will not run (a non-runner): its orders lapse, its
+    matched bets are void, and the odds of the bets matched so far on the others are reduced
+    by the reduction factor (engine/money.py `reduced_price`)."""
+
+    market: str
+    selection: str
+    reduction_bp: int = 0  # the reduction factor in basis points: 2500 = 25%
 
 
 # -- orders (bettor) --------------------------------------------------------------------------
@@ -249,14 +265,58 @@ class Configure(Command):
     house_back_ticks: int
 
 
+# -- the bettor's own limits (risk/self_limits.py) ----------------------------------------------
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class SetSelfLimits(Command):
+    """A bettor's own limits in one currency: a value lowers a limit (or sets one where there was
+    none) at once and asks for a raise after the cooling-off period; a name in `remove` asks
+    for that limit to go, after the cooling-off period too. None leaves a limit as it is."""
+
+    user: str
+    currency: str
+    daily_deposit_minor: int | None = None
+    weekly_deposit_minor: int | None = None
+    daily_stake_minor: int | None = None
+    weekly_stake_minor: int | None = None
+    daily_loss_minor: int | None = None
+    weekly_loss_minor: int | None = None
+    remove: tuple[str, ...] = ()  # names of risk/self_limits.NAMES
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class ExcludeSelf(Command):
+    """A bettor excludes themselves from orders and deposits for `days` from now or until
+    `until_ts` (exactly one of the two); their open orders are cancelled at once."""
+
+    user: str
+    days: int = 0
+    until_ts: int = 0
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class ConfigureSelfLimits(Command):
+    """The operator's setting for bettors' own limits (EngineConfig), journaled like Configure."""
+
+    cooling_off_ms: int
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
-        CreateMarket, SetMarketStatus, SettleMarket, VoidMarket,
+        CreateMarket, SetMarketStatus, SettleMarket, VoidMarket, RemoveSelection,
         PlaceOrder, CancelOrder, ReplaceOrder, CancelAll, Tick,
         Deposit, RequestWithdrawal, ApproveWithdrawal, RejectWithdrawal,
         SetMarketLimits, SetUserLimits, SetPrices, Configure,
         TransferOut, TransferIn, ConfirmTransfer,
+        SetSelfLimits, ExcludeSelf, ConfigureSelfLimits,
     )
 }
 

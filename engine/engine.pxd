@@ -19,12 +19,13 @@ from .order cimport Order
 from .user_risk cimport UserRisk
 from .wallet cimport Wallet
 from risk cimport rules
+from risk.self_limits cimport OwnAccount, SelfLimits
 
 
 cdef class Engine:
     cdef public object config
     cdef public dict risk, markets, orders, wallets, refs, deposits, withdrawals
-    cdef public dict retired_refs, retired_orders
+    cdef public dict retired_refs, retired_orders, self_limits, refused_deposits
     cdef public object transfers
     cdef public list delayed
     cdef public object _house_order_count, last_seq, last_ts, _seq, _ts
@@ -41,8 +42,13 @@ cdef class Engine:
     @cython.locals(m=Market, pos=Position, wallet=Wallet, o=Order, sel=Py_ssize_t, risk=UserRisk)
     cpdef _place(self, c.PlaceOrder cmd)
     @cython.locals(m=Market, pos=Position, wallet=Wallet, is_back=bint, new_hold=cython.longlong,
-                   sel=Py_ssize_t, risk=UserRisk)
+                   sel=Py_ssize_t, risk=UserRisk, own=SelfLimits)
     cpdef _vet_place(self, c.PlaceOrder cmd)
+    @cython.locals(acct=OwnAccount, at_risk=cython.longlong)
+    cpdef _vet_own(self, SelfLimits own, currency, Wallet wallet, long long stake,
+                   long long more_at_risk, Order replaced=*)
+    @cython.locals(own=SelfLimits)
+    cpdef OwnAccount _own_account(self, user, currency)
     cpdef Position _new_position(self, Market m)
     cpdef _register(self, Market m, Order o)
     cpdef _admit(self, Market m, Order o, bint delayed)
@@ -50,11 +56,12 @@ cdef class Engine:
     cpdef _check_funds(self, Wallet wallet, long long extra_hold)
     @cython.locals(book=SelectionBook, maker=Order, house_hit=bint)
     cpdef _execute(self, Market m, Order o)
-    @cython.locals(mpos=Position, sel=Py_ssize_t, win=cython.longlong, before=cython.longlong)
+    @cython.locals(mpos=Position, sel=Py_ssize_t, win=cython.longlong, before=cython.longlong,
+                   fills=list)
     cpdef _fill(self, Market m, Order taker, Order maker, long long price, long long size)
     @cython.locals(worst=cython.longlong, hold=cython.longlong)
     cpdef _rehold(self, Position pos, Wallet wallet)
-    @cython.locals(before=cython.longlong)
+    @cython.locals(before=cython.longlong, own=SelfLimits, acct=OwnAccount)
     cpdef _take_off(self, Market m, Order o, long long size, reason, bint lapse)
     @cython.locals(o=Order)
     cpdef _cancel(self, c.CancelOrder cmd)

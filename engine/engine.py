@@ -16,6 +16,9 @@ from fractions import Fraction
 from pricing.ladder import INDEX as LADDER
 from pricing.ladder import MAX_PRICE
 from risk import rules
+from risk.self_limits import (EXCLUSION_DAYS_MAX, EXCLUSION_MIN_MS, INDEX as OWN_LIMIT_INDEX,
+                              NAMES as OWN_LIMIT_NAMES, OwnAccount, SelfLimits, check_deposit,
+                              check_excluded, check_loss, check_stake, format_utc)
 
 from . import commands as c
 from . import events as e
@@ -25,8 +28,8 @@ from .commands import BACK, EXCHANGE, FOK, GTC, LAPSE, LAY, PERSIST, POOL
 from .config import EngineConfig
 from .user_risk import UserRisk
 from .exposure import Position, lowest
-from .market import CLOSED, FINAL, OPEN, SETTLED, SUSPENDED, VOIDED, Market
-from .money import MAX_MINOR, format_money, format_odds
+from .market import CLOSED, FINAL, OPEN, SETTLED, START_TS_MAX, SUSPENDED, VOIDED, Market
+from .money import MAX_MINOR, format_money, format_odds, reduced_price, win_amount
 from .order import Order
 from .rejections import Code, InvariantBroken, Rejected
 from .retired import retired
@@ -43,9 +46,13 @@ _PERSISTENCES = (LAPSE, PERSIST)
 _TIFS = (GTC, FOK)
 # What one apply builds and returns: never part of a snapshot (see Engine.__getstate__).
 _SCRATCH = ("_events", "_touched")
+# A non-runner this material (2.5%, Betfair's win-market rule) also lapses every unmatched lay
+# on the other selections: a removal shortens their odds, so those offers became too generous.
+LAPSE_LAYS_FROM_BP = 250
 # Each accepted value mapped to the module's own string: an order keeps that one shared object
 # instead of the copy every parsed command brings (see _place).
 _SHARED = {value: value for value in _PERSISTENCES + _TIFS}
+COOLING_OFF_MS_MAX = 90 * 86_400_000  # a bettor's raise never waits longer than 90 days
 
 
 class Engine:
@@ -53,7 +60,8 @@ class Engine:
     # other state classes'); run uncompiled, they are ordinary slots.
     __slots__ = ("config", "risk", "_house_order_count", "markets", "orders", "wallets", "refs",
                  "deposits", "withdrawals", "delayed", "last_seq", "last_ts", "_seq", "_ts",
-                 "retired_refs", "retired_orders", "transfers", *_SCRATCH)
+                 "retired_refs", "retired_orders", "self_limits", "refused_deposits", "transfers",
+                 *_SCRATCH)
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
@@ -68,6 +76,10 @@ class Engine:
         self.retired_refs: dict[tuple[str, str], str] = {}
         self.retired_orders: dict[str, tuple] = {}
         self.deposits: dict[str, tuple[str, str, int]] = {}  # ref -> (user, currency, amount)
+        # bettors' own limits and self-exclusion, and usage for everyone: user -> SelfLimits
+        self.self_limits: dict[str, SelfLimits] = {}
+        # deposits those refused, for good: ref -> (user, currency, amount, code, reason)
+        self.refused_deposits: dict[str, tuple] = {}
         self.withdrawals: dict[str, list] = {}  # id -> [user, currency, amount, state]
         self.delayed: list[tuple[int, int, str]] = []  # heap of (release_ts, seq, order id)
         self.transfers = Transfers()  # money to and from other shards (engine/transfers.py)
@@ -127,10 +139,25 @@ class Engine:
         self.retired_refs = {}
         self.retired_orders = {}
         self.transfers = Transfers()  # nor those taken before shards moved money
+        # nor those taken before bettors had limits of their own; usage counts from here on
+        self.self_limits = {}
+        self.refused_deposits = {}
         for name, value in state.items():
             setattr(self, name, value)  # a name the engine no longer has fails loudly here
+        if "self_limits" not in state:
+            for user, currency, amount, status in self.withdrawals.values():
+                if status == "pending":
+                    acct = self._own_account(user, currency)
+                    acct.withdrawing_minor += amount
         self._events = []
         self._touched = {}
+        # A market from a snapshot taken before fills were kept (Market.__setstate__) that has
+        # matched nothing yet has none to keep: it records its fills from now on. One that has
+        # keeps None: its fills are unknown, and a removal there is refused (_remove_selection).
+        matched = {o.market for o in self.orders.values() if o.matched}
+        for m in self.markets.values():
+            if m.fills is None and m.type == EXCHANGE and m.id not in matched:
+                m.fills = []
 
     def next_release_ts(self) -> int | None:
         """When the next delayed in-play order is due (the sequencer sends a Tick then)."""
@@ -145,6 +172,13 @@ class Engine:
             w = self.wallets[key] = Wallet(user, currency,
                                            exempt=user in (HOUSE, EXTERNAL, TRANSIT))
         return w
+
+    def _own_account(self, user: str, currency: str) -> OwnAccount:
+        """The user's own limits and usage in `currency`, made on first use."""
+        own = self.self_limits.get(user)
+        if own is None:
+            own = self.self_limits[user] = SelfLimits()
+        return own.account(currency)
 
     def _market(self, market_id: str) -> Market:
         m = self.markets.get(market_id)
@@ -181,12 +215,15 @@ class Engine:
             raise Rejected(Code.BAD_REQUEST, f"unknown market type {cmd.type!r}")
         if not (0 <= cmd.commission_bp <= 10000 and 0 <= cmd.take_bp <= 10000):
             raise Rejected(Code.BAD_REQUEST, "rates are basis points 0..10000")
+        if cmd.start_ts is not None and not 0 <= cmd.start_ts <= START_TS_MAX:
+            raise Rejected(Code.BAD_REQUEST, "start_ts is ms since the epoch, up to year 9999")
         self.markets[cmd.market] = Market(cmd.market, cmd.event, cmd.name, cmd.type, cmd.currency,
-                                          cmd.selections, cmd.commission_bp, cmd.take_bp)
+                                          cmd.selections, cmd.commission_bp, cmd.take_bp,
+                                          cmd.start_ts)
         self._emit(e.MarketCreated(seq=self._seq, ts=self._ts, market=cmd.market, event=cmd.event,
                                    name=cmd.name, type=cmd.type, currency=cmd.currency,
                                    selections=cmd.selections, commission_bp=cmd.commission_bp,
-                                   take_bp=cmd.take_bp))
+                                   take_bp=cmd.take_bp, start_ts=cmd.start_ts))
 
     def _set_status(self, cmd: c.SetMarketStatus) -> None:
         m = self._market(cmd.market)
@@ -250,6 +287,8 @@ class Engine:
         if risk is None:
             risk = self.risk[user] = UserRisk(self.config)
         risk.record(size, self._ts)
+        if user != HOUSE:
+            self._own_account(user, m.currency).record_stake(size, self._ts, self._seq)
         self._admit(m, o, delayed)
 
     def _vet_place(self, cmd: c.PlaceOrder):
@@ -298,6 +337,9 @@ class Engine:
                 raise Rejected(Code.DUPLICATE_REF, f"ref {ref!r} was used for another order")
         if m.status != OPEN:
             self._require_open(m)
+        if m.removed and sel in m.removed:
+            raise Rejected(Code.SELECTION_REMOVED,
+                           f"{cmd.selection} was removed from {m.id}: a non-runner")
         price = cmd.price
         size = cmd.size_minor
         if m.type == POOL and not is_back:
@@ -328,6 +370,9 @@ class Engine:
             new_hold = pos.hold_with(sel, is_back, price, size)
         if user_limits is not None:
             _deny(rules.check_max_exposure(user_limits, new_hold))
+        own = self.self_limits.get(user)
+        if own is not None:
+            self._vet_own(own, m.currency, wallet, size, new_hold - pos.hold)
         if m.quotes is not None and m.quotes.suspended[sel]:
             raise Rejected(Code.LIABILITY_LIMIT,
                            f"{cmd.selection} is suspended: the house reached its liability limit")
@@ -344,9 +389,25 @@ class Engine:
 
         return m, sel, pos, wallet, risk, delayed
 
+    def _vet_own(self, own: SelfLimits, currency: str, wallet: Wallet | None, stake: int,
+                 more_at_risk: int, replaced: Order | None = None) -> None:
+        """The bettor's own limits on an order: self-exclusion, stake and loss limits (an order
+        that puts no more at risk, a hedge, passes the loss limits whatever they say)."""
+        _deny(check_excluded(own, self._ts))
+        acct = own.accounts.get(currency)
+        if acct is None or not acct.limited:
+            return
+        if replaced is None:
+            _deny(check_stake(acct, stake, self._ts))
+        else:
+            _deny(check_stake(acct, stake, self._ts, replaced.placed_seq, replaced.remaining))
+        if more_at_risk > 0:
+            at_risk = wallet.held - acct.withdrawing_minor if wallet is not None else 0
+            _deny(check_loss(acct, at_risk, more_at_risk, self._ts))
+
     def _new_position(self, m: Market) -> Position:
         """A position on `m` for a user's first order there (bench/engine.py overrides it)."""
-        return Position(len(m.selection_ids))
+        return m.new_position()
 
     def _register(self, m: Market, o: Order) -> None:
         self.orders[o.id] = o
@@ -367,6 +428,8 @@ class Engine:
                     self.retired_orders[oid] = retired(o)
         m.order_ids = []
         m.positions = {}
+        if m.fills is not None:
+            m.fills = []
         if m.quotes is not None:
             m.quotes.orders = [[] for _ in m.selection_ids]
 
@@ -439,6 +502,9 @@ class Engine:
             del m.open_orders[maker.id]
         m.traded[sel] += size
         m.ltp[sel] = price
+        fills = m.fills
+        if fills is not None:  # kept for repricing (a non-runner); the event's place is its key
+            fills.append((taker, maker, price, size, self._seq, len(self._events)))
         self._emit(e.bet_matched(seq=self._seq, ts=self._ts, market=m.id,
                                  selection=taker.selection, price=price, size_minor=size,
                                  win_minor=win, taker_order=taker.id, taker_user=taker.user,
@@ -469,6 +535,11 @@ class Engine:
         self._rehold(o.pos, o.wallet)
         if not o.remaining:
             m.open_orders.pop(o.id, None)
+        own = self.self_limits.get(o.user)
+        if own is not None:  # stake that never matched is no longer used
+            acct = own.accounts.get(m.currency)
+            if acct is not None:
+                acct.give_back(o.placed_seq, size, self._ts, self._seq)
         event = e.OrderLapsed if lapse else e.OrderCancelled
         self._emit(event(seq=self._seq, ts=self._ts, order=o.id, user=o.user, size_minor=size,
                          reason=reason))
@@ -503,6 +574,9 @@ class Engine:
         size = o.remaining
         new_hold = o.pos.hold_if([(o.sel, o.is_back, o.price, size, 0),
                                   (o.sel, o.is_back, cmd.price, 0, size)])
+        own = self.self_limits.get(o.user)
+        if own is not None:  # a replace places a new order: the bettor's own limits apply
+            self._vet_own(own, m.currency, o.wallet, size, new_hold - o.pos.hold, replaced=o)
         self._check_funds(o.wallet, new_hold - o.pos.hold)
 
         new = Order(f"o{self._seq}", o.user, m.id, o.selection, o.sel, o.is_back, cmd.price,
@@ -511,6 +585,7 @@ class Engine:
                                    new_order=new.id))
         self._take_off(m, o, size, "replaced", lapse=False)
         self._register(m, new)
+        self._own_account(new.user, m.currency).record_stake(size, self._ts, self._seq)
         self._admit(m, new, m.in_play and m.bet_delay_ms > 0)
 
     def _tick(self, cmd: c.Tick) -> None:
@@ -576,6 +651,9 @@ class Engine:
         for sid in cmd.winners:
             if sid not in m.index:
                 raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {sid!r} in {m.id}")
+        for sid in cmd.winners:
+            if m.index[sid] in m.removed:
+                raise Rejected(Code.SELECTION_REMOVED, f"{sid} did not run: it cannot win")
         if not cmd.dead_heat:
             # several winners with no factors given: a dead heat shared equally
             return {m.index[sid]: Fraction(1, len(cmd.winners)) for sid in cmd.winners}
@@ -604,10 +682,14 @@ class Engine:
             total += pnl
             if pnl:
                 entries.append((user, pnl))
+            fee = 0
             if pnl > 0 and user != HOUSE:
                 fee = pnl * m.commission_bp // 10000
                 if fee:
                     commission.append((user, -fee))
+            if pnl and user != HOUSE:
+                self._own_account(user, m.currency).record_settled(pnl - fee, self._ts,
+                                                                   self._seq)
         if total:
             entries.append((HOUSE, -total))
         self._release_holds(m)
@@ -638,6 +720,9 @@ class Engine:
             paid += payout
             if payout != staked:
                 entries.append((user, payout - staked))
+                if user != HOUSE:
+                    self._own_account(user, m.currency).record_settled(payout - staked,
+                                                                       self._ts, self._seq)
         entries.append((HOUSE, take + (net - paid)))
         self._release_holds(m)
         self._move_money("settlement", m.id, m.currency, entries)
@@ -653,6 +738,92 @@ class Engine:
         self._emit(e.MarketVoided(seq=self._seq, ts=self._ts, market=m.id))
         self._emit(e.MarketStatusChanged(seq=self._seq, ts=self._ts, market=m.id, status=VOIDED,
                                          in_play=m.in_play, bet_delay_ms=m.bet_delay_ms))
+
+    # -- non-runners --------------------------------------------------------------------------
+
+    def _remove_selection(self, cmd: c.RemoveSelection) -> None:
+        """A non-runner, as Betfair's rules have it: the selection's unmatched orders lapse and
+        its matched bets are void; every bet matched so far on the other selections has its odds
+        reduced by the factor, fill by fill; with a factor of LAPSE_LAYS_FROM_BP or more, the
+        unmatched lays on the others lapse too (and the house stops quoting until the trader
+        prices the field again); every hold is then the worst case of the outcomes left."""
+        bp = cmd.reduction_bp
+        if not 0 <= bp < 10_000:
+            raise Rejected(Code.BAD_REQUEST, "the reduction factor must be at least 0, below 1")
+        m = self._market(cmd.market)
+        found = m.index.get(cmd.selection)
+        if found is None:
+            raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {cmd.selection!r} in {m.id}")
+        r = found
+        if m.type != EXCHANGE:
+            raise Rejected(Code.BAD_REQUEST, "only an exchange market's selections are removed")
+        if m.status in FINAL:
+            raise Rejected(Code.MARKET_NOT_OPEN, f"market {m.id} is already {m.status.lower()}")
+        if r in m.removed:
+            raise Rejected(Code.SELECTION_REMOVED, f"{cmd.selection} was removed already")
+        if len(m.removed) + 1 >= len(m.selection_ids):
+            raise Rejected(Code.BAD_REQUEST, "the last running selection cannot be removed: "
+                                             "void the market instead")
+        if m.fills is None and bp and any(
+                self.orders[oid].matched and self.orders[oid].sel != r
+                for oid in m.order_ids if oid in self.orders):
+            raise Rejected(Code.BAD_REQUEST, f"the fills of {m.id} were matched before this "
+                                             "exchange kept fills: they cannot be repriced")
+
+        lapse_lays = bp >= LAPSE_LAYS_FROM_BP
+        for o in list(m.open_orders.values()):
+            if o.sel == r or (lapse_lays and not o.is_back):
+                self._take_off(m, o, o.remaining, "removed", lapse=True)
+        q = m.quotes
+        if q is not None:  # the house never quotes a non-runner again
+            q.orders[r] = []
+            q.offered[r] = 0
+        for pos in m.positions.values():
+            pos.remove_outcome(r)
+        m.removed[r] = (bp, self._ts)
+        self._emit(e.SelectionRemoved(seq=self._seq, ts=self._ts, market=m.id,
+                                      selection=cmd.selection, reduction_bp=bp))
+        if m.fills is not None:
+            self._reprice(m, r, bp)
+        for pos in m.positions.values():
+            self._rehold(pos, pos.wallet)
+        if q is not None:
+            if lapse_lays:  # prices for a field that no longer runs: the trader sets new ones
+                q.margined = {}
+            house.requote(self, m, range(len(m.selection_ids)))
+
+    def _reprice(self, m: Market, removed: int, bp: int) -> None:
+        """Drop the removed selection's fills (void) and reduce the others' prices, each fill's
+        win amount recomputed exactly as matching computes it, for both orders of the fill."""
+        q = m.quotes
+        quoting = {oid for ids in q.orders for oid in ids} if q is not None else set()
+        kept = []
+        for fill in m.fills:
+            taker, maker, price, size, seq, idx = fill
+            sel = taker.sel
+            if sel == removed:
+                continue
+            new_price = reduced_price(price, bp)
+            if new_price != price:
+                won = win_amount(size, new_price) - win_amount(size, price)
+                value = size * (new_price - price)
+                for o in (taker, maker):
+                    o.matched_win += won
+                    o.matched_value += value
+                    o.pos.add_matched(sel, o.is_back, 0, won)
+                    if q is not None and o.user == HOUSE and not o.is_back and (
+                            o.id not in quoting):
+                        # a pulled house lay's rounding gap moved with it (house.py, `unbooked`)
+                        q.unbooked[sel] += value - 100 * won
+                self._emit(e.BetRepriced(
+                    seq=self._seq, ts=self._ts, market=m.id, selection=taker.selection,
+                    fill_seq=seq, fill_idx=idx, size_minor=size, was_price=price,
+                    price=new_price, win_minor=win_amount(size, new_price),
+                    taker_order=taker.id, taker_user=taker.user, maker_order=maker.id,
+                    maker_user=maker.user))
+                fill = (taker, maker, new_price, size, seq, idx)
+            kept.append(fill)
+        m.fills = kept
 
     def _release_holds(self, m: Market) -> None:
         for user, pos in m.positions.items():
@@ -679,17 +850,36 @@ class Engine:
             raise Rejected(Code.BAD_REQUEST, "a deposit needs the provider's ref")
         if cmd.user in SYSTEM_ACCOUNTS:
             raise Rejected(Code.FORBIDDEN, f"{cmd.user!r} is a system account")
+        fields = (cmd.user, cmd.currency, cmd.amount_minor)
         prior = self.deposits.get(cmd.ref)
         if prior is not None:
-            if prior == (cmd.user, cmd.currency, cmd.amount_minor):
+            if prior == fields:
                 self._emit(e.DepositRepeated(seq=self._seq, ts=self._ts, ref=cmd.ref,
                                              user=cmd.user))
                 return
             raise Rejected(Code.DUPLICATE_REF, f"deposit ref {cmd.ref!r} was used differently")
+        refused = self.refused_deposits.get(cmd.ref)
+        if refused is not None:
+            if refused[:3] == fields:  # a retry: refused again, the same way, even if the
+                raise Rejected(refused[3], refused[4])  # limit has reset meanwhile
+            raise Rejected(Code.DUPLICATE_REF, f"deposit ref {cmd.ref!r} was used differently")
         if not 0 < cmd.amount_minor <= MAX_MINOR:
             raise Rejected(Code.INVALID_SIZE,
                            f"amount must be positive, at most {format_money(MAX_MINOR)}")
-        self.deposits[cmd.ref] = (cmd.user, cmd.currency, cmd.amount_minor)
+        acct = self._own_account(cmd.user, cmd.currency)
+        own = self.self_limits[cmd.user]
+        denial = (check_excluded(own, self._ts)
+                  or (check_deposit(acct, cmd.amount_minor, self._ts) if acct.limited else None))
+        if denial is not None:
+            # the money is with the provider already: the ref is refused for good, so that
+            # the provider returns it rather than retry until a limit resets
+            self.refused_deposits[cmd.ref] = fields + (denial.code, denial.reason)
+            self._emit(e.DepositRefused(seq=self._seq, ts=self._ts, ref=cmd.ref, user=cmd.user,
+                                        currency=cmd.currency, amount_minor=cmd.amount_minor,
+                                        code=denial.code, reason=denial.reason))
+            return
+        self.deposits[cmd.ref] = fields
+        acct.record_deposit(cmd.amount_minor, self._ts, self._seq)
         self._move_money("deposit", cmd.ref, cmd.currency,
                          [(EXTERNAL, -cmd.amount_minor), (cmd.user, cmd.amount_minor)])
 
@@ -704,6 +894,8 @@ class Engine:
         wid = f"w{self._seq}"
         self.withdrawals[wid] = [cmd.user, cmd.currency, cmd.amount_minor, "pending"]
         w.held += cmd.amount_minor
+        acct = self._own_account(cmd.user, cmd.currency)
+        acct.withdrawing_minor += cmd.amount_minor  # held, but not at risk
         self._touched[w] = w
         self._emit(e.WithdrawalRequested(seq=self._seq, ts=self._ts, withdrawal=wid, user=cmd.user,
                                          currency=cmd.currency, amount_minor=cmd.amount_minor))
@@ -720,6 +912,8 @@ class Engine:
         wd[3] = "approved" if approved else "rejected"
         w = self.wallets[(user, currency)]
         w.held -= amount
+        acct = self._own_account(user, currency)
+        acct.withdrawing_minor -= amount
         self._touched[w] = w
         event = e.WithdrawalApproved if approved else e.WithdrawalRejected
         self._emit(event(seq=self._seq, ts=self._ts, withdrawal=cmd.withdrawal, user=user,
@@ -797,10 +991,13 @@ class Engine:
         for sid, price in fair.items():
             if sid not in m.index:
                 raise Rejected(Code.UNKNOWN_SELECTION, f"no selection {sid!r} in {m.id}")
+            if m.index[sid] in m.removed:
+                raise Rejected(Code.SELECTION_REMOVED, f"{sid} was removed: it has no price")
             if not 100 < price <= MAX_PRICE:
                 raise Rejected(Code.INVALID_ODDS, f"fair odds {format_odds(price)} out of range")
-        if len(fair) != len(cmd.prices) or set(fair) != set(m.index):
-            raise Rejected(Code.BAD_REQUEST, "price every selection of the market once")
+        running = {m.selection_ids[s] for s in m.running()}
+        if len(fair) != len(cmd.prices) or set(fair) != running:
+            raise Rejected(Code.BAD_REQUEST, "price every running selection of the market once")
         if not 0 <= cmd.margin_bp <= 10000:
             raise Rejected(Code.BAD_REQUEST, "margin must be 0..1 (0..10000 bp)")
         house.set_prices(self, m, fair, cmd.margin_bp)
@@ -827,6 +1024,76 @@ class Engine:
                                 velocity_window_ms=cmd.velocity_window_ms,
                                 house_default_liability_minor=cmd.house_default_liability_minor,
                                 house_back_ticks=cmd.house_back_ticks))
+
+    # -- the bettor's own limits (risk/self_limits.py) -------------------------------------------
+
+    def _set_self_limits(self, cmd: c.SetSelfLimits) -> None:
+        if cmd.user in SYSTEM_ACCOUNTS:
+            raise Rejected(Code.FORBIDDEN, f"{cmd.user!r} is a system account")
+        wanted = {}
+        for name in OWN_LIMIT_NAMES:
+            value = getattr(cmd, name + "_minor")
+            if value is None:
+                continue
+            if not 0 <= value <= MAX_MINOR:
+                raise Rejected(Code.INVALID_SIZE,
+                               f"{name} must be 0 to {format_money(MAX_MINOR)}")
+            wanted[OWN_LIMIT_INDEX[name]] = value
+        for name in cmd.remove:
+            i = OWN_LIMIT_INDEX.get(name)
+            if i is None:
+                raise Rejected(Code.BAD_REQUEST, f"no limit {name!r}")
+            if i in wanted:
+                raise Rejected(Code.BAD_REQUEST, f"{name} is both set and removed")
+            wanted[i] = None
+        if not wanted:
+            raise Rejected(Code.BAD_REQUEST, "name at least one limit to set or remove")
+        acct = self._own_account(cmd.user, cmd.currency)
+        acct.request(wanted, self._ts, self.config.self_limit_cooling_off_ms)
+        limits = acct.limits
+        self._emit(e.SelfLimitsSet(
+            seq=self._seq, ts=self._ts, user=cmd.user, currency=cmd.currency,
+            daily_deposit_minor=limits[0], weekly_deposit_minor=limits[1],
+            daily_stake_minor=limits[2], weekly_stake_minor=limits[3],
+            daily_loss_minor=limits[4], weekly_loss_minor=limits[5],
+            pending=tuple((OWN_LIMIT_NAMES[i], p[0], p[1])
+                          for i, p in enumerate(acct.pending) if p is not None)))
+
+    def _exclude_self(self, cmd: c.ExcludeSelf) -> None:
+        if cmd.user in SYSTEM_ACCOUNTS:
+            raise Rejected(Code.FORBIDDEN, f"{cmd.user!r} is a system account")
+        if (cmd.days == 0) == (cmd.until_ts == 0):
+            raise Rejected(Code.BAD_REQUEST, "give either days or until")
+        if cmd.days:
+            if not 1 <= cmd.days <= EXCLUSION_DAYS_MAX:
+                raise Rejected(Code.BAD_REQUEST, f"days must be 1 to {EXCLUSION_DAYS_MAX}")
+            until = self._ts + cmd.days * rules.MS_PER_DAY
+        else:
+            until = cmd.until_ts
+            if not EXCLUSION_MIN_MS <= until - self._ts <= EXCLUSION_DAYS_MAX * rules.MS_PER_DAY:
+                raise Rejected(Code.BAD_REQUEST, f"until must be 1 to {EXCLUSION_DAYS_MAX} "
+                               f"days from now")
+        own = self.self_limits.get(cmd.user)
+        if own is not None and until < own.excluded_until_ms:
+            raise Rejected(Code.BAD_REQUEST,
+                           f"a self-exclusion cannot be shortened: it runs until "
+                           f"{format_utc(own.excluded_until_ms)}")
+        if own is None:
+            own = self.self_limits[cmd.user] = SelfLimits()
+        own.excluded_until_ms = until
+        self._emit(e.SelfExcluded(seq=self._seq, ts=self._ts, user=cmd.user, until_ts=until))
+        for m in self.markets.values():
+            for o in [o for o in m.open_orders.values() if o.user == cmd.user]:
+                self._take_off(m, o, o.remaining, "self_excluded", lapse=False)
+
+    def _configure_self_limits(self, cmd: c.ConfigureSelfLimits) -> None:
+        if not 0 <= cmd.cooling_off_ms <= COOLING_OFF_MS_MAX:
+            raise Rejected(Code.BAD_REQUEST,
+                           f"cooling_off_ms must be 0 to {COOLING_OFF_MS_MAX}")
+        self.config = dataclasses.replace(self.config,
+                                          self_limit_cooling_off_ms=cmd.cooling_off_ms)
+        self._emit(e.SelfLimitsConfigured(seq=self._seq, ts=self._ts,
+                                          cooling_off_ms=cmd.cooling_off_ms))
 
     # -- queries (not journaled, no state change) ---------------------------------------------
 
@@ -864,6 +1131,7 @@ _HANDLERS = {
     c.SetMarketStatus: Engine._set_status,
     c.SettleMarket: Engine._settle,
     c.VoidMarket: Engine._void,
+    c.RemoveSelection: Engine._remove_selection,
     c.ReplaceOrder: Engine._replace,
     c.CancelAll: Engine._cancel_all,
     c.Tick: Engine._tick,
@@ -875,6 +1143,9 @@ _HANDLERS = {
     c.SetUserLimits: Engine._set_user_limits,
     c.SetPrices: Engine._set_prices,
     c.Configure: Engine._configure,
+    c.SetSelfLimits: Engine._set_self_limits,
+    c.ExcludeSelf: Engine._exclude_self,
+    c.ConfigureSelfLimits: Engine._configure_self_limits,
     c.TransferOut: transfers.transfer_out,
     c.TransferIn: transfers.transfer_in,
     c.ConfirmTransfer: transfers.confirm_transfer,

@@ -14,6 +14,7 @@ cdef class CommandRejected(Event):
 
 cdef class MarketCreated(Event):
     cdef readonly object market, event, name, type, currency, selections, commission_bp, take_bp
+    cdef readonly object start_ts
 
 cdef class MarketStatusChanged(Event):
     cdef readonly object market, status, in_play, bet_delay_ms
@@ -23,6 +24,13 @@ cdef class MarketSettled(Event):
 
 cdef class MarketVoided(Event):
     cdef readonly object market
+
+cdef class SelectionRemoved(Event):
+    cdef readonly object market, selection, reduction_bp
+
+cdef class BetRepriced(Event):
+    cdef readonly object market, selection, fill_seq, fill_idx, size_minor, was_price, price
+    cdef readonly object win_minor, taker_order, taker_user, maker_order, maker_user
 
 cdef class OrderPlaced(Event):
     cdef readonly object order, user, market, selection, side, price, size_minor, persistence
@@ -97,6 +105,20 @@ cdef class TransferConfirmed(Event):
 cdef class Configured(Event):
     cdef readonly object velocity_orders_max, velocity_window_ms, house_default_liability_minor
     cdef readonly object house_back_ticks
+
+cdef class SelfLimitsSet(Event):
+    cdef readonly object user, currency, daily_deposit_minor, weekly_deposit_minor
+    cdef readonly object daily_stake_minor, weekly_stake_minor, daily_loss_minor
+    cdef readonly object weekly_loss_minor, pending
+
+cdef class SelfExcluded(Event):
+    cdef readonly object user, until_ts
+
+cdef class SelfLimitsConfigured(Event):
+    cdef readonly object cooling_off_ms
+
+cdef class DepositRefused(Event):
+    cdef readonly object ref, user, currency, amount_minor, code, reason
 
 
 # the order path's events, built and recorded in C (see events.py)

@@ -52,6 +52,7 @@ class MarketCreated(Event):
     selections: tuple[tuple[str, str], ...]
     commission_bp: int
     take_bp: int
+    start_ts: int | None = None  # added later: last, with a default (engine/codec.py)
 
 
 @cython.no_gc
@@ -78,6 +79,41 @@ class MarketSettled(Event):
 @cython.cclass
 class MarketVoided(Event):
     market: str
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class SelectionRemoved(Event):
+    """A non-runner: the selection's unmatched orders lapsed (OrderLapsed events before this
+    one), its matched bets are void, and no order may be placed on it any more. The bets on the
+    other selections repriced by `reduction_bp` follow as BetRepriced events."""
+
+    market: str
+    selection: str
+    reduction_bp: int
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class BetRepriced(Event):
+    """One earlier fill (the BetMatched at `fill_seq`, `fill_idx`) on a selection that still
+    runs, its odds reduced for a non-runner: `price` (from `was_price`) and its win amount
+    recomputed as matching computes it. Either order's P&L and average price move with it."""
+
+    market: str
+    selection: str
+    fill_seq: int
+    fill_idx: int
+    size_minor: int
+    was_price: int
+    price: int  # the reduced odds, hundredths: off the ladder as often as not
+    win_minor: int  # backer's profit = layer's liability at `price`
+    taker_order: str
+    taker_user: str
+    maker_order: str
+    maker_user: str
 
 
 # -- orders -----------------------------------------------------------------------------------
@@ -156,7 +192,7 @@ class OrderCancelled(Event):
     order: str
     user: str
     size_minor: int
-    reason: str  # "requested" | "fok" | "suspended" | "replaced"
+    reason: str  # "requested" | "fok" | "suspended" | "replaced" | "self_excluded"
 
 
 @cython.no_gc
@@ -339,15 +375,71 @@ class Configured(Event):
     house_back_ticks: int
 
 
+# -- the bettor's own limits --------------------------------------------------------------------
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class SelfLimitsSet(Event):
+    """A bettor's own limits in one currency as a request left them: the limits in force (None:
+    no limit) and the raises waiting out the cooling-off period."""
+
+    user: str
+    currency: str
+    daily_deposit_minor: int | None
+    weekly_deposit_minor: int | None
+    daily_stake_minor: int | None
+    weekly_stake_minor: int | None
+    daily_loss_minor: int | None
+    weekly_loss_minor: int | None
+    pending: tuple[tuple[str, int | None, int], ...]  # (limit, value or None: removal, from ts)
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class SelfExcluded(Event):
+    """No orders or deposits from the user before `until_ts` (their open orders were cancelled:
+    OrderCancelled events with reason "self_excluded" follow)."""
+
+    user: str
+    until_ts: int
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class SelfLimitsConfigured(Event):
+    cooling_off_ms: int
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class DepositRefused(Event):
+    """A deposit the bettor's own limits or self-exclusion refused: nothing was credited, and
+    the provider's ref stays refused (a retry gets the same answer; the provider returns the
+    money)."""
+
+    ref: str
+    user: str
+    currency: str
+    amount_minor: int
+    code: str
+    reason: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
         CommandRejected, MarketCreated, MarketStatusChanged, MarketSettled, MarketVoided,
-        OrderPlaced, OrderReleased, PlaceRepeated, BetMatched, PoolStaked, OrderCancelled,
+        SelectionRemoved, BetRepriced, OrderPlaced, OrderReleased, PlaceRepeated, BetMatched, PoolStaked, OrderCancelled,
         OrderLapsed,
         OrderReplaced, WalletChanged, MoneyMoved, DepositRepeated, WithdrawalRequested,
         WithdrawalApproved, WithdrawalRejected, MarketLimitsSet, UserLimitsSet, PricesSet,
-        SelectionSuspended, Configured,
+        SelectionSuspended, Configured, SelfLimitsSet, SelfExcluded, SelfLimitsConfigured,
+        DepositRefused,
         FundsTransferredOut, FundsTransferredIn, TransferRepeated, TransferConfirmed,
     )
 }

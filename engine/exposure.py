@@ -14,10 +14,19 @@ so every fill or order change is O(1) and the hold is one `min()` over the selec
   pool stake r (any selection):         const -= r                    (the stake is at risk)
 A back and a lay on one selection therefore net off, as traders expect. `win`/`lose` keep the
 matched P&L per selection for settlement (dead heats need both halves).
+
+A removed selection (a non-runner) cannot win: its bets are void (win, lose and their const
+terms go) and its edge is IMPOSSIBLE, so `min()` never picks it and the hold is the worst case
+of the outcomes left, with nothing added to the order path.
 """
 
 from .money import win_amount
 from .pickling import restore_slots, slot_state
+
+# The edge of an outcome that can no longer happen: far above any outcome the money in the
+# exchange allows, and far enough below 2**63 that adding the const (or a new order's size, in
+# `hold_with`) never overflows the C sums of exposure.pxd.
+IMPOSSIBLE = 2**62
 
 
 def lowest(values: list) -> int:
@@ -108,6 +117,15 @@ class Position:
 
     def add_pool_stake(self, size: int) -> None:
         self.const -= size
+
+    def remove_outcome(self, sel: int) -> None:
+        """Selection `sel` will not run: void the matched bets on it and leave its outcome out
+        of the worst case. Its unmatched orders must be gone already, so its edge holds only
+        matched terms (win - lose) and the const only their stakes (lose)."""
+        self.const -= self.lose[sel]
+        self.win[sel] = 0
+        self.lose[sel] = 0
+        self.edge[sel] = IMPOSSIBLE
 
     def hold_if(self, changes: list[tuple[int, bool, int, int, int]]) -> int:
         """The hold after hypothetical unmatched changes (sel, is_back, price, before, after)."""

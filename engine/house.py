@@ -98,9 +98,14 @@ def set_prices(engine, m, fair: dict[str, int], margin_bp: int) -> None:
 
 
 def requote(engine, m, selections) -> None:
-    """Pull the house's quotes on `selections` and post fresh ones, shaded, within the cap."""
+    """Pull the house's quotes on `selections` and post fresh ones, shaded, within the cap.
+
+    Only running selections with a price are quoted: a non-runner never again, and after a
+    material one (Engine._remove_selection) none until the trader sets prices again."""
     q = m.quotes
     n = len(m.selection_ids)
+    removed = m.removed
+    selections = [s for s in selections if s not in removed]
     for s in selections:
         for oid in q.orders[s]:
             o = engine.orders[oid]
@@ -113,14 +118,18 @@ def requote(engine, m, selections) -> None:
     cap = caps(engine, m)
     outcomes = matched_outcomes(m.positions.get(HOUSE), n)
     budget = [cap + outcomes[s] - unbooked_liability(engine, q, s) for s in range(n)]
+    running = m.running()
     backs: dict[str, int] = {}
     back_stake = 0
-    if engine.config.house_back_ticks and n > 1:
+    if engine.config.house_back_ticks and len(running) > 1 and margined:
         backs = house_back_prices(margined, engine.config.house_back_ticks)
-        back_stake = max(0, min(budget)) // 2 // (n - 1)
-    reserved = back_stake * (n - 1)
+        back_stake = max(0, min(budget[s] for s in running)) // 2 // (len(running) - 1)
+    reserved = back_stake * (len(running) - 1)
     for s in selections:
         sid = m.selection_ids[s]
+        if sid not in margined:  # no price to quote until the trader sets one
+            q.offered[s] = 0
+            continue
         loss = -outcomes[s] if outcomes[s] < 0 else 0
         price = shade(margined[sid], loss, cap, engine.config.shading_thresholds)
         size = 0
@@ -165,7 +174,7 @@ def after_house_matched(engine, m) -> None:
     outcomes = matched_outcomes(m.positions.get(HOUSE), len(m.selection_ids))
     stale = []
     for s, sid in enumerate(m.selection_ids):
-        if q.suspended[s]:
+        if q.suspended[s] or s in m.removed or sid not in q.margined:
             continue
         loss = -outcomes[s] if outcomes[s] < 0 else 0
         if shade(q.margined[sid], loss, cap, engine.config.shading_thresholds) != q.offered[s]:

@@ -6,5 +6,6 @@ cdef class Market:
     cdef public bint in_play
     cdef public object bet_delay_ms
     cdef public list selection_ids, selection_names, books, traded, ltp, pool_stakes, order_ids
-    cdef public dict index, positions, open_orders
-    cdef public object quotes, limits
+    cdef public list fills
+    cdef public dict index, positions, open_orders, removed
+    cdef public object quotes, limits, start_ts

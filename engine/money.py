@@ -14,9 +14,20 @@ MAX_MINOR = 10**15 - 1
 _MONEY = re.compile(r"^(0|[1-9][0-9]{0,12})(?:\.([0-9]{1,2}))?$")
 
 
+MIN_PRICE = 101  # 1.01: the lowest odds there are, and the floor of a reduced price
+
+
 def win_amount(stake_minor: int, price: int) -> int:
     """Profit of a backer (= liability of a layer) on `stake_minor` matched at `price`."""
     return stake_minor * (price - 100) // 100
+
+
+def reduced_price(price: int, reduction_bp: int) -> int:
+    """A matched price after a non-runner's reduction factor (Betfair's rule: the odds times
+    (1 - factor), never below 1.01), rounded down to the hundredth like every win amount. It
+    need not be on the ladder; the fill's win amount is then `win_amount(size, reduced)`,
+    shared by backer and layer as at matching, so the books still balance to the minor unit."""
+    return max(MIN_PRICE, price * (10_000 - reduction_bp) // 10_000)
 
 
 def parse_money(text: str) -> int:

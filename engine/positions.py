@@ -17,6 +17,9 @@ f * |d[k]|. The stake is found by walking the book exactly as matching will (bes
 FIFO within a price, each maker filled in turn with its own rounded win amount), skipping the
 user's own resting orders, which a cash out cancels first; so the P&L a quote shows is, to the
 minor unit, what executing it leaves on the state it was computed from.
+
+A removed selection (a non-runner) is no outcome: its bets are void and it is left out of every
+figure here, which therefore lists the running selections only, in market order.
 """
 
 from dataclasses import dataclass
@@ -43,8 +46,8 @@ class Leg:
 class Quote:
     legs: tuple[Leg, ...]
     cancels: tuple[str, ...]  # the user's unmatched orders on the market, cancelled first
-    pnl_before: tuple[int, ...]  # matched P&L per selection now
-    pnl_after: tuple[int, ...]  # matched P&L per selection once the legs are matched
+    pnl_before: tuple[int, ...]  # matched P&L per running selection now
+    pnl_after: tuple[int, ...]  # matched P&L per running selection once the legs are matched
 
 
 def exchange_market(engine, market_id: str):
@@ -66,13 +69,15 @@ def matched_pnl(win: list, lose: list) -> list[int]:
 
 
 def pnl(engine, market_id: str, user: str) -> tuple[list[int], list[int]]:
-    """(matched P&L per selection, P&L per selection with the worst case of unmatched orders)."""
+    """(matched P&L per running selection, the same with the worst case of unmatched orders)."""
     m = exchange_market(engine, market_id)
+    running = m.running()
     pos = m.positions.get(user)
     if pos is None:
-        zeros = [0] * len(m.selection_ids)
+        zeros = [0] * len(running)
         return zeros, zeros[:]
-    return matched_pnl(pos.win, pos.lose), [edge + pos.const for edge in pos.edge]
+    matched = matched_pnl(pos.win, pos.lose)
+    return [matched[s] for s in running], [pos.edge[s] + pos.const for s in running]
 
 
 def hedge(m, user: str, sel: int, win: int, lose: int, num: int, den: int) -> Leg | None:
@@ -120,13 +125,13 @@ def cashout_quote(engine, market_id: str, user: str, num: int = 1, den: int = 1)
         raise Rejected(Code.BAD_REQUEST, "the fraction must be in (0, 1]")
     m = exchange_market(engine, market_id)
     pos = m.positions.get(user)
-    n = len(m.selection_ids)
+    running = m.running()
     if pos is None:
-        return Quote((), (), (0,) * n, (0,) * n)
+        return Quote((), (), (0,) * len(running), (0,) * len(running))
     win, lose = pos.win[:], pos.lose[:]
-    before = tuple(matched_pnl(win, lose))
+    before = matched_pnl(win, lose)
     legs = []
-    for sel in range(n):
+    for sel in running:
         leg = hedge(m, user, sel, win[sel], lose[sel], num, den)
         if leg is None:
             continue
@@ -140,4 +145,6 @@ def cashout_quote(engine, market_id: str, user: str, num: int = 1, den: int = 1)
                 win[sel] -= w
                 lose[sel] += x
     cancels = tuple(o.id for o in m.open_orders.values() if o.user == user)
-    return Quote(tuple(legs), cancels, before, tuple(matched_pnl(win, lose)))
+    after = matched_pnl(win, lose)
+    return Quote(tuple(legs), cancels, tuple(before[s] for s in running),
+                 tuple(after[s] for s in running))

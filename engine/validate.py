@@ -7,8 +7,8 @@ raises InvariantBroken (a bug: fail loudly, recover by replay).
 from collections import defaultdict
 
 from .commands import POOL
-from .exposure import Position
 from .market import FINAL
+from .money import win_amount
 from .rejections import InvariantBroken
 from .transfers import validate as validate_transfers
 
@@ -73,13 +73,16 @@ def _check_refs(engine) -> None:
 
 
 def _check_market(m, orders, holds) -> None:
-    n = len(m.selection_ids)
-    expected: dict[str, Position] = {}
+    expected = {}
     open_ids = set()
     for o in orders:
         pos = expected.get(o.user)
         if pos is None:
-            pos = expected[o.user] = Position(n)
+            pos = expected[o.user] = m.new_position()
+        if o.sel in m.removed:  # a non-runner's bets are void, and nothing of them remains
+            if o.remaining:
+                _fail(f"{o} still has remaining on a removed selection")
+            continue
         if m.type == POOL:
             pos.lose[o.sel] -= o.matched
             pos.add_pool_stake(o.matched)
@@ -97,8 +100,9 @@ def _check_market(m, orders, holds) -> None:
     if set(m.open_orders) != open_ids:
         _fail(f"{m.id}: open_orders disagree with order state")
 
+    _check_fills(m, orders)
     for user, pos in m.positions.items():
-        want = expected.get(user, Position(n))
+        want = expected.get(user) or m.new_position()
         if (pos.win, pos.lose) != (want.win, want.lose):
             _fail(f"{m.id}/{user}: matched P&L {pos.win}/{pos.lose}, recomputed {want.win}/{want.lose}")
         if m.status in FINAL:
@@ -114,6 +118,8 @@ def _check_market(m, orders, holds) -> None:
         _fail(f"{m.id}: orders of users without a position")
 
     for i, book in enumerate(m.books):
+        if i in m.removed and (book.backs.levels or book.lays.levels):
+            _fail(f"{m.id}/{m.selection_ids[i]} was removed but has a book")
         for half in (book.backs, book.lays):
             for price, level in half.levels.items():
                 live = [o for o in level.orders if o.remaining]
@@ -131,3 +137,25 @@ def _check_market(m, orders, holds) -> None:
         best_lay, best_back = book.lays.best, book.backs.best
         if best_lay is not None and best_back is not None and best_lay >= best_back:
             _fail(f"{m.id}/{m.selection_ids[i]} crossed: lay {best_lay} >= back {best_back}")
+
+
+def _check_fills(m, orders) -> None:
+    """The fills kept for repricing add up, order by order, to what each order matched: size,
+    value (size x price) and win amount (each fill's own, at its current price)."""
+    if m.fills is None or m.type == POOL:
+        return
+    sums = defaultdict(lambda: [0, 0, 0])
+    for taker, maker, price, size, _, _ in m.fills:
+        if taker.sel in m.removed or taker.sel != maker.sel or taker.is_back == maker.is_back:
+            _fail(f"{m.id}: fill of {taker.id} and {maker.id} is not a live back/lay pair")
+        for o in (taker, maker):
+            got = sums[o.id]
+            got[0] += size
+            got[1] += size * price
+            got[2] += win_amount(size, price)
+    for o in orders:
+        if o.sel in m.removed:
+            continue
+        if sums.get(o.id, [0, 0, 0]) != [o.matched, o.matched_value, o.matched_win]:
+            _fail(f"{o}: fills add up to {sums.get(o.id)}, not "
+                  f"{[o.matched, o.matched_value, o.matched_win]}")

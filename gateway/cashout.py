@@ -15,7 +15,7 @@ from engine.positions import Leg, Quote, cashout_quote, hedge
 from engine.rejections import Code, Rejected
 from pricing.ladder import INDEX
 
-from .views import format_factor
+from .views import format_factor, running_ids
 
 
 class CashoutError(Exception):
@@ -82,7 +82,7 @@ def leg_now(engine, user: str, market: str, sel: int, fraction: tuple[int, int])
 
 
 def quote_view(engine, market: str, fraction: tuple[int, int], q: Quote) -> dict:
-    ids = engine.markets[market].selection_ids
+    ids = running_ids(engine.markets[market])
     return {
         "op": "cashout.quote", "market": market, "fraction": format_factor(fraction),
         "orders": [{"selection": leg.selection, "side": leg.side,

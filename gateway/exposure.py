@@ -6,8 +6,8 @@ leaves as strings. Per exchange market that is not yet settled or voided:
 
 - `house_liability`: the house's worst case on the market, matched bets and resting quotes
   together (`Position.needed_hold()`), i.e. the most it can lose whatever wins;
-- per selection `house_pnl`: the house's profit/loss if that selection wins, from matched
-  bets only (`engine.house.matched_outcomes`);
+- per running selection `house_pnl`: the house's profit/loss if that selection wins, from
+  matched bets only (`engine.house.matched_outcomes`); a non-runner is no outcome;
 - `top_users`: the TOP_USERS_MAX users holding most on the market, largest first.
 """
 
@@ -38,8 +38,8 @@ def market_exposure(m) -> dict:
         "status": m.status,
         "matched": format_money(sum(m.traded)),
         "house_liability": format_money(house.needed_hold() if house is not None else 0),
-        "selections": [{"id": sid, "house_pnl": format_money(outcomes[i])}
-                       for i, sid in enumerate(m.selection_ids)],
+        "selections": [{"id": m.selection_ids[i], "house_pnl": format_money(outcomes[i])}
+                       for i in m.running()],
         "top_users": [{"user": user, "exposure": format_money(-neg_hold)}
                       for neg_hold, user in top],
     }

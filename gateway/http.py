@@ -28,6 +28,8 @@ from engine.money import format_money, format_odds
 from engine.positions import cashout_quote
 from engine.rejections import Code
 
+from . import protocol as p
+from . import selflimits
 from .auth import AuthError, Identity, verify
 from .exchange import Exchange, Unavailable
 from .exposure import exposure_view
@@ -38,7 +40,7 @@ from .protocol import (Cleared, Currency, Id, Money, ProtocolError, Statement, l
 from .ops_page import add_ops_routes
 from .reports import add_report_routes
 from .statements import HistoryError
-from .views import format_factor, format_rate, order_view, wallet_view
+from .views import format_factor, format_rate, order_view, removed_view, wallet_view
 from .webhooks import SIGNATURE_HEADER, fresh, signature_valid
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LAG_TIMEOUT_S = 1.0  # /metrics renders without the lag gauges rather than hang on Redis
 PROVIDER = re.compile(r"^[a-z0-9_-]{1,32}$")
 WITHDRAWAL_ID = re.compile(r"^w[1-9][0-9]{0,18}$")
+USER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 WITHDRAWAL_STATUSES = ("pending", "approved", "rejected")
 WITHDRAWALS_LIMIT_MAX = 1000
 HISTORY_NUMBERS = ("from_ts", "to_ts", "limit")  # statement and cleared query parameters
@@ -76,6 +79,10 @@ STATUS_BY_CODE: dict[str, int] = {
     Code.STAKE_TOO_LOW: 409,
     Code.STAKE_TOO_HIGH: 409,
     Code.LIMIT_EXCEEDED: 409,
+    Code.SELF_EXCLUDED: 409,
+    Code.SELF_STAKE_LIMIT: 409,
+    Code.SELF_LOSS_LIMIT: 409,
+    Code.SELF_DEPOSIT_LIMIT: 409,
     Code.LIABILITY_LIMIT: 409,
     Code.INSUFFICIENT_FUNDS: 409,
     Code.FOK_NOT_FILLED: 409,
@@ -128,6 +135,18 @@ def _parse(model: type[BaseModel], body: bytes) -> BaseModel:
         raise HttpError(err.code, err.message) from None
 
 
+def _parse_op(model: type[p.Request], body: bytes) -> p.Request:
+    """The body of an HTTP mirror of a WebSocket op: that op's request without `op` and `id`."""
+    try:
+        data = load_object(body, "the body")
+        for key in ("op", "id"):
+            if key in data:
+                raise ProtocolError(Code.BAD_REQUEST, f"{key}: not a field of this body")
+        return validated(model, {**data, "op": model.model_fields["op"].annotation.__args__[0]})
+    except ProtocolError as err:
+        raise HttpError(err.code, err.message) from None
+
+
 # -- responses --------------------------------------------------------------------------------
 
 
@@ -171,7 +190,7 @@ def market_detail(engine, market_id: str) -> dict | None:
     selections = []
     for i, sid in enumerate(m.selection_ids):
         book = m.books[i]
-        fair = q.fair.get(sid) if q is not None else None
+        fair = q.fair.get(sid) if q is not None and i not in m.removed else None
         selection = {
             "id": sid, "name": m.selection_names[i],
             # to_back: resting lays, what a backer can take; to_lay: resting backs
@@ -182,6 +201,7 @@ def market_detail(engine, market_id: str) -> dict | None:
             "house_fair": format_odds(fair) if fair else None,
             "house_offered": format_odds(q.offered[i]) if q is not None and q.offered[i] else None,
             "house_suspended": bool(q is not None and q.suspended[i]),
+            "removed": removed_view(m, i),
         }
         if m.type == c.POOL:
             selection["pool_stake"] = format_money(m.pool_stakes[i])
@@ -191,7 +211,8 @@ def market_detail(engine, market_id: str) -> dict | None:
     return {
         "market": m.id, "event": m.event, "name": m.name, "type": m.type,
         "currency": m.currency, "status": m.status, "in_play": m.in_play,
-        "bet_delay_ms": m.bet_delay_ms, "commission": format_rate(m.commission_bp),
+        "bet_delay_ms": m.bet_delay_ms, "start_ts": m.start_ts,
+        "commission": format_rate(m.commission_bp),
         "take": format_rate(m.take_bp),
         "matched": format_money(sum(m.traded)),
         "limits": {
@@ -224,7 +245,7 @@ def known_user(engine, user: str, currencies: list[str]) -> bool:
     return _wallet_currencies(engine, user, currencies)[1] or user in engine.risk
 
 
-def user_detail(engine, user: str, currencies: list[str]) -> dict | None:
+def user_detail(engine, user: str, currencies: list[str], ts: int = 0) -> dict | None:
     listed, has_wallet = _wallet_currencies(engine, user, currencies)
     wallets = [wallet_view(engine, user, cur) for cur in listed]
     risk = engine.risk.get(user)
@@ -241,8 +262,12 @@ def user_detail(engine, user: str, currencies: list[str]) -> dict | None:
                           "cash_out": (format_money(min(cashout_quote(engine, m.id, user).pnl_after))
                                        if exchange else None)})
         orders.extend(order_view(engine, o.id) for o in m.open_orders.values() if o.user == user)
-    if not has_wallet and risk is None and not positions:
+    own = engine.self_limits.get(user)
+    if not has_wallet and risk is None and not positions and own is None:
         return None
+    # the bettor's own limits, as at ts, in every currency listed, and any other they used
+    own_currencies = listed + sorted(set(own.accounts if own else ()) - set(listed))
+    excluded = own.excluded_until_ms if own is not None else 0
     return {
         "user": user,
         "wallets": wallets,
@@ -255,11 +280,16 @@ def user_detail(engine, user: str, currencies: list[str]) -> dict | None:
         },
         "positions": positions,
         "open_orders": orders,
+        "self_excluded_until": excluded if excluded > ts else None,
+        "self_limits": [selflimits.view(engine, user, cur, ts) for cur in own_currencies],
     }
 
 
 def deposit_view(engine, events, provider_ref: str, ref: str) -> dict:
     _raise_rejected(events)
+    for event in events:  # refused by the bettor's own limit: final, the provider refunds
+        if isinstance(event, ev.DepositRefused):
+            raise HttpError(event.code, event.reason)
     user, currency, amount = engine.deposits[provider_ref]  # kept forever: a repeat sees it
     return {"ref": ref, "user": user, "amount": format_money(amount), "currency": currency,
             "status": "credited"}
@@ -301,6 +331,16 @@ def decided_view(engine, events, wid: str, status: str) -> dict:
     return {"withdrawal": wid, "user": done.user, "amount": format_money(done.amount_minor),
             "currency": done.currency, "status": status,
             "wallet": _wallet_from(engine, events, done.user, done.currency)}
+
+
+def selflimits_set_view(engine, events, user: str, currency: str) -> dict:
+    _raise_rejected(events)
+    return selflimits.view(engine, user, currency, engine.last_ts)
+
+
+def excluded_view(engine, events) -> dict:
+    _raise_rejected(events)
+    return selflimits.excluded_view(engine, events)
 
 
 def withdrawal_list(engine, user: str | None, status: str | None, limit: int) -> dict:
@@ -431,8 +471,8 @@ class HttpApi:
         self._identity(request, "operator")
         user = request.match_info["id"]
         currencies = self.settings.currencies
-        detail = await self.exchange.read(partial(user_detail, user=user,
-                                                  currencies=currencies))
+        detail = await self.exchange.read(partial(user_detail, user=user, currencies=currencies,
+                                                  ts=selflimits.now_ms(self.exchange)))
         if detail is None:
             raise HttpError(UNKNOWN_USER, f"no user {user!r}")
         return _json(detail)
@@ -536,6 +576,49 @@ class HttpApi:
     async def reject_withdrawal(self, request: web.Request) -> web.Response:
         return await self._decide(request, c.RejectWithdrawal, "rejected")
 
+    # -- the bettor's own limits (the WebSocket's selflimits ops, mirrored) ---------------------
+
+    async def my_selflimits(self, request: web.Request) -> web.Response:
+        identity = self._identity(request, "bettor")
+        user, currency = identity.user, self._currency(request.query.get("currency"))
+        return _json(await self.exchange.read(partial(
+            selflimits.view, user=user, currency=currency, ts=selflimits.now_ms(self.exchange))))
+
+    async def set_my_selflimits(self, request: web.Request) -> web.Response:
+        return await self._set_selflimits(self._identity(request, "bettor").user, request)
+
+    async def exclude_me(self, request: web.Request) -> web.Response:
+        return await self._exclude(self._identity(request, "bettor").user, request)
+
+    async def set_user_selflimits(self, request: web.Request) -> web.Response:
+        """An operator sets a bettor's own limits at the bettor's request (on the phone, say):
+        the same rules as the bettor's own, a raise waits all the same."""
+        self._identity(request, "operator")
+        return await self._set_selflimits(self._user_id(request), request)
+
+    async def exclude_user(self, request: web.Request) -> web.Response:
+        self._identity(request, "operator")
+        return await self._exclude(self._user_id(request), request)
+
+    @staticmethod
+    def _user_id(request: web.Request) -> str:
+        user = request.match_info["id"]
+        if not USER_ID.match(user):
+            raise HttpError(UNKNOWN_USER, f"no user {user!r}")
+        return user
+
+    async def _set_selflimits(self, user: str, request: web.Request) -> web.Response:
+        req = _parse_op(p.SelfLimitsSet, await request.read())
+        currency = self._currency(req.currency)
+        return _json(await self.exchange.submit(selflimits.set_command(user, currency, req),
+                                                view=partial(selflimits_set_view, user=user,
+                                                             currency=currency)))
+
+    async def _exclude(self, user: str, request: web.Request) -> web.Response:
+        req = _parse_op(p.SelfExclude, await request.read())
+        return _json(await self.exchange.submit(selflimits.exclude_command(user, req),
+                                                view=excluded_view))
+
     async def _decide(self, request, command: type, status: str) -> web.Response:
         self._identity(request, "operator")
         wid = request.match_info["id"]
@@ -566,6 +649,11 @@ def build_http_app(exchange: Exchange) -> web.Application:
         web.get("/admin/withdrawals", api.list_withdrawals),
         web.post("/admin/withdrawals/{id}/approve", api.approve_withdrawal),
         web.post("/admin/withdrawals/{id}/reject", api.reject_withdrawal),
+        web.get("/account/selflimits", api.my_selflimits),
+        web.post("/account/selflimits", api.set_my_selflimits),
+        web.post("/account/selfexclusion", api.exclude_me),
+        web.post("/admin/users/{id}/selflimits", api.set_user_selflimits),
+        web.post("/admin/users/{id}/selfexclusion", api.exclude_user),
     ])
     add_ops_routes(app, exchange)
     add_report_routes(app, exchange)

@@ -18,7 +18,8 @@ from engine.money import format_money, format_odds
 
 from . import slips as slip_pricing
 from .session import Session, Subscription, text_frame
-from .views import delta, image, market_state, order_view, wallet_view
+from .order_json import order_json
+from .views import delta, image, market_state, wallet_view
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Hub:
         sequencer runs once the batch is journaled."""
         engine = self.exchange.sequencer.engine
         watched = self.order_watchers
-        out: list[tuple[str, dict]] = []
+        out: list[tuple[str, str, bytes]] = []  # (owner, op, the encoded push)
         changed_orders: dict[str, str] = {}  # order id -> owner, pushed once per batch
         wallets: dict[tuple[str, str], None] = {}
         dirty: dict[str, None] = {}
@@ -126,10 +127,9 @@ class Hub:
                                       (ev.maker_order, ev.maker_user)):
                         if user in watched:
                             changed_orders[oid] = user
-                            out.append((user, {"op": "fill", "order": oid,
-                                               "price": format_odds(ev.price),
-                                               "size": format_money(ev.size_minor),
-                                               "seq": ev.seq}))
+                            out.append((user, "fill", orjson.dumps(
+                                {"op": "fill", "order": oid, "price": format_odds(ev.price),
+                                 "size": format_money(ev.size_minor), "seq": ev.seq})))
                 elif kind is e.OrderPlaced:
                     self.user_orders.setdefault(ev.user, {})[ev.order] = ev.market
                     dirty[ev.market] = None
@@ -144,20 +144,27 @@ class Hub:
                 elif kind is e.WalletChanged:
                     if ev.user in watched:
                         wallets[(ev.user, ev.currency)] = None
-                elif kind in (e.MarketStatusChanged, e.MarketCreated, e.PricesSet):
+                elif kind is e.BetRepriced:  # a non-runner: both orders' average price moved
+                    for oid, user in ((ev.taker_order, ev.taker_user),
+                                      (ev.maker_order, ev.maker_user)):
+                        if user in watched:
+                            changed_orders[oid] = user
+                elif kind in (e.MarketStatusChanged, e.MarketCreated, e.PricesSet,
+                              e.SelectionRemoved):
                     dirty[ev.market] = None
                 elif kind in (e.MarketSettled, e.MarketVoided):
                     dirty[ev.market] = None
                     forgotten.append(ev.market)
         for oid, user in changed_orders.items():
             if oid in engine.orders:
-                out.append((user, {"op": "ord", "order": order_view(engine, oid)}))
+                out.append((user, "ord", b'{"op":"ord","order":%b}' % order_json(engine, oid)))
         for user, currency in wallets:
-            out.append((user, {"op": "wallet", **wallet_view(engine, user, currency)}))
+            out.append((user, "wallet",
+                        orjson.dumps({"op": "wallet", **wallet_view(engine, user, currency)})))
 
         def release() -> None:
-            for user, message in out:
-                self._to_owner(user, message)
+            for user, op, frame in out:
+                self._to_owner(user, op, frame)
             self._dirty.update(dirty)
             if dirty:
                 self._exposure_dirty = True
@@ -166,9 +173,10 @@ class Hub:
 
         return release
 
-    def _to_owner(self, user: str, message: dict) -> None:
+    def _to_owner(self, user: str, op: str, frame: bytes) -> None:
+        """A push encoded once, to each of the user's connections watching their orders."""
         for session in self.order_watchers.get(user, ()):
-            session.push(message)
+            session.push_frame(frame, op)
 
     def _forget_market(self, market: str) -> None:
         for orders in self.user_orders.values():

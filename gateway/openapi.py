@@ -7,6 +7,8 @@ require what the handlers' models require.
 
 import copy
 
+from risk.self_limits import NAMES as SELF_LIMIT_NAMES
+
 from .statements import CLEARED_CURSOR, PAGE_MAX, STATEMENT_CURSOR, TS_MAX_MS
 
 MONEY = {"type": "string", "pattern": r"^-?(0|[1-9][0-9]{0,12})\.[0-9]{2}$",
@@ -19,12 +21,14 @@ NULLABLE_ODDS = {"oneOf": [ODDS, {"type": "null"}]}
 RATE = {"type": "string", "examples": ["0.05"], "description": "a rate: 0.05 is 5%"}
 CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["BDT"]}
 ID = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_.:\-]+$"}
+TS = {"type": "integer", "description": "ms since the epoch, UTC"}
 
 ERROR_CODES = [
     "UNAUTHENTICATED", "FORBIDDEN", "BAD_REQUEST", "RATE_LIMITED", "UNKNOWN_MARKET",
     "UNKNOWN_SELECTION", "UNKNOWN_ORDER", "DUPLICATE_REF", "MARKET_NOT_OPEN",
     "MARKET_SUSPENDED", "INVALID_ODDS", "INVALID_SIZE", "STAKE_TOO_LOW", "STAKE_TOO_HIGH",
-    "LIMIT_EXCEEDED", "LIABILITY_LIMIT", "INSUFFICIENT_FUNDS", "FOK_NOT_FILLED",
+    "LIMIT_EXCEEDED", "SELF_EXCLUDED", "SELF_STAKE_LIMIT", "SELF_LOSS_LIMIT",
+    "SELF_DEPOSIT_LIMIT", "LIABILITY_LIMIT", "INSUFFICIENT_FUNDS", "FOK_NOT_FILLED",
     "READ_MODEL_BEHIND", "INTERNAL",
     # HTTP only
     "UNKNOWN_USER", "UNKNOWN_WITHDRAWAL", "WITHDRAWAL_DECIDED", "NOT_FOUND",
@@ -59,6 +63,12 @@ AUTH_ERRORS = {
     "403": _error("FORBIDDEN: the token lacks the role"),
 }
 UNAVAILABLE = {"503": _error("the exchange cannot take work now (busy or stopped); retry")}
+
+REMOVED = {"oneOf": [_obj({"reduction_factor": {**RATE, "description":
+                                               "applied to the bets matched before on the others"},
+                          "ts": {"type": "integer", "description": "ms since the epoch"}}),
+                     {"type": "null"}],
+           "description": "a non-runner's removal; null while the selection runs"}
 
 LEVELS = {"type": "array", "items": {"type": "array", "prefixItems": [ODDS, MONEY],
                                      "minItems": 2, "maxItems": 2},
@@ -104,6 +114,8 @@ SCHEMAS = {
         "type": {"enum": ["exchange", "pool"]}, "currency": CURRENCY,
         "status": {"enum": ["INACTIVE", "OPEN", "SUSPENDED", "CLOSED", "SETTLED", "VOIDED"]},
         "in_play": {"type": "boolean"}, "bet_delay_ms": {"type": "integer"},
+        "start_ts": {"type": ["integer", "null"],
+                     "description": "scheduled start, ms since the epoch"},
         "commission": RATE, "take": RATE, "matched": MONEY,
         "limits": _obj({"min_stake": NULLABLE_MONEY, "max_stake": NULLABLE_MONEY,
                         "max_liability": NULLABLE_MONEY,
@@ -117,9 +129,10 @@ SCHEMAS = {
             "to_lay": {**LEVELS, "description": "resting backs a layer can take, top 3"},
             "traded": MONEY, "ltp": NULLABLE_ODDS, "house_fair": NULLABLE_ODDS,
             "house_offered": NULLABLE_ODDS, "house_suspended": {"type": "boolean"},
+            "removed": REMOVED,
             "pool_stake": {**MONEY, "description": "pool markets only"},
         }, required=["id", "name", "to_back", "to_lay", "traded", "ltp", "house_fair",
-                     "house_offered", "house_suspended"])},
+                     "house_offered", "house_suspended", "removed"])},
     }),
     "UserDetail": _obj({
         "user": {"type": "string"},
@@ -140,6 +153,50 @@ SCHEMAS = {
                                         "of cashout.quote); null on pool markets"}}),
                       "description": "markets not settled or voided where the user bet"},
         "open_orders": {"type": "array", "items": _ref("Order")},
+        "self_excluded_until": {"oneOf": [TS, {"type": "null"}],
+                                "description": "the bettor's self-exclusion, while it runs"},
+        "self_limits": {"type": "array", "items": _ref("SelfLimits"),
+                        "description": "the bettor's own limits, per currency of `wallets` "
+                                       "and any other they have usage in"},
+    }),
+    "OwnLimit": _obj({
+        "limit": {**NULLABLE_MONEY, "description": "in force now; null: none"},
+        "used": {**MONEY, "description": "in the current window (loss: settled_loss + "
+                                         "at_risk)"},
+        "left": {**NULLABLE_MONEY, "description": "limit - used, not below 0; null without a "
+                                                  "limit"},
+        "resets_ts": {**TS, "description": "the end of the current window: 00:00 UTC, or "
+                                           "Monday 00:00 UTC for a weekly limit"},
+        "pending": {"oneOf": [_obj({"limit": {**NULLABLE_MONEY,
+                                              "description": "null: a removal"},
+                                    "effective_ts": TS}),
+                              {"type": "null"}],
+                    "description": "a raise or removal waiting out the cooling-off period"},
+        "settled_loss": {**MONEY, "description": "loss limits: net loss of the markets "
+                                                 "settled in the window (negative: a win)"},
+        "at_risk": {**MONEY, "description": "loss limits: worst case of every open bet"},
+    }, required=["limit", "used", "left", "resets_ts", "pending"]),
+    "SelfLimits": _obj({
+        "currency": CURRENCY,
+        "excluded_until": {"oneOf": [TS, {"type": "null"}]},
+        "cooling_off_ms": {"type": "integer", "description": "how long a raise waits"},
+        "limits": _obj({name: _ref("OwnLimit") for name in SELF_LIMIT_NAMES}),
+    }),
+    "SelfLimitsRequest": _obj({
+        "currency": {**CURRENCY, "description": "default: the exchange's currency"},
+        **{name: {"oneOf": [MONEY_IN, {"type": "null"}],
+                  "description": "a value sets the limit; null removes it; absent: unchanged"}
+           for name in SELF_LIMIT_NAMES},
+    }, required=[], additionalProperties=False),
+    "SelfExclusionRequest": _obj({
+        "days": {"type": "integer", "minimum": 1, "maximum": 3650},
+        "until": TS,
+    }, required=[], additionalProperties=False,
+        description="exactly one of days and until; 1 to 3650 days from now"),
+    "SelfExcluded": _obj({
+        "excluded_until": TS,
+        "cancelled": {"type": "array", "items": _ref("Order"),
+                      "description": "the open orders the exclusion cancelled"},
     }),
     "DepositNotice": _obj({
         "ref": {"type": "string", "minLength": 1, "maxLength": 100,
@@ -180,7 +237,7 @@ SCHEMAS |= {
         "currency": CURRENCY,
         "kind": {"enum": ["deposit", "withdrawal_requested", "withdrawal_approved",
                           "withdrawal_rejected", "hold", "release", "settlement", "void",
-                          "opening"]},
+                          "non_runner", "opening"]},
         "amount": {**MONEY, "description": "the balance change (net of commission)"},
         "commission": {**MONEY, "description": "commission charged within amount"},
         "held_change": MONEY,
@@ -311,6 +368,52 @@ def _decide(verb: str, status: str) -> dict:
     }}
 
 
+def _own_request(summary: str, operation: str, roles: list[str], description: str,
+                 body: str, answer: tuple[str, str], bad: str) -> dict:
+    """A request about a bettor's own limits or self-exclusion (theirs, or an operator's on
+    their behalf)."""
+    return {
+        "summary": summary, "operationId": operation, "tags": ["responsible gambling"],
+        "description": description, "security": [{"bearer": []}], "x-roles": roles,
+        "requestBody": {"required": True, "content": _json_content(_ref(body))},
+        "responses": {
+            **_ok(answer[0], _ref(answer[1])),
+            "400": _error(bad),
+            **AUTH_ERRORS,
+            "403": _error("FORBIDDEN: the token lacks the role, or a system account"),
+            "413": _error("body larger than 64 KiB"),
+            **UNAVAILABLE,
+        },
+    }
+
+
+def _set_self_limits(summary: str, operation: str, roles: list[str]) -> dict:
+    return _own_request(
+        summary, operation, roles,
+        "A limit is lowered (or set where there was none) at once; a raise or removal applies "
+        "after the cooling-off period (see docs/protocol.md `selflimits.set`).",
+        "SelfLimitsRequest", ("the limits after the request", "SelfLimits"),
+        "BAD_REQUEST: no limit named, unsupported currency, unknown field; INVALID_SIZE: "
+        "malformed money")
+
+
+def _self_exclusion(summary: str, operation: str, roles: list[str]) -> dict:
+    return _own_request(
+        summary, operation, roles,
+        "No orders or deposits until then; open orders are cancelled at once; withdrawals and "
+        "cancels stay open. It can be extended, never shortened.",
+        "SelfExclusionRequest", ("excluded", "SelfExcluded"),
+        "BAD_REQUEST: neither or both of days and until, out of range, or shorter than the "
+        "exclusion running")
+
+
+def _for_user(operation: dict) -> dict:
+    """`operation` on /admin/users/{id}/...: the bettor named in the path."""
+    return {**operation, "parameters": [_path_param("id", "user id")],
+            "responses": {**operation["responses"],
+                          "404": _error("UNKNOWN_USER: a malformed user id")}}
+
+
 PATHS = {
     "/health": {"get": {
         "summary": "liveness: the process is up", "operationId": "health", "tags": ["ops"],
@@ -374,7 +477,10 @@ PATHS = {
                           "INVALID_SIZE: amount not positive"),
             "401": _error("UNAUTHENTICATED: missing or bad signature"),
             "404": _error("NOT_FOUND: provider name malformed"),
-            "409": _error("DUPLICATE_REF: the ref was credited with different fields"),
+            "409": _error("DUPLICATE_REF: the ref was credited (or refused) with different "
+                          "fields; SELF_EXCLUDED or SELF_DEPOSIT_LIMIT: the bettor's own "
+                          "limit refuses the deposit, for good: nothing was credited, return "
+                          "the money (a retry of the ref gets the same answer)"),
             "413": _error("body larger than 64 KiB"),
             **UNAVAILABLE,
         },
@@ -410,6 +516,27 @@ PATHS = {
     "/admin/users/{id}/cleared": _history(
         "a customer's settled and voided bets", "userClearedOrders", ["operator", "admin"],
         "Cleared", CLEARED_CURSOR, True),
+    "/account/selflimits": {
+        "get": {
+            "summary": "the token's own limits: in force, pending raises, used and left",
+            "operationId": "mySelfLimits", "tags": ["responsible gambling"],
+            "security": [{"bearer": []}], "x-roles": ["bettor", "admin"],
+            "parameters": [{"name": "currency", "in": "query", "required": False,
+                            "schema": CURRENCY}],
+            "responses": {**_ok("the limits now", _ref("SelfLimits")),
+                          "400": _error("BAD_REQUEST: unsupported currency"),
+                          **AUTH_ERRORS, **UNAVAILABLE},
+        },
+        "post": _set_self_limits("set the token's own limits", "setMySelfLimits",
+                                 ["bettor", "admin"]),
+    },
+    "/account/selfexclusion": {"post": _self_exclusion(
+        "exclude the token's user from orders and deposits", "excludeMe", ["bettor", "admin"])},
+    "/admin/users/{id}/selflimits": {"post": _for_user(_set_self_limits(
+        "set a bettor's own limits at their request", "setUserSelfLimits",
+        ["operator", "admin"]))},
+    "/admin/users/{id}/selfexclusion": {"post": _for_user(_self_exclusion(
+        "exclude a bettor at their request", "excludeUser", ["operator", "admin"]))},
     "/admin/withdrawals/{id}/approve": _decide("Approve", "approved"),
     "/admin/withdrawals/{id}/reject": _decide("Reject", "rejected"),
 }

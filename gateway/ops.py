@@ -22,6 +22,7 @@ from engine.rejections import Code, Rejected
 from . import cashout as cashouts
 from . import catalogue
 from . import protocol as p
+from . import selflimits
 from .pnl import PnlFeed, selections_view
 from . import slips
 from . import statements
@@ -240,6 +241,9 @@ class Ops:
             p.MarketCreate: self.market_create, p.MarketStatus: self.market_status,
             p.PricesSet: self.prices_set, p.LimitsSet: self.limits_set,
             p.MarketSettle: self.market_settle, p.MarketVoid: self.market_void,
+            p.SelectionRemove: self.selection_remove,
+            p.SelfLimits: self.selflimits, p.SelfLimitsSet: self.selflimits_set,
+            p.SelfExclude: self.selfexclude,
         }
         self.catalogue_feed = catalogue.CatalogueFeed(exchange)
         exchange.sequencer.add_renderer(self.catalogue_feed.on_batch)
@@ -334,7 +338,8 @@ class Ops:
 
         def listed(engine) -> dict:
             try:
-                return catalogue.page(engine, req.event, statuses, req.in_play, req.after, limit)
+                return catalogue.page(engine, req.event, statuses, req.in_play, req.after, limit,
+                                      req.start_from, req.start_to, req.sort)
             except KeyError:
                 raise OpError(Code.UNKNOWN_MARKET, f"after: no market {req.after!r}") from None
 
@@ -348,7 +353,8 @@ class Ops:
         # the common case: the order's own event comes first (delayed orders released before
         # it never yield an OrderPlaced, and a refused place yields none at all)
         if type(first) is e.OrderPlaced:
-            session.placed[first.order] = None
+            if session.cancel_on_disconnect:  # only a dead-man switch needs to know
+                session.placed[first.order] = None
             return b'{"op":"placed","id":%b,"order":%b}' % (
                 _json_id(request_id), order_json(engine, first.order))
         return orjson.dumps(Ops._placed(session, cmd, engine, events, request_id))
@@ -358,7 +364,7 @@ class Ops:
         _raise_if_rejected(events)
         for ev in events:
             if isinstance(ev, (e.OrderPlaced, e.PlaceRepeated)):
-                if isinstance(ev, e.OrderPlaced):
+                if isinstance(ev, e.OrderPlaced) and session.cancel_on_disconnect:
                     session.placed[ev.order] = None
                 return {"op": "placed", "id": request_id, "order": order_view(engine, ev.order)}
         raise OpError(Code.INTERNAL, "place produced no order")
@@ -396,7 +402,8 @@ class Ops:
                         request_id) -> bytes:
         _raise_if_rejected(events)
         replaced = next(ev for ev in events if isinstance(ev, e.OrderReplaced))
-        session.placed[replaced.new_order] = None
+        if session.cancel_on_disconnect:
+            session.placed[replaced.new_order] = None
         return b'{"op":"replaced","id":%b,"cancelled":%b,"order":%b}' % (
             _json_id(request_id), order_json(engine, replaced.order),
             order_json(engine, replaced.new_order))
@@ -573,6 +580,40 @@ class Ops:
         steps = [(first, cancelled)] + [leg_step(sel) for sel in range(len(selection_ids))]
         return await self.exchange.submit_group(steps, deliver=reply.deliver_with(render))
 
+    # -- the bettor's own limits --------------------------------------------------------------
+
+    def _own_currency(self, currency: str | None) -> str:
+        """Limits are per currency: the one asked for, configured, or the default."""
+        if currency is None:
+            return self.settings.currency
+        self._configured(currency)
+        return currency
+
+    async def selflimits(self, session: Session, req: p.SelfLimits, reply: Reply):
+        user, currency, exchange = session.user, self._own_currency(req.currency), self.exchange
+        return await exchange.read(
+            lambda engine: {"op": "selflimits", **selflimits.view(
+                engine, user, currency, selflimits.now_ms(exchange))}, deliver=reply)
+
+    async def selflimits_set(self, session: Session, req: p.SelfLimitsSet, reply: Reply):
+        user, currency = session.user, self._own_currency(req.currency)
+
+        def view(engine, events):
+            _raise_if_rejected(events)
+            return {"op": "selflimits",
+                    **selflimits.view(engine, user, currency, engine.last_ts)}
+
+        return await self.exchange.submit(selflimits.set_command(user, currency, req),
+                                          view=view, deliver=reply)
+
+    async def selfexclude(self, session: Session, req: p.SelfExclude, reply: Reply):
+        def view(engine, events):
+            _raise_if_rejected(events)
+            return {"op": "selfexcluded", **selflimits.excluded_view(engine, events)}
+
+        return await self.exchange.submit(selflimits.exclude_command(session.user, req),
+                                          view=view, deliver=reply)
+
     # -- bet slips ----------------------------------------------------------------------------
 
     async def slip_set(self, session: Session, req: p.SlipSet, reply: Reply):
@@ -643,7 +684,8 @@ class Ops:
                              currency=currency,
                              selections=tuple((s.id, s.name) for s in req.selections),
                              commission_bp=500 if req.commission is None else req.commission,
-                             take_bp=1000 if req.take is None else req.take)
+                             take_bp=1000 if req.take is None else req.take,
+                             start_ts=req.start_ts)
         return await self._market_command(cmd, req.market, reply)
 
     async def market_status(self, session: Session, req: p.MarketStatus, reply: Reply):
@@ -691,3 +733,8 @@ class Ops:
 
     async def market_void(self, session: Session, req: p.MarketVoid, reply: Reply):
         return await self._market_command(c.VoidMarket(market=req.market), req.market, reply)
+
+    async def selection_remove(self, session: Session, req: p.SelectionRemove, reply: Reply):
+        cmd = c.RemoveSelection(market=req.market, selection=req.selection,
+                                reduction_bp=req.reduction_factor)
+        return await self._market_command(cmd, req.market, reply)

@@ -1,8 +1,9 @@
 """A bettor's own P&L per selection on a market: the `pnl` reply, and `pnl` pushes as it changes.
 
-`selections_view` renders engine/positions.py's figures. `PnlFeed` is a sequencer renderer: for
-each watched (user, market) that a batch touched (a fill, an order placed, cancelled, lapsed or
-released), it renders the P&L right after the batch was applied and pushes it, once journaled,
+`selections_view` renders engine/positions.py's figures, for the running selections only (a
+non-runner is no outcome). `PnlFeed` is a sequencer renderer: for each watched (user, market)
+that a batch touched (a fill, an order placed, cancelled, lapsed or released, a fill repriced or
+a selection removed), it renders the P&L right after the batch was applied and pushes it, once journaled,
 if it differs from the last one that user was sent. A settled or voided market ends its
 watches (the settlement itself is reported by the wallet push).
 """
@@ -12,15 +13,16 @@ from engine.money import format_money
 from engine.positions import pnl
 
 from .session import Session
+from .views import running_ids
 
 _ORDER_EVENTS = (e.OrderCancelled, e.OrderLapsed, e.OrderReleased)
 
 
 def selections_view(engine, market_id: str, user: str) -> list[dict]:
-    """[{"id", "if_win", "if_win_with_unmatched"}] per selection; raises Rejected for a market
-    that has no fixed P&L (unknown, pool, settled or voided)."""
+    """[{"id", "if_win", "if_win_with_unmatched"}] per running selection; raises Rejected for a
+    market that has no fixed P&L (unknown, pool, settled or voided)."""
     matched, with_unmatched = pnl(engine, market_id, user)
-    ids = engine.markets[market_id].selection_ids
+    ids = running_ids(engine.markets[market_id])
     return [{"id": sid, "if_win": format_money(matched[i]),
              "if_win_with_unmatched": format_money(with_unmatched[i])}
             for i, sid in enumerate(ids)]
@@ -82,6 +84,14 @@ class PnlFeed:
                 elif kind is e.OrderPlaced:
                     if ev.user in users:
                         touched[(ev.user, ev.market)] = None
+                elif kind is e.BetRepriced:
+                    for user in (ev.taker_user, ev.maker_user):
+                        if user in users:
+                            touched[(user, ev.market)] = None
+                elif kind is e.SelectionRemoved:  # the outcome leaves every watcher's list
+                    for key in self.watchers:
+                        if key[1] == ev.market:
+                            touched[key] = None
                 elif kind in _ORDER_EVENTS:
                     if ev.user in users:
                         o = engine.orders.get(ev.order)

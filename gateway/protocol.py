@@ -14,6 +14,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
                       ValidationError, WithJsonSchema)
 from pydantic_core import PydanticCustomError
 
+from engine.market import START_TS_MAX
 from engine.money import parse_fraction, parse_money, parse_odds
 from engine.rejections import Code
 
@@ -73,6 +74,7 @@ Rate = Annotated[int, BeforeValidator(_rate_bp),
                  WithJsonSchema({"type": "string", "examples": ["0.05"]})]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+TimestampMs = Annotated[int, Field(ge=0, le=START_TS_MAX)]  # ms since the epoch
 RequestId = str | int | None
 
 
@@ -115,6 +117,9 @@ class Catalogue(Request):
     event: Id | None = None
     status: list[MarketStatusName] | None = Field(default=None, min_length=1, max_length=6)
     in_play: bool | None = None
+    start_from: TimestampMs | None = None
+    start_to: TimestampMs | None = None
+    sort: Literal["created", "start"] = "created"
     after: Id | None = None
     limit: int = Field(default=50, ge=1, le=200)
 
@@ -203,6 +208,31 @@ class Cashout(Request):
     tolerance: int = Field(default=0, ge=0, le=100)
 
 
+class SelfLimits(Request):
+    op: Literal["selflimits"]
+    currency: Currency | None = None
+
+
+class SelfLimitsSet(Request):
+    """A value sets that limit (lowered at once, raised after the cooling-off period); an
+    explicit null removes it (after the cooling-off period); a field left out stays."""
+
+    op: Literal["selflimits.set"]
+    currency: Currency | None = None
+    daily_deposit: Money | None = None
+    weekly_deposit: Money | None = None
+    daily_stake: Money | None = None
+    weekly_stake: Money | None = None
+    daily_loss: Money | None = None
+    weekly_loss: Money | None = None
+
+
+class SelfExclude(Request):
+    op: Literal["selfexclude"]
+    days: int | None = Field(default=None, ge=1, le=3650)
+    until: int | None = None  # ms since the epoch; the engine checks it is 1 to 3650 days ahead
+
+
 class SlipLeg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     market: Id
@@ -240,6 +270,7 @@ class MarketCreate(Request):
     selections: list[SelectionSpec] = Field(min_length=1, max_length=100)
     commission: Rate | None = None
     take: Rate | None = None
+    start_ts: TimestampMs | None = None
 
 
 class MarketStatus(Request):
@@ -283,13 +314,21 @@ class MarketVoid(Request):
     market: Id
 
 
+class SelectionRemove(Request):
+    op: Literal["selection.remove"]
+    market: Id
+    selection: Id
+    reduction_factor: Rate
+
+
 REQUESTS = (Auth, Subscribe, Unsubscribe, Catalogue, Place, Preview, Cancel, Replace, CancelAll,
             Orders, Wallet, Statement, Cleared, Pnl, CashoutQuote, Cashout, SlipSet, SlipPlace,
-            MarketCreate, MarketStatus, PricesSet, LimitsSet, MarketSettle, MarketVoid)
+            MarketCreate, MarketStatus, PricesSet, LimitsSet, MarketSettle, MarketVoid,
+            SelectionRemove, SelfLimits, SelfLimitsSet, SelfExclude)
 BY_OP: dict[str, type[Request]] = {m.model_fields["op"].annotation.__args__[0]: m
                                    for m in REQUESTS}
 TRADER_OPS = frozenset({"market.create", "market.status", "prices.set", "limits.set",
-                        "market.settle", "market.void"})
+                        "market.settle", "market.void", "selection.remove"})
 _ANY_REQUEST = TypeAdapter(Annotated[Union[REQUESTS], Field(discriminator="op")])
 
 _ERROR_CODES = {"invalid_size": Code.INVALID_SIZE, "invalid_odds": Code.INVALID_ODDS}

@@ -13,7 +13,7 @@ import signal
 import asyncpg
 import redis.asyncio as aioredis
 
-from engine.commands import Configure
+from engine.commands import Configure, ConfigureSelfLimits
 from engine.config import EngineConfig
 from engine.engine import Engine
 from persistence.embedded import start_servers
@@ -119,6 +119,9 @@ class Server:
                 velocity_orders_max=s.velocity_orders_max, velocity_window_ms=s.velocity_window_ms,
                 house_default_liability_minor=s.house_default_liability_minor,
                 house_back_ticks=s.house_back_ticks))
+        if s.self_limit_cooling_off_ms != current.self_limit_cooling_off_ms:
+            await self.exchange.submit(ConfigureSelfLimits(
+                cooling_off_ms=s.self_limit_cooling_off_ms))
 
     async def _start_http(self) -> None:
         self._http_runner, self.http_port = await start_http(self.exchange, self.socket)

@@ -60,7 +60,9 @@ class Session:
         self.watching_exposure = False
         self.slip = None
         self.cancel_on_disconnect = False
-        self.placed: dict[str, None] = {}  # orders placed through this connection (dead-man)
+        # orders placed through this connection, kept only with cancel_on_disconnect (the
+        # dead-man switch cancels what is left of them)
+        self.placed: dict[str, None] = {}
         self.inflight = 0  # requests read and not yet answered
         self._room: asyncio.Future | None = None  # the reader, waiting for inflight to drop
         self._room_below = INFLIGHT_MAX

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     velocity_window_ms: int = 1_000
     house_default_liability_minor: int = 1_000_000
     house_back_ticks: int = 0
+    self_limit_cooling_off_ms: int = 86_400_000  # before a bettor's raise of their own limit
 
     # per-connection bounds
     frame_bytes_max: int = 64 * 1024

@@ -47,9 +47,10 @@ def fill_price(levels: list[tuple[int, int]], stake: int) -> tuple[int, int]:
 
 
 def _levels(leg: Leg, state: dict) -> list[tuple[int, int]] | None:
-    """The best-first levels this leg would take (resting lays for a back), None if unknown."""
+    """The best-first levels this leg would take (resting lays for a back), None if unknown or
+    removed (a non-runner)."""
     selection = next((s for s in state["selections"] if s["id"] == leg.selection), None)
-    if selection is None:
+    if selection is None or selection["removed"] is not None:
         return None
     return selection["to_back" if leg.side == "back" else "to_lay"]
 

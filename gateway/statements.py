@@ -186,9 +186,10 @@ _CLEARED_SQL = """
 SELECT o.order_id, o.market, o.selection, o.side, o.price, o.size_minor, o.matched_minor,
        o.cancelled_minor, o.lapsed_minor, o.matched_value, o.matched_win_minor, o.persistence,
        o.ref, o.placed_seq, o.placed_ts_ms, f.seq AS settled_seq, f.ts_ms AS settled_ts_ms,
-       f.outcome, f.winners, f.dead_heat, m.currency, m.type, m.take_bp
+       f.outcome, f.winners, f.dead_heat, m.currency, m.type, m.take_bp, sel.removed_seq
 FROM orders o
 JOIN markets m ON m.market = o.market
+JOIN selections sel ON sel.market = o.market AND sel.selection = o.selection
 JOIN LATERAL (SELECT s.seq, s.ts_ms, s.outcome, s.winners, s.dead_heat FROM settlements s
               WHERE s.market = o.market ORDER BY s.seq DESC LIMIT 1) f ON true
 WHERE o.user_id = $1 AND o.matched_minor > 0
@@ -251,7 +252,8 @@ def pool_bet(stake: int, selection: str, shares: dict[str, Fraction], staked: di
 
 
 def _bet(r, stakes: dict) -> dict:
-    voided = r["outcome"] == "voided"
+    # a voided market's bets are void, and so are a non-runner's (stakes back, nothing paid)
+    voided = r["outcome"] == "voided" or r["removed_seq"] is not None
     shares = {} if voided else factors(r["winners"], orjson.loads(r["dead_heat"]))
     factor = shares.get(r["selection"], Fraction(0))
     is_back = r["side"] == "back"

@@ -40,6 +40,20 @@ def format_factor(factor: tuple[int, int] | None) -> str | None:
     return format_rate(bp) if not rest else f"{num}/{den}"
 
 
+def removed_view(m, sel: int) -> dict | None:
+    """A non-runner's removal ({"reduction_factor": "0.25", "ts": ms}), None for a runner."""
+    removed = m.removed.get(sel)
+    if removed is None:
+        return None
+    bp, ts = removed
+    return {"reduction_factor": format_rate(bp), "ts": ts}
+
+
+def running_ids(m) -> list[str]:
+    """The ids of the selections that still run (not removed), in market order."""
+    return [m.selection_ids[s] for s in m.running()]
+
+
 def order_view(engine, oid: str) -> dict:
     o = engine.orders.get(oid)
     if o is None:
@@ -96,7 +110,7 @@ def market_state(engine, market_id: str) -> dict | None:
             "id": sid,
             "to_back": book.lays.depth(LEVELS_MAX),  # resting lays: what a backer can take
             "to_lay": book.backs.depth(LEVELS_MAX),  # resting backs: what a layer can take
-            "ltp": m.ltp[i], "traded": m.traded[i],
+            "ltp": m.ltp[i], "traded": m.traded[i], "removed": removed_view(m, i),
         })
     return {"status": m.status, "in_play": m.in_play, "bet_delay_ms": m.bet_delay_ms,
             "selections": selections}
@@ -112,7 +126,8 @@ def image(market_id: str, state: dict, depth: int, seq: int) -> dict:
             "selections": [{"id": s["id"], "to_back": _levels(s["to_back"], depth),
                             "to_lay": _levels(s["to_lay"], depth),
                             "ltp": format_odds(s["ltp"]) if s["ltp"] else None,
-                            "traded": format_money(s["traded"])} for s in state["selections"]]}
+                            "traded": format_money(s["traded"]), "removed": s["removed"]}
+                           for s in state["selections"]]}
 
 
 def _level_changes(old: list, new: list, depth: int) -> list[list[str]]:
@@ -142,6 +157,8 @@ def delta(market_id: str, old: dict, new: dict, depth: int) -> dict | None:
             change["ltp"] = format_odds(now["ltp"])
         if was["traded"] != now["traded"]:
             change["traded"] = format_money(now["traded"])
+        if was["removed"] != now["removed"]:
+            change["removed"] = now["removed"]
         if change:
             change["id"] = now["id"]
             selections.append(change)
@@ -158,11 +175,11 @@ def market_view(engine, market_id: str) -> dict:
     return {
         "market": m.id, "event": m.event, "name": m.name, "type": m.type,
         "currency": m.currency, "status": m.status, "in_play": m.in_play,
-        "bet_delay_ms": m.bet_delay_ms,
+        "bet_delay_ms": m.bet_delay_ms, "start_ts": m.start_ts,
         "selections": [{"id": sid, "name": m.selection_names[i],
                         "offered": format_odds(q.offered[i]) if q and q.offered[i] else None,
                         "suspended": bool(q and q.suspended[i]),
-                        "traded": format_money(m.traded[i])}
+                        "traded": format_money(m.traded[i]), "removed": removed_view(m, i)}
                        for i, sid in enumerate(m.selection_ids)],
         "limits": {name: (format_money(getattr(limits, name + "_minor"))
                           if limits and getattr(limits, name + "_minor") is not None else None)

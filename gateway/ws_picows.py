@@ -16,7 +16,10 @@ from picows import (WSCloseCode, WSListener, WSMsgType, WSUpgradeResponse,
 
 from .connection import CLOSE_FULL, Connection
 
-log = logging.getLogger(__name__)
+# picows logs every connection and disconnection at INFO: at thousands of connections that is
+# noise; its warnings and errors still come through
+library_log = logging.getLogger(f"{__name__}.picows")
+library_log.setLevel(logging.WARNING)
 
 CLOSE_TIMEOUT_S = 10.0  # our close frame sent: how long the peer has to answer it
 KEEPALIVE_S = 20.0  # ping after this long without a frame; drop if no pong this long after
@@ -195,7 +198,7 @@ class PicowsServer:
             self._listener, s.host, s.ws_port, max_frame_size=s.frame_bytes_max,
             websocket_handshake_timeout=s.auth_timeout_s + 5, enable_auto_ping=True,
             auto_ping_idle_timeout=KEEPALIVE_S, auto_ping_reply_timeout=KEEPALIVE_S,
-            logger_name=log)
+            logger_name=library_log)
 
     @property
     def port(self) -> int:

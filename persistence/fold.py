@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 from engine import commands as c
 from engine import events as ev
+from engine.money import win_amount
 from engine.engine import SYSTEM_ACCOUNTS
+from risk.self_limits import NAMES as SELF_LIMIT_NAMES
 
 from .journal import Record
 
@@ -80,7 +82,9 @@ class Changes:
     selection_updates: dict = field(default_factory=dict)  # (market, selection) -> {column: value}
     orders: dict = field(default_factory=dict)  # order id -> OrderRow (new orders)
     order_deltas: dict = field(default_factory=dict)  # order id -> OrderDelta
-    fills: list = field(default_factory=list)
+    fills: dict = field(default_factory=dict)  # (seq, idx) -> row tuple (new fills)
+    fill_updates: dict = field(default_factory=dict)  # (seq, idx) -> [price, win, was, seq]
+    voided_selections: list = field(default_factory=list)  # (market, selection): void fills
     ledger: list = field(default_factory=list)
     settlements: list = field(default_factory=list)
     wallets: dict = field(default_factory=dict)  # (user, currency) -> (balance, held, seq)
@@ -95,6 +99,9 @@ class Changes:
     moved: dict = field(default_factory=dict)  # (seq, user, currency) -> (amount, commission)
     subjects_seq: int = 0
     subjects: dict = field(default_factory=dict)  # user -> (order, market) in that seq
+    self_limits: dict = field(default_factory=dict)  # (user, currency, limit) -> row tuple
+    self_exclusions: dict = field(default_factory=dict)  # user -> row tuple
+    refused_deposits: list = field(default_factory=list)
 
 
 class UnknownEvent(Exception):
@@ -124,7 +131,7 @@ def _nothing_changed(ch, seq, idx, e):
 
 def _market_created(ch: Changes, seq, idx, e: ev.MarketCreated):
     ch.markets[e.market] = [e.market, e.event, e.name, e.type, e.currency, e.commission_bp,
-                            e.take_bp, "INACTIVE", False, 0, seq, e.ts, seq]
+                            e.take_bp, "INACTIVE", False, 0, seq, e.ts, e.start_ts, seq]
     for position, (selection, name) in enumerate(e.selections):
         ch.selections.append((e.market, selection, name, position, seq))
 
@@ -170,6 +177,31 @@ def _prices_set(ch, seq, idx, e: ev.PricesSet):
 def _selection_suspended(ch, seq, idx, e: ev.SelectionSuspended):
     ch.selection_updates.setdefault((e.market, e.selection), {}).update(
         house_suspended=True, updated_seq=seq)
+
+
+def _selection_removed(ch, seq, idx, e: ev.SelectionRemoved):
+    ch.selection_updates.setdefault((e.market, e.selection), {}).update(
+        removed_seq=seq, removed_ts_ms=e.ts, reduction_bp=e.reduction_bp, updated_seq=seq)
+    # every fill on it was matched before: voided in place, whichever batch wrote it
+    ch.voided_selections.append((e.market, e.selection))
+
+
+def _bet_repriced(ch, seq, idx, e: ev.BetRepriced):
+    key = (e.fill_seq, e.fill_idx)
+    row = ch.fills.get(key)
+    if row is not None:  # matched in this batch: the row goes with its current terms
+        original = e.was_price if row[14] is None else row[14]
+        ch.fills[key] = (*row[:5], e.price, row[6], e.win_minor, *row[8:14], original, seq)
+    else:
+        update = ch.fill_updates.get(key)
+        if update is None:
+            ch.fill_updates[key] = [e.price, e.win_minor, e.was_price, seq]
+        else:  # repriced again in this batch: the first was-price is the one matched at
+            update[0], update[1], update[3] = e.price, e.win_minor, seq
+    value = (e.price - e.was_price) * e.size_minor
+    won = e.win_minor - win_amount(e.size_minor, e.was_price)  # the fill's win went from that
+    for order in (e.taker_order, e.maker_order):
+        _change_order(ch, order, seq, value=value, win=won)
 
 
 # -- orders -----------------------------------------------------------------------------------
@@ -221,8 +253,10 @@ def _bet_matched(ch: Changes, seq, idx, e: ev.BetMatched):
     for order in (e.taker_order, e.maker_order):
         _change_order(ch, order, seq, matched=e.size_minor, remaining=-e.size_minor, value=value,
                       win=e.win_minor)
-    ch.fills.append((seq, idx, e.ts, e.market, e.selection, e.price, e.size_minor, e.win_minor,
-                     e.taker_order, e.taker_user, e.taker_side, e.maker_order, e.maker_user))
+    # the last three: voided, original_price and repriced_seq (a non-runner may change them)
+    ch.fills[(seq, idx)] = (seq, idx, e.ts, e.market, e.selection, e.price, e.size_minor,
+                            e.win_minor, e.taker_order, e.taker_user, e.taker_side, e.maker_order,
+                            e.maker_user, False, None, None)
 
 
 def _order_cancelled(ch, seq, idx, e: ev.OrderCancelled):
@@ -246,9 +280,10 @@ def _order_replaced(ch, seq, idx, e: ev.OrderReplaced):
 TRADE = "trade"
 SETTLEMENT = "settlement"
 VOID = "void"
+NON_RUNNER = "non_runner"  # a selection removed: holds taken again, no money moved
 _CAUSES = {c.Deposit: "deposit", c.RequestWithdrawal: "withdrawal_requested",
            c.ApproveWithdrawal: "withdrawal_approved", c.RejectWithdrawal: "withdrawal_rejected",
-           c.SettleMarket: SETTLEMENT, c.VoidMarket: VOID,
+           c.SettleMarket: SETTLEMENT, c.VoidMarket: VOID, c.RemoveSelection: NON_RUNNER,
            c.TransferOut: "transfer_out", c.TransferIn: "transfer_in"}
 
 
@@ -272,7 +307,7 @@ def _wallet_changed(ch, seq, idx, e: ev.WalletChanged):
         else:
             order, market = _subject(ch, seq, user)
             market = market or getattr(cmd, "market", None) or None
-    elif cause is SETTLEMENT or cause is VOID:
+    elif cause is SETTLEMENT or cause is VOID or cause is NON_RUNNER:
         market = cmd.market
     elif cause == "deposit":
         ref = cmd.ref
@@ -344,6 +379,25 @@ def _market_limits_set(ch, seq, idx, e: ev.MarketLimitsSet):
                                   e.max_stake_minor, seq)
 
 
+# -- the bettors' own limits ------------------------------------------------------------------
+
+def _self_limits_set(ch, seq, idx, e: ev.SelfLimitsSet):
+    pending = {name: (value, ts) for name, value, ts in e.pending}
+    for name in SELF_LIMIT_NAMES:
+        value, ts = pending.get(name, (None, None))
+        ch.self_limits[(e.user, e.currency, name)] = (
+            e.user, e.currency, name, getattr(e, name + "_minor"), value, ts, seq, e.ts)
+
+
+def _self_excluded(ch, seq, idx, e: ev.SelfExcluded):
+    ch.self_exclusions[e.user] = (e.user, e.until_ts, seq, e.ts)
+
+
+def _deposit_refused(ch, seq, idx, e: ev.DepositRefused):
+    ch.refused_deposits.append((e.ref, e.user, e.currency, e.amount_minor, e.code, e.reason,
+                                seq, e.ts))
+
+
 _FOLDERS = {
     ev.CommandRejected: _nothing_changed,
     ev.PlaceRepeated: _nothing_changed,
@@ -354,12 +408,15 @@ _FOLDERS = {
     ev.FundsTransferredIn: _nothing_changed,
     ev.TransferRepeated: _nothing_changed,
     ev.TransferConfirmed: _nothing_changed,
+    ev.SelfLimitsConfigured: _nothing_changed,
     ev.MarketCreated: _market_created,
     ev.MarketStatusChanged: _market_status_changed,
     ev.MarketSettled: _market_settled,
     ev.MarketVoided: _market_voided,
     ev.PricesSet: _prices_set,
     ev.SelectionSuspended: _selection_suspended,
+    ev.SelectionRemoved: _selection_removed,
+    ev.BetRepriced: _bet_repriced,
     ev.OrderPlaced: _order_placed,
     ev.BetMatched: _bet_matched,
     ev.PoolStaked: _pool_staked,
@@ -374,4 +431,7 @@ _FOLDERS = {
     ev.WithdrawalRejected: _withdrawal_decided,
     ev.UserLimitsSet: _user_limits_set,
     ev.MarketLimitsSet: _market_limits_set,
+    ev.SelfLimitsSet: _self_limits_set,
+    ev.SelfExcluded: _self_excluded,
+    ev.DepositRefused: _deposit_refused,
 }

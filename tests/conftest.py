@@ -7,7 +7,10 @@ pytest-asyncio is not a dependency.
 """
 
 import asyncio
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,16 +23,27 @@ TEST_TIMEOUT_S = 30
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    server = EmbeddedRedis(tmp_path_factory.mktemp("servers") / "redis", appendfsync="always")
+def servers_dir():
+    """The session's servers' data, not under pytest's basetemp: another pytest run starting
+    meanwhile prunes old basetemps and makes its root private, which took the embedded Postgres
+    (running as another user) down mid-run. Readable by that user, removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="backlay-test-servers-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(servers_dir):
+    server = EmbeddedRedis(servers_dir / "redis", appendfsync="always")
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("servers") / "pg")
+def postgres_server(servers_dir):
+    server = EmbeddedPostgres(servers_dir / "pg")
     server.start()
     yield server
     server.stop()
@@ -95,8 +109,9 @@ def migrated_database_url(database_url) -> str:
 def trading_commands():
     """Unstamped commands for a short but complete trading day, for seqs 1.. in order: markets,
     deposits, matched, partly matched, cancelled, replaced and lapsed orders, a rejection, a
-    withdrawal approved and one rejected, a settled and a voided market, limits, and house
-    quotes from a trader's prices matched and re-quoted."""
+    withdrawal approved and one rejected, a settled and a voided market, limits, house
+    quotes from a trader's prices matched and re-quoted, a race with two non-runners, and
+    bettors' own limits and exclusion."""
     from engine import commands as c
 
     place = c.PlaceOrder
@@ -140,6 +155,27 @@ def trading_commands():
         c.SetPrices(market="m3", prices=(("h", 210), ("a", 190)), margin_bp=500),
         place(user="u1", market="m3", selection="h", side="back", price=190, size_minor=5_000),
         place(user="u1", market="m3", selection="h", side="back", price=150, size_minor=30_000),
+        # a race with a start time and two non-runners: fills voided, and repriced twice
+        c.CreateMarket(market="m4", event="e3", name="Race", start_ts=1_767_225_600_000,
+                       selections=(("r1", "One"), ("r2", "Two"), ("r3", "Three"),
+                                   ("r4", "Four"))),                                  # seq 34
+        c.SetMarketStatus(market="m4", status="open"),
+        place(user="u2", market="m4", selection="r1", side="lay", price=800, size_minor=1_000),
+        place(user="u3", market="m4", selection="r1", side="back", price=800, size_minor=1_000),
+        place(user="u2", market="m4", selection="r3", side="lay", price=400, size_minor=500),
+        place(user="u4", market="m4", selection="r3", side="back", price=400, size_minor=500),
+        place(user="u4", market="m4", selection="r2", side="back", price=300, size_minor=300),
+        c.RemoveSelection(market="m4", selection="r3", reduction_bp=2_000),
+        place(user="u2", market="m4", selection="r1", side="lay", price=600, size_minor=700),
+        place(user="u4", market="m4", selection="r1", side="back", price=600, size_minor=700),
+        c.RemoveSelection(market="m4", selection="r4", reduction_bp=1_000),
+        # bettors' own limits: set, a raise left pending, an exclusion, a refused deposit
+        c.SetSelfLimits(user="u2", currency="BDT", daily_deposit_minor=5_000,
+                        weekly_stake_minor=20_000),
+        c.SetSelfLimits(user="u2", currency="BDT", weekly_stake_minor=40_000,
+                        remove=("daily_deposit",)),
+        c.Deposit(user="u2", currency="BDT", amount_minor=5_001, ref="dep-u2-big"),
+        c.ExcludeSelf(user="u3", days=7),
     ]
 
 

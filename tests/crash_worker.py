@@ -54,7 +54,7 @@ def _market_commands(name: str) -> list[c.Command]:
 
 def workload(count: int, seed: int, base_seq: int = 0) -> list[c.Command]:
     """`count` unstamped commands: deposits, markets, places, cancels, replaces, withdrawals,
-    settlements and voids. Client id = position in the list; refs carry it ("c<id>").
+    non-runners, settlements and voids. Client id = position in the list; refs carry it ("c<id>").
 
     Cancels, replaces and withdrawal decisions name ids the engine derives from seqs. They are
     predicted assuming command i gets seq base_seq + i + 1 (the sequencer takes its inbox in
@@ -120,6 +120,10 @@ def workload(count: int, seed: int, base_seq: int = 0) -> list[c.Command]:
                 cmds.append(c.VoidMarket(market=market))
             if len(cmds) + 2 <= count:
                 new_market()
+        elif r < 0.2045:  # a non-runner: its bets void, earlier fills on the others repriced
+            cmds.append(c.RemoveSelection(market=rng.choice(live),
+                                          selection=rng.choice(("s1", "s2", "s3")),
+                                          reduction_bp=rng.choice((0, 500, 2_500))))
         else:
             market = rng.choice(live)
             sel = rng.choice(("s1", "s2", "s3"))

@@ -93,6 +93,10 @@ class Driver:
     def tick(self) -> list[e.Event]:
         return self(c.Tick)
 
+    def remove(self, selection: str, reduction_bp: int = 0, market: str = "m1") -> list[e.Event]:
+        return self(c.RemoveSelection, market=market, selection=selection,
+                    reduction_bp=reduction_bp)
+
     def settle(self, market: str = "m1", winners=("s1",), dead_heat=()) -> list[e.Event]:
         return self(c.SettleMarket, market=market, winners=tuple(winners),
                     dead_heat=tuple(dead_heat))
@@ -125,6 +129,25 @@ class Driver:
         return pos.hold if pos is not None else 0
 
 
+def two_backers_two_layers(start_minor: int) -> Driver:
+    """Backers b1, b2 and layers l1, l2, each funded with `start_minor`, and an open market m1
+    of selections s1, s2, s3."""
+    d = Driver()
+    for u in ("b1", "b2", "l1", "l2"):
+        d.deposit(u, start_minor)
+    d.create_market("m1", ("s1", "s2", "s3"))
+    return d
+
+
+def matched_bet(d: Driver, backer: str, layer: str, price: int, size: int,
+                selection: str = "s1", market: str = "m1") -> tuple[str, str]:
+    """(back order, lay order) of one bet of `size` at `price`: `layer` offers, `backer` takes."""
+    lay = accepted(d.lay(layer, price, size, selection=selection, market=market))
+    back = accepted(d.back(backer, price, size, selection=selection, market=market))
+    assert d.order(back).matched == size
+    return back, lay
+
+
 # -- reading events ---------------------------------------------------------------------------
 
 
@@ -155,6 +178,12 @@ def fills(events: list[e.Event]) -> list[tuple[str, int, int]]:
 def money_moved(driver: Driver, kind: str | None = None) -> list[e.MoneyMoved]:
     return [ev for events in driver.event_log for ev in events
             if isinstance(ev, e.MoneyMoved) and (kind is None or ev.kind == kind)]
+
+
+def settlement_entries(d: Driver) -> dict[str, int]:
+    """The one settlement movement of the session, account -> amount."""
+    (moved,) = money_moved(d, "settlement")
+    return dict(moved.entries)
 
 
 # -- invariants and fingerprints --------------------------------------------------------------
@@ -213,7 +242,7 @@ def state_fingerprint(eng: Engine) -> tuple:
                       for b in m.books)
         markets.append((mid, m.type, m.status, m.in_play, m.bet_delay_ms, books, positions,
                         tuple(sorted(m.open_orders)), tuple(m.pool_stakes), tuple(m.traded),
-                        tuple(m.ltp)))
+                        tuple(m.ltp), m.start_ts, tuple(sorted(m.removed.items()))))
     return (wallets, orders, tuple(markets),
             tuple(sorted(eng.refs.items())),
             tuple(sorted(eng.retired_refs.items())),

@@ -31,7 +31,9 @@ TABLES = {
     "fills": "seq, idx", "ledger_entries": "seq, movement, entry",
     "settlements": "market, seq", "wallets": "user_id, currency", "user_limits": "user_id",
     "market_limits": "market", "withdrawals": "withdrawal",
-    "wallet_movements": "user_id, seq, currency", "persisted": "seq",
+    "wallet_movements": "user_id, seq, currency",
+    "self_limits": "user_id, currency, limit_name", "self_exclusions": "user_id",
+    "refused_deposits": "ref", "persisted": "seq",
 }
 
 

@@ -285,7 +285,8 @@ def test_every_metric_named_in_the_document_exists():
 
 ORDER_PLACES = {"placed": ("order",), "cancelled": ("order",), "ord": ("order",),
                 "replaced": ("cancelled", "order"), "cancelled_all": ("orders[]",),
-                "orders": ("orders[]",), "slip.placed": ("results[].order",)}
+                "orders": ("orders[]",), "slip.placed": ("results[].order",),
+                "selfexcluded": ("cancelled[]",)}
 
 
 def _at(value, path: str) -> list:
@@ -338,6 +339,7 @@ def engine_views() -> dict:
     before = views.market_state(d.eng, "m1")
     accepted(d.lay("u1", 260, 1_000))  # a match at another price: ltp moves
     d.status("m1", "suspended", in_play=True, bet_delay_ms=100)
+    d.remove("s2", 2_500)  # a non-runner: its levels go, its `removed` comes
     after = views.market_state(d.eng, "m1")
     change = views.delta("m1", before, after, 3)
     return {
@@ -551,6 +553,11 @@ async def _exercise_every_op(h) -> list[dict]:
     await ok(trader, {"op": "market.status", "market": m, "status": "suspended",
                       "in_play": True, "bet_delay_ms": 100})
     await alice.take("mkt", lambda f: not f.get("img") and "in_play" in f)
+    await ok(trader, {"op": "selection.remove", "market": m, "selection": "s3",
+                      "reduction_factor": "0.25"})
+    await alice.take("mkt", lambda f: not f.get("img") and any(
+        s.get("removed") for s in f.get("selections", [])))
+    await alice.take("catalogue", lambda f: "reduction_factor" in str(f))
 
     await ok(ops, {"op": "unsubscribe", "channel": "exposure"})
     cash = unique("m")
@@ -569,6 +576,14 @@ async def _exercise_every_op(h) -> list[dict]:
     quote = await ok(alice, {"op": "cashout.quote", "market": cash})
     await ok(alice, {"op": "cashout", "market": cash, "tolerance": 1,
                      "prices": {o["selection"]: o["price"] for o in quote["orders"]}})
+    # own limits: read, a lower and a raise (pending), an exclusion that cancels an order
+    quitter = await h.bettor("quitter", "100.00")
+    await ok(quitter, {"op": "selflimits", "currency": "BDT"})
+    await ok(quitter, {"op": "selflimits.set", "daily_stake": "50.00", "weekly_loss": "200.00"})
+    await ok(quitter, {"op": "selflimits.set", "daily_stake": "80.00", "weekly_loss": None})
+    await ok(quitter, {"op": "place", "market": cash, "selection": "s3", "side": "back",
+                       "price": "5.00", "size": "10.00", "persistence": "persist"})
+    await ok(quitter, {"op": "selfexclude", "days": 30})
     await ok(alice, {"op": "unsubscribe", "markets": [m]})
     await ok(alice, {"op": "orders"})
     await ok(trader, {"op": "market.settle", "market": priced, "winners": ["s1"]})

@@ -46,6 +46,20 @@ def test_create_pool_market_with_default_take():
     assert d.eng.markets["p1"].status == INACTIVE
 
 
+def test_a_market_carries_its_scheduled_start_time():
+    d = Driver()
+    created = one(d.create_market("m1", open=False, start_ts=1_767_225_600_000), e.MarketCreated)
+    assert created.start_ts == d.eng.markets["m1"].start_ts == 1_767_225_600_000
+    assert one(d.create_market("m2", open=False), e.MarketCreated).start_ts is None
+
+
+def test_a_start_time_that_is_not_ms_since_the_epoch_is_rejected():
+    d = Driver()
+    for start_ts in (-1, 253_402_300_800_000):  # before 1970, after the year 9999
+        expect_rejected(d, Code.BAD_REQUEST, c.CreateMarket, market="m1", event="e1",
+                        name="n", selections=(("s1", "A"),), start_ts=start_ts)
+
+
 def test_creating_an_existing_market_again_is_rejected():
     d = Driver()
     d.create_market("m1", open=False)

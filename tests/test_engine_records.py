@@ -24,7 +24,7 @@ RECORD_TYPES = [*c.COMMAND_TYPES.values(), *e.EVENT_TYPES.values()]
 
 COMPILED = [*(f"engine.{name}" for name in ("commands", "events", "money", "wallet", "exposure",
                                              "order", "book", "market", "user_risk", "engine")),
-            "risk.rules", "gateway.order_json"]
+            "risk.rules", "risk.self_limits", "gateway.order_json"]
 
 
 @pytest.mark.parametrize("name", COMPILED)

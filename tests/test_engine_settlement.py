@@ -11,11 +11,14 @@ from engine.rejections import Code
 from tests.engine_helpers import (
     Driver,
     expect_rejected,
+    matched_bet,
     money_moved,
     of_type,
     one,
     placed_id,
     rejection,
+    settlement_entries,
+    two_backers_two_layers,
 )
 
 START = 100_000
@@ -23,24 +26,7 @@ START = 100_000
 
 @pytest.fixture
 def d() -> Driver:
-    d = Driver()
-    for u in ("b1", "b2", "l1", "l2"):
-        d.deposit(u, START)
-    d.create_market("m1", ("s1", "s2", "s3"))
-    return d
-
-
-def matched_bet(d: Driver, backer: str, layer: str, price: int, size: int,
-                selection: str = "s1", market: str = "m1") -> None:
-    """`layer` offers, `backer` takes: one bet of `size` at `price`."""
-    d.lay(layer, price, size, selection=selection, market=market)
-    events = d.back(backer, price, size, selection=selection, market=market)
-    assert one(events, e.BetMatched).size_minor == size
-
-
-def settlement_entries(d: Driver) -> dict[str, int]:
-    (moved,) = money_moved(d, "settlement")
-    return dict(moved.entries)
+    return two_backers_two_layers(START)
 
 
 def commission_entries(d: Driver) -> dict[str, int]:

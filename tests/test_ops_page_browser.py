@@ -15,10 +15,12 @@ import hmac
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -56,14 +58,17 @@ def token(user: str, *roles: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def exchange(tmp_path_factory):
+def exchange():
     """`python -m gateway.cli serve` with embedded storage, WebSocket port 0 (picked by the OS).
 
     The HTTP port is chosen here rather than left to the OS because the browser's Origin is
     that address, and the WebSocket only admits origins listed in BACKLAY_ALLOWED_ORIGINS,
     which must be known before the server starts. A second chosen port is allowed too, for
     the stand-alone page server used while /ops is not yet part of the server's HTTP app."""
-    tmp = tmp_path_factory.mktemp("ops-exchange")
+    # not under pytest's basetemp, which another pytest run starting meanwhile may prune or
+    # make private (the embedded Postgres runs as another user)
+    tmp = Path(tempfile.mkdtemp(prefix="backlay-ops-exchange-"))
+    tmp.chmod(0o755)
     http_port, page_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update({
@@ -103,6 +108,7 @@ def exchange(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the group this fixture started
             proc.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _serve_page_alone(port: int, ws_port: int):
@@ -520,4 +526,80 @@ def test_user_lookup_shows_wallets_and_the_last_statement_movements(
     assert page.inner_text("#user-wallets") == (
         f"Wallets: BDT {wallet['balance']} (available {wallet['available']})")
     page.screenshot(path=str(tmp_path / "user-statement.png"), full_page=True)
+
+
+def test_a_trader_removes_a_non_runner_from_the_page_and_the_operator_sees_it(
+        exchange, open_page, tmp_path):
+    """The card's Remove form (a second click confirms) sends `selection.remove`; the card then
+    names the non-runner with its factor, drops it from the house P&L and from the forms, and
+    the catalogue lists it too, next to the market's start time."""
+    market = "ops-nonrunner"
+    trader = Client(exchange.ws_url, token("trader-nonrunner", "trader"))
+    try:
+        trader.ok({"op": "market.create", "market": market, "event": "e-ops-nr",
+                   "name": f"Ops {market}", "start_ts": 1_767_229_200_000,
+                   "selections": [{"id": "h", "name": "Home"}, {"id": "d", "name": "Draw"},
+                                  {"id": "a", "name": "Away"}]})
+        trader.ok({"op": "market.status", "market": market, "status": "open"})
+    finally:
+        trader.close()
+    page = open_page(token("ops-trader-nr", "operator", "trader"))
+    page.wait_for_selector(card(market))
+    row = f'#catalogue tr[data-catalogue="{market}"]'
+    page.wait_for_selector(row)
+    assert page.inner_text(f'{row} [data-field="start_ts"]') == "2026-01-01 01:00"
+    assert page.inner_text(f'{row} [data-field="removed"]') == ""
+    assert not page.is_visible(field(market, "nonrunners"))
+
+    page.select_option(f'{card(market)} .remove-form select', "d")
+    page.fill(f'{card(market)} .remove-form input[name="reduction_factor"]', "0.125")
+    remove = f'{card(market)} button[data-action="remove"]'
+    page.click(remove)
+    assert page.inner_text(remove).startswith("Confirm")
+    page.click(remove)
+    page.wait_for_function(
+        "(sel) => document.querySelector(sel).textContent === 'Non-runners: d (12.5%)'",
+        arg=field(market, "nonrunners"), timeout=REPLY_TIMEOUT_S * 1000, polling="raf")
+    page.wait_for_function(
+        "(sel) => document.querySelector(sel).textContent === 'd (12.5%)'",
+        arg=f'{row} [data-field="removed"]', timeout=REPLY_TIMEOUT_S * 1000, polling="raf")
+    page.wait_for_function(
+        "(sel) => document.querySelectorAll(sel).length === 2",
+        arg=f'{card(market)} .pnl tr[data-selection]', timeout=REPLY_TIMEOUT_S * 1000,
+        polling="raf")  # the next exposure push lists the runners only
+    assert page.is_disabled(f'{card(market)} .winners input[name="d"]')
+    assert page.eval_on_selector_all(f'{card(market)} .remove-form option',
+                                     "os => os.map(o => o.value)") == ["h", "a"]
+    assert "selection.remove done" in page.inner_text(f"{card(market)} .msg")
+    assert image(exchange.ws_url, market)["selections"][1]["removed"]["reduction_factor"] == \
+        "0.125"
+    page.screenshot(path=str(tmp_path / "ops-nonrunner.png"), full_page=True)
+
+
+def test_the_user_lookup_shows_the_bettors_own_limits_and_self_exclusion(exchange, open_page):
+    from risk.self_limits import format_utc
+
+    def utc(ms: int) -> str:
+        return format_utc(ms)[:16].replace("T", " ") + " UTC"
+
+    deposit(exchange.http_url, "punter-limits", "100.00")
+    bettor = Client(exchange.ws_url, token("punter-limits", "bettor"))
+    try:
+        bettor.ok({"op": "selflimits.set", "daily_stake": "50.00"})
+        raised = bettor.ok({"op": "selflimits.set", "daily_stake": "80.00",
+                            "weekly_loss": "200.00"})
+        until = bettor.ok({"op": "selfexclude", "days": 30})["excluded_until"]
+    finally:
+        bettor.close()
+    effective = raised["limits"]["daily_stake"]["pending"]["effective_ts"]
+    page = open_page(token("ops-limits", "operator"))
+    page.wait_for_selector("#user-positions:not([hidden])")
+    page.fill('#user-positions-form input[name="user"]', "punter-limits")
+    page.click('#user-positions-form button[type="submit"]')
+    page.wait_for_selector("#user-self-limits:not([hidden])")
+    assert page.inner_text("#user-self-limits") == (
+        f"Own limits: self-excluded until {utc(until)} · BDT daily stake 50.00 (50.00 left), "
+        f"raise to 80.00 from {utc(effective)} · BDT weekly loss 200.00 (200.00 left)")
+    assert page.get_attribute("#user-self-limits", "data-excluded-until") == str(until)
+    assert "excluded" in page.get_attribute("#user-self-limits", "class")
     assert page.console_errors == []

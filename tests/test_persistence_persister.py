@@ -15,6 +15,7 @@ from persistence.persister import Persister, SeqGap
 from persistence.readmodel import write_changes
 from tests.read_model_oracle import dump
 
+
 async def journal_batches(redis, stream, records, batch_size=5):
     journal = Journal(redis, stream)
     for i in range(0, len(records), batch_size):
@@ -65,9 +66,47 @@ def test_the_read_model_matches_the_engine(
         assert (row["matched_minor"], row["remaining_minor"], row["cancelled_minor"],
                 row["lapsed_minor"], row["matched_value"], row["status"]) == (
             o.matched, o.remaining, o.cancelled, o.lapsed, o.matched_value, o.status), oid
-    assert markets == {"m1": "SETTLED", "m2": "VOIDED", "m3": "OPEN"}
+    assert markets == {"m1": "SETTLED", "m2": "VOIDED", "m3": "OPEN", "m4": "OPEN"}
     assert withdrawals == {"w20": "APPROVED", "w22": "REJECTED"}
     assert fills == sum(isinstance(e, ev.BetMatched) for _, _, es in records for e in es)
+
+
+def test_non_runners_and_start_times_reach_the_read_model(
+        redis_url, stream, migrated_database_url, run, engine_records, trading_commands):
+    """Written in batches of three, so the fills of the race are repriced both in the batch
+    that inserts them and in later ones: each fill row ends with the engine's current terms,
+    the price it was matched at, or `voided` for the non-runner's."""
+    engine, records = engine_records(trading_commands)
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        await journal_batches(redis, stream, records, batch_size=3)
+        persister = Persister(redis, migrated_database_url, stream=stream)
+        await persister.prepare()
+        await drain(persister)
+        conn = await asyncpg.connect(migrated_database_url)
+        start = await conn.fetchval("SELECT start_ts_ms FROM markets WHERE market = 'm4'")
+        selections = {r["selection"]: (r["removed_seq"], r["reduction_bp"]) for r in
+                      await conn.fetch("SELECT * FROM selections WHERE market = 'm4'")}
+        fills = [tuple(r) for r in await conn.fetch(
+            "SELECT selection, size_minor, price, win_minor, original_price, voided "
+            "FROM fills WHERE market = 'm4' ORDER BY seq, idx")]
+        await conn.close()
+        await persister.stop()
+        await redis.aclose()
+        return start, selections, fills
+
+    start, selections, fills = run(scenario())
+    assert start == 1_767_225_600_000
+    assert selections == {"r1": (None, None), "r2": (None, None), "r3": (41, 2_000),
+                          "r4": (44, 1_000)}
+    assert fills == [
+        ("r1", 1_000, 576, 4_760, 800, False),  # 8.00 -> 6.40 -> 5.76
+        ("r3", 500, 400, 1_500, None, True),  # on the first non-runner: void
+        ("r1", 700, 540, 3_080, 600, False),  # matched between the two: 6.00 -> 5.40
+    ]
+    m4 = engine.markets["m4"]
+    assert [(f[3], f[2]) for f in m4.fills] == [(1_000, 576), (700, 540)]
 
 
 def test_every_ledger_movement_sums_to_zero(

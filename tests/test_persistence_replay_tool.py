@@ -40,7 +40,7 @@ def test_replays_the_whole_journal_and_prints_rate_seq_and_summary(
     assert re.search(rf"replayed {n} commands of {re.escape(stream)} \(\d+ stream entries\) "
                      r"from empty in [\d.]+ s: [\d,]+ entries/s; every event verified", out), out
     assert f"final seq {n}\n" in out
-    assert "markets 3 (1 OPEN, 1 SETTLED, 1 VOIDED)" in out
+    assert "markets 4 (2 OPEN, 1 SETTLED, 1 VOIDED)" in out
     open_orders = sum(1 for o in engine.orders.values() if o.remaining)
     assert f"orders {len(engine.orders)} ({open_orders} open)" in out
     users = sum(1 for (u, _) in engine.wallets if u not in ("house", "commission", "external"))

@@ -92,6 +92,11 @@ def test_each_wallet_change_of_a_customer_is_a_movement_with_its_cause(trading_d
         (20, "withdrawal_requested", "0.00", "10.00", None, None, "w20"),
         (21, "withdrawal_approved", "-10.00", "-10.00", None, None, "w20"),
         (26, "void", "0.00", "-2.00", "m2", None, None),
+        (39, "hold", "0.00", "5.00", "m4", "o39", None),  # back r3, matched
+        (40, "hold", "0.00", "3.00", "m4", "o40", None),  # back r2, resting
+        (41, "non_runner", "0.00", "-5.00", "m4", None, None),  # r3 removed: its bet void
+        (43, "hold", "0.00", "7.00", "m4", "o43", None),
+        (44, "non_runner", "0.00", "-3.00", "m4", None, None),  # r4 removed: it cannot win
     ]
     u3 = [(m["seq"], m["kind"], m["ref"]) for m in got["u3"]["movements"]]
     assert (22, "withdrawal_requested", "w22") in u3 and (23, "withdrawal_rejected", "w22") in u3
@@ -252,7 +257,7 @@ def test_a_read_model_from_before_statements_starts_each_wallet_with_its_balance
                  for (user, cur), (balance, held, seq) in ch.wallets.items()])
             await conn.executemany(
                 "INSERT INTO fills VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-                "$13)", ch.fills)
+                "$13)", [row[:13] for row in ch.fills.values()])  # the columns fills had then
             await conn.executemany(
                 "INSERT INTO orders (order_id, user_id, market, selection, side, price, "
                 "size_minor, matched_minor, remaining_minor, status, persistence, tif, ref, "
@@ -305,6 +310,50 @@ def test_a_deposit_in_a_second_currency_has_a_statement_of_its_own(
     assert [m["currency"] for m in every["movements"]] == ["BDT", "USD", "USD"]
 
 
+def test_a_non_runners_bets_clear_void_and_the_others_at_their_reduced_odds(
+        redis_url, stream, migrated_database_url, run, engine_records):
+    """s3 is removed with a 25% factor: the bets on it clear as void, the earlier bet on s1 is
+    paid at 8.00 reduced to 6.00, and the statement says why the holds moved (`non_runner`)."""
+    place = c.PlaceOrder
+    _, records = engine_records([
+        *[c.Deposit(user=u, currency="BDT", amount_minor=100_000, ref=f"d-{u}")
+          for u in ("u1", "u2")],
+        c.CreateMarket(market="race", event="e", name="Race",
+                       selections=(("s1", "One"), ("s2", "Two"), ("s3", "Three"))),
+        c.SetMarketStatus(market="race", status="open"),
+        place(user="u2", market="race", selection="s1", side="lay", price=800, size_minor=1_000),
+        place(user="u1", market="race", selection="s1", side="back", price=800,
+              size_minor=1_000),                                                     # seq 6
+        place(user="u2", market="race", selection="s3", side="lay", price=300, size_minor=500),
+        place(user="u1", market="race", selection="s3", side="back", price=300,
+              size_minor=500),                                                       # seq 8
+        c.RemoveSelection(market="race", selection="s3", reduction_bp=2_500),        # seq 9
+        c.SettleMarket(market="race", winners=("s1",)),
+    ])
+    run(persisted(redis_url, stream, migrated_database_url, records))
+
+    async def read(pool):
+        return (await statements.cleared(pool, Page("u1", newest_first=False), 10, WAIT_S),
+                await statements.statement(pool, Page("u2", newest_first=False), 10, WAIT_S))
+
+    async def scenario():
+        pool = await asyncpg.create_pool(migrated_database_url, min_size=1, max_size=2)
+        try:
+            return await read(pool)
+        finally:
+            await pool.close()
+
+    cleared, statement = run(scenario())
+    assert [(o["order"], o["selection"], o["avg_price_matched"], o["result"], o["profit"])
+            for o in cleared["orders"]] == [("o6", "s1", "6.00", "won", "50.00"),
+                                            ("o8", "s3", "3.00", "void", "0.00")]
+    assert [(m["profit"], m["commission"], m["net"]) for m in cleared["markets"]] == [
+        ("50.00", "2.50", "47.50")]  # what the bets say is what settlement paid
+    assert [(m["seq"], m["kind"], m["held_change"], m["market"])
+            for m in statement["movements"] if m["seq"] == 9] == [
+        (9, "non_runner", "-15.00", "race")]  # u2 held 65.00 (s1 wins: -70.00 + 5.00), now 50.00
+
+
 # -- properties over generated trading sessions ----------------------------------------------------
 
 HISTORY_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[
@@ -339,8 +388,10 @@ def _session_records(data) -> tuple[Engine, list]:
         else:
             _step(s, data)
     for mid, (_, sels) in MARKETS.items():
-        winners = data.draw(st.lists(st.sampled_from(sels), min_size=1, max_size=2, unique=True),
-                            label="winners")
+        removed = s.engine.markets[mid].removed  # a non-runner cannot win
+        running = tuple(x for i, x in enumerate(sels) if i not in removed)
+        winners = data.draw(st.lists(st.sampled_from(running), min_size=1, max_size=2,
+                                     unique=True), label="winners")
         dead_heat = ()
         if len(winners) == 2 and data.draw(st.booleans(), label="explicit dh"):
             dead_heat = ((winners[0], 1, 3), (winners[1], 2, 3))

@@ -36,8 +36,10 @@ def test_catalogue_lists_an_events_markets_with_names_status_and_matched_volume(
                          "type": "exchange", "currency": "BDT", "status": "OPEN",
                          "in_play": False, "bet_delay_ms": 0, "start_ts": None,
                          "traded": "12.50",
-                         "selections": [{"id": "s1", "name": "S1", "traded": "12.50"},
-                                        {"id": "s2", "name": "S2", "traded": "0.00"}]}
+                         "selections": [{"id": "s1", "name": "S1", "traded": "12.50",
+                                         "removed": None},
+                                        {"id": "s2", "name": "S2", "traded": "0.00",
+                                         "removed": None}]}
         assert next(m for m in reply["markets"] if m["market"] == m2)["traded"] == "0.00"
     ws(scenario)
 

@@ -34,8 +34,10 @@ def test_subscribe_replies_subscribed_then_an_image_with_seq_1(ws):
             "op": "mkt", "market": market, "seq": 1, "img": True, "status": "OPEN",
             "in_play": False, "bet_delay_ms": 0,
             "selections": [
-                {"id": "s1", "to_back": [], "to_lay": [], "ltp": None, "traded": "0.00"},
-                {"id": "s2", "to_back": [], "to_lay": [], "ltp": None, "traded": "0.00"}]}
+                {"id": "s1", "to_back": [], "to_lay": [], "ltp": None, "traded": "0.00",
+                 "removed": None},
+                {"id": "s2", "to_back": [], "to_lay": [], "ltp": None, "traded": "0.00",
+                 "removed": None}]}
         assert "id" not in image
     ws(scenario)
 

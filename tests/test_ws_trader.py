@@ -38,11 +38,12 @@ def test_market_create_replies_with_an_inactive_market(ws):
         assert reply["market"] == {
             "market": market, "event": event, "name": "Match Odds", "type": "exchange",
             "currency": "BDT", "status": "INACTIVE", "in_play": False, "bet_delay_ms": 0,
+            "start_ts": None,
             "selections": [
                 {"id": "home", "name": "Home", "offered": None, "suspended": False,
-                 "traded": "0.00"},
+                 "traded": "0.00", "removed": None},
                 {"id": "away", "name": "Away", "offered": None, "suspended": False,
-                 "traded": "0.00"}],
+                 "traded": "0.00", "removed": None}],
             "limits": {"max_liability": None, "selection_max_liability": None,
                        "min_stake": None, "max_stake": None}}
         bettor = await h.bettor("b")

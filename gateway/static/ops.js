@@ -29,6 +29,7 @@
     positionsRows: $("#user-positions-rows"), positionsMsg: $("#user-positions-msg"),
     wallets: $("#user-wallets"), statement: $("#user-statement"),
     statementRows: $("#user-statement-rows"),
+    ownLimits: $("#user-self-limits"),
   };
 
   const state = {
@@ -68,6 +69,22 @@
 
   function clock(ms) {
     return new Date(ms).toLocaleTimeString([], {hour12: false});
+  }
+
+  function utc(ms) { // a market's start: 1767229200000 -> "2026-01-01 01:00"
+    return new Date(ms).toISOString().slice(0, 16).replace("T", " ");
+  }
+
+  function percent(rate) { // a rate string, exactly, without floats: "0.025" -> "2.5%"
+    const [whole, frac = ""] = String(rate).split(".");
+    const digits = (frac + "0000").slice(0, 4);
+    const rest = digits.slice(2).replace(/0+$/, "");
+    return `${Number(whole) * 100 + Number(digits.slice(0, 2))}${rest ? "." + rest : ""}%`;
+  }
+
+  function nonRunners(selections) { // "s3 (25%), s4 (0%)" for the removed ones
+    return (selections || []).filter((s) => s.removed)
+      .map((s) => `${s.id} (${percent(s.removed.reduction_factor)})`).join(", ");
   }
 
   // -- activity log and connection badge ----------------------------------------------------
@@ -241,7 +258,7 @@
   async function showPositions(user) {
     el.positionsRows.replaceChildren();
     el.statementRows.replaceChildren();
-    el.wallets.hidden = el.statement.hidden = true;
+    el.wallets.hidden = el.statement.hidden = el.ownLimits.hidden = true;
     const {ok, body} = await adminGet(`/admin/users/${encodeURIComponent(user)}`);
     if (!ok) {
       report({msg: el.positionsMsg}, `${body.code}: ${body.message}`, "error");
@@ -271,6 +288,7 @@
       tr.append(market, exposure, pnl, cashOut);
       el.positionsRows.append(tr);
     }
+    showOwnLimits(body);
     report({msg: el.positionsMsg}, `${user}: ${body.positions.length} open position(s)`, "ok");
     await showStatement(user);
   }
@@ -309,6 +327,32 @@
     el.statement.hidden = false;
   }
 
+  // The bettor's own limits (responsible gambling) on one line: what an operator checks
+  // before anything else when a customer calls about limits or exclusion.
+  function showOwnLimits(body) {
+    const parts = [];
+    const excluded = body.self_excluded_until;
+    el.ownLimits.dataset.excludedUntil = excluded === null ? "" : String(excluded);
+    if (excluded !== null) parts.push(`self-excluded until ${utc(excluded)} UTC`);
+    for (const own of body.self_limits) {
+      for (const [name, entry] of Object.entries(own.limits)) {
+        if (entry.limit === null && entry.pending === null) continue;
+        let text = `${own.currency} ${name.replace("_", " ")} `
+          + (entry.limit === null ? "none" : pretty(entry.limit));
+        if (entry.left !== null) text += ` (${pretty(entry.left)} left)`;
+        if (entry.pending !== null) {
+          const change = entry.pending.limit === null ? "removal"
+            : `raise to ${pretty(entry.pending.limit)}`;
+          text += `, ${change} from ${utc(entry.pending.effective_ts)} UTC`;
+        }
+        parts.push(text);
+      }
+    }
+    el.ownLimits.textContent = `Own limits: ${parts.length ? parts.join(" · ") : "none"}`;
+    el.ownLimits.classList.toggle("excluded", excluded !== null);
+    el.ownLimits.hidden = false;
+  }
+
   // -- the catalogue: one row per market, updated by catalogue pushes -----------------------
 
   function onCatalogue(msg) {
@@ -318,7 +362,8 @@
       if (!row) {
         row = document.createElement("tr");
         row.dataset.catalogue = m.market;
-        for (const name of ["market", "event", "name", "status", "in_play", "traded"]) {
+        for (const name of ["market", "event", "name", "start_ts", "status", "in_play",
+                            "removed", "traded"]) {
           const td = document.createElement("td");
           td.dataset.field = name;
           if (name === "traded") td.className = "num";
@@ -333,7 +378,11 @@
       cell("status").textContent = m.status;
       cell("status").dataset.value = m.status;
       cell("in_play").textContent = m.in_play ? "in-play" : "";
+      cell("start_ts").textContent = m.start_ts == null ? "–" : utc(m.start_ts);
+      cell("removed").textContent = nonRunners(m.selections);
       setMoney(cell("traded"), m.traded);
+      const card = state.markets.get(m.market);
+      if (card) markRemoved(card, m.selections);
     }
     if (msg.id != null && msg.next) send({op: "catalogue", limit: 200, after: msg.next});
   }
@@ -384,6 +433,7 @@
     report(request && request.target, `${verb} done: ${view.market} is ${view.status}`, "ok");
     if (!m) return;
     for (const s of view.selections || []) m.names[s.id] = s.name;
+    markRemoved(m, view.selections);
     m.data = {...m.data, status: view.status};
     setStatus(m, view.status);
     renderPnl(m);
@@ -446,7 +496,7 @@
     const can = {
       suspend: status === "OPEN", resume: status === "SUSPENDED" || status === "INACTIVE",
       close: status === "OPEN" || status === "SUSPENDED", void: !FINAL.has(status),
-      settle: !FINAL.has(status),
+      settle: !FINAL.has(status), remove: !FINAL.has(status),
     };
     for (const button of m.node.querySelectorAll("button[data-action]")) {
       button.disabled = m.retired || !can[button.dataset.action];
@@ -471,6 +521,23 @@
       tr.append(th, td);
       return tr;
     }));
+  }
+
+  function markRemoved(m, selections) {
+    // a non-runner: named on the card, and no longer offered to price, settle or remove
+    const text = nonRunners(selections);
+    const line = $('[data-field="nonrunners"]', m.node);
+    line.hidden = !text;
+    line.textContent = text ? `Non-runners: ${text}` : "";
+    for (const s of selections || []) {
+      if (!s.removed) continue;
+      for (const input of m.node.querySelectorAll(
+        `.prices-inputs input[name="${CSS.escape(s.id)}"], .winners input[name="${CSS.escape(s.id)}"]`)) {
+        input.disabled = true;
+      }
+      const option = $(`.remove-form option[value="${CSS.escape(s.id)}"]`, m.node);
+      if (option) option.remove();
+    }
   }
 
   function retire(m, finalStatus) {
@@ -520,6 +587,11 @@
       box.name = s.id;
       pick.append(box, ` ${s.id}`);
       winners.append(pick);
+
+      const option = document.createElement("option");
+      option.value = s.id;
+      option.textContent = s.id;
+      $(".remove-form select", m.node).append(option);
     }
 
     $(".prices-form", m.node).onsubmit = (event) => {
@@ -541,6 +613,18 @@
       const given = collect(event.currentTarget, ["max_liability", "min_stake", "max_stake"]);
       if (!given) return report(target, "enter at least one limit", "error");
       send({...msg, ...given}, {...target, label: `${m.id} limits`});
+    };
+
+    const removeButton = $('[data-action="remove"]', m.node);
+    $(".remove-form", m.node).onsubmit = (event) => {
+      event.preventDefault();
+      const form = event.currentTarget;
+      const selection = form.elements.selection.value;
+      const factor = form.elements.reduction_factor.value.trim();
+      if (!selection || !factor) return report(target, "pick a selection and a factor", "error");
+      confirmThen(removeButton, `Confirm: ${selection} out, ${factor}?`, () =>
+        send({op: "selection.remove", market: m.id, selection, reduction_factor: factor},
+             {...target, label: `${m.id} remove ${selection}`}));
     };
 
     const settleButton = $('[data-action="settle"]', m.node);
