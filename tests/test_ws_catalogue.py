@@ -86,6 +86,43 @@ def test_catalogue_pages_with_the_next_cursor_until_it_is_null(ws):
     ws(scenario)
 
 
+def test_pages_by_start_time_walk_every_market_once_in_start_order(ws):
+    """Ties in start time keep creation order; markets without one come last. With several
+    shards the markets alternate between them and the order is one over all of them (ties by
+    shard first): the pages merge every shard's, and a cursor on one shard carries on in the
+    others."""
+    async def scenario(h: Harness):
+        trader = await h.trader()
+        event = unique("e")
+        starts = [1_767_232_800_000, 1_767_225_600_000, None, 1_767_225_600_000,
+                  1_767_240_000_000, None, 1_767_232_800_000]
+        markets = [await h.market(trader, event=event, status=None,
+                                  market=h.market_id(i % h.shards.count),
+                                  **({} if start is None else {"start_ts": start}))
+                   for i, start in enumerate(starts)]
+        order = {m: i for i, m in enumerate(markets)}  # creation order
+        expected = sorted(markets, key=lambda m: (starts[order[m]] is None,
+                                                  starts[order[m]] or 0,
+                                                  h.shards.of_market(m), order[m]))
+        alice = await h.bettor("alice")
+        seen, after = [], None
+        for _ in range(len(markets)):
+            request = {"op": "catalogue", "event": event, "sort": "start", "limit": 2}
+            if after is not None:
+                request["after"] = after
+            reply = await alice.ok(request, "catalogue")
+            seen += [m["market"] for m in reply["markets"]]
+            after = reply["next"]
+            if after is None:
+                break
+        assert seen == expected and after is None
+        timed = await alice.ok({"op": "catalogue", "event": event, "sort": "start",
+                                "start_from": 1_767_225_600_001}, "catalogue")
+        assert [m["market"] for m in timed["markets"]] == [
+            m for m in expected if (starts[order[m]] or 0) >= 1_767_225_600_001]
+    ws(scenario)
+
+
 def test_bad_catalogue_requests_get_stable_codes(ws):
     async def scenario(h: Harness):
         alice = await h.bettor("alice")

@@ -23,12 +23,12 @@ from engine import commands as c
 from engine.codec import decode_command, encode_command
 from engine.rejections import Code, Rejected
 
-from .. import catalogue, http, protocol, statements
+from .. import catalogue, http, protocol, selflimits, statements
 from ..exchange import Unavailable
 from ..exposure import exposure_view
 from ..ops import OpError
 from ..views import market_state
-from .scatter import sum_wallets
+from .scatter import merge_excluded, merge_selflimits, sum_wallets
 from .shards import ShardMap
 
 
@@ -36,14 +36,32 @@ class CallError(Exception):
     """A call a gateway may not make (not on the list), or a malformed one."""
 
 
-def catalogue_page(engine, event, statuses, in_play, after, limit) -> dict:
+def catalogue_page(engine, event, statuses, in_play, after, limit, start_from=None,
+                   start_to=None, sort="created", after_start=None) -> dict:
     """A page of this shard's markets (gateway/catalogue.py page); the gateway strings the
-    shards' pages together."""
-    try:
-        return catalogue.page(engine, event, None if statuses is None else set(statuses),
-                              in_play, after, limit)
-    except KeyError:
-        raise OpError(Code.UNKNOWN_MARKET, f"after: no market {after!r}") from None
+    shards' pages together, or merges them by start time. `after_start` [no start time, start,
+    ties before] is a place in the start order of every shard's markets, a cursor on another
+    shard (its markets of the same start come before this shard's if `ties before`): the page
+    starts after it. With `after`, the page also says where that market is in the start order
+    (`after_start`)."""
+    where = None
+    if after is not None:
+        m = engine.markets.get(after)
+        if m is None:
+            raise OpError(Code.UNKNOWN_MARKET, f"after: no market {after!r}")
+        where = [m.start_ts is None, m.start_ts or 0]
+    elif after_start is not None:  # this shard's last market before that place
+        no_start, start, ties_before = after_start
+        place = (no_start, start)
+        for mid in catalogue.by_start(engine.markets):
+            m = engine.markets[mid]
+            key = (m.start_ts is None, m.start_ts or 0)
+            if key > place or (key == place and not ties_before):
+                break
+            after = mid
+    page = catalogue.page(engine, event, None if statuses is None else set(statuses), in_play,
+                          after, limit, start_from, start_to, sort)
+    return page if where is None else {**page, "after_start": where}
 
 
 def funds(engine, user: str, currency: str | None = None, market: str | None = None) -> dict:
@@ -91,7 +109,9 @@ def _highest(answers: list, kwargs: dict) -> int:
 
 
 def _user_detail(answers: list, kwargs: dict) -> dict | None:
-    """A bettor's wallets summed over the shards, their positions and orders on each."""
+    """A bettor's wallets summed over the shards, their positions and orders on each, their own
+    limits as their home shard holds them with what was used on every shard."""
+    home = answers[_home(answers, kwargs)]
     found = [a for a in answers if a is not None]
     if not found:
         return None
@@ -99,9 +119,25 @@ def _user_detail(answers: list, kwargs: dict) -> dict | None:
     for answer in found:
         for w in answer["wallets"]:
             by_currency.setdefault(w["currency"], []).append(w)
-    return {**found[0], "wallets": [sum_wallets(ws) for ws in by_currency.values()],
+    own: dict[str, list[dict]] = {}
+    for answer in found:
+        for view in answer["self_limits"]:
+            own.setdefault(view["currency"], []).append(view)
+    home_own = {view["currency"]: view for view in (home or found[0])["self_limits"]}
+    return {**(home or found[0]), "wallets": [sum_wallets(ws) for ws in by_currency.values()],
             "positions": [p for a in found for p in a["positions"]],
-            "open_orders": [o for a in found for o in a["open_orders"]]}
+            "open_orders": [o for a in found for o in a["open_orders"]],
+            "self_limits": [merge_selflimits(home_own.get(currency, views[0]), views)
+                            for currency, views in own.items()]}
+
+
+def _home(answers: list, kwargs: dict) -> int:
+    """Which of every shard's answers is the user's home shard's."""
+    return ShardMap(len(answers)).of_user(kwargs["user"])
+
+
+def _selflimits(answers: list, kwargs: dict) -> dict:
+    return merge_selflimits(answers[_home(answers, kwargs)], answers)
 
 
 def _withdrawals(answers: list, kwargs: dict) -> dict:
@@ -127,13 +163,25 @@ READS: dict[str, Read] = {
     "withdrawal_list": Read(http.withdrawal_list, _home_or_everywhere, _withdrawals),
     "journaled_seq": Read(statements._journaled_seq, _everywhere, _highest),
     "funds": Read(funds, _home_or_market),
+    "selflimits_view": Read(selflimits.view, _everywhere, _selflimits),
     "catalogue_page": Read(catalogue_page, lambda shards, kw: 0),  # the gateway picks the shard
 }
 # views of commands the HTTP edge submits
 VIEWS: dict[str, Callable] = {"deposit_view": http.deposit_view,
                               "requested_view": http.requested_view,
-                              "decided_view": http.decided_view}
+                              "decided_view": http.decided_view,
+                              "selflimits_set_view": http.selflimits_set_view,
+                              "excluded_view": http.excluded_view}
 _NAMES = {read.fn: name for name, read in READS.items()} | {fn: name for name, fn in VIEWS.items()}
+
+# A bettor's own limits and self-exclusion hold on every shard (each enforces them on what it
+# holds: docs/scale-out.md): their commands go to every shard, and the views of every shard make
+# one answer, by these merges (every shard's answer in shard order, the command).
+EVERYWHERE: dict[type, Callable[[list, c.Command], Any]] = {
+    c.SetSelfLimits: lambda answers, cmd: _selflimits(answers, {"user": cmd.user}),
+    c.ExcludeSelf: lambda answers, cmd: merge_excluded(
+        answers[_home(answers, {"user": cmd.user})], answers),
+}
 
 
 def named(fn) -> tuple[str, dict]:
@@ -152,7 +200,7 @@ def named(fn) -> tuple[str, dict]:
 
 def command_shard(shards: ShardMap, cmd: c.Command) -> int:
     """The shard a command belongs to: the market's, the order's or withdrawal's (by the seq
-    in its id), a bettor's money at home."""
+    in its id), a bettor's money at home. (Commands in EVERYWHERE go to every shard.)"""
     market = getattr(cmd, "market", None)
     if market is not None:
         return shards.of_market(market)

@@ -8,9 +8,10 @@ cancel and replace as their engine command), and the shard's engine-side ops ans
 as one process does (gateway/ops.py), so replies, errors and frame order are the same.
 
 With several shards, what spans them (`Sharded`): `orders`, `wallet`, `cancel_all` without a
-market, the `exposure` and `catalogue` channels and a user's `limits.set` go to every shard and
-their answers are merged (scatter.py); `catalogue` pages string the shards' pages together
-(markets by shard, each shard's in creation order); a slip's legs are placed per shard, in one
+market, the `exposure` and `catalogue` channels, a user's `limits.set` and a bettor's own limits
+(`selflimits`, `selflimits.set`, `selfexclude`) go to every shard and their answers are merged
+(scatter.py); `catalogue` pages string the shards' pages together (markets by shard, each
+shard's in creation order; by start time, the shards' pages merged in that order); a slip's legs are placed per shard, in one
 group each; a place refused INSUFFICIENT_FUNDS is funded from the bettor's other shards and
 placed again (funding.py); wallet and exposure pushes are summed over the shards.
 
@@ -67,7 +68,10 @@ class GatewayOps:
                                 p.CancelAll: self.sharded.cancel_all,
                                 p.LimitsSet: self.sharded.limits_set,
                                 p.Catalogue: self.sharded.catalogue,
-                                p.Preview: self.sharded.preview})
+                                p.Preview: self.sharded.preview,
+                                p.SelfLimits: self.sharded.selflimits,
+                                p.SelfLimitsSet: self.sharded.selflimits,
+                                p.SelfExclude: self.sharded.selfexclude})
 
     def parse(self, obj: dict) -> Forward:
         return Forward(parse_object(obj), obj)
@@ -291,6 +295,23 @@ class Sharded:
         self.ops.scatter(session, fwd.req, self._everywhere(fwd.obj), scatter.first)
         return True
 
+    async def selflimits(self, session, fwd: Forward, reply: Reply) -> bool:
+        """`selflimits` and `selflimits.set`: a bettor's own limits are set on every shard, each
+        enforcing them on what it holds (deposits, all at home, exactly; stakes and losses on
+        its own markets: docs/scale-out.md); the reply shows the home shard's limits and what
+        was used on every shard, summed."""
+        home = self.shards.of_user(session.user)
+        self.ops.scatter(session, fwd.req, self._everywhere(fwd.obj),
+                         lambda parts: scatter.merge_selflimits(parts[home], parts))
+        return True
+
+    async def selfexclude(self, session, fwd: Forward, reply: Reply) -> bool:
+        """On every shard: each blocks orders (and, at home, deposits) and cancels its own."""
+        home = self.shards.of_user(session.user)
+        self.ops.scatter(session, fwd.req, self._everywhere(fwd.obj),
+                         lambda parts: scatter.merge_excluded(parts[home], parts))
+        return True
+
     def channel(self, session, fwd: Forward) -> bool:
         """subscribe / unsubscribe to `exposure` or `catalogue`: every shard's feed."""
         req = fwd.req
@@ -310,18 +331,28 @@ class Sharded:
         return True
 
     async def catalogue(self, session, fwd: Forward, reply: Reply) -> bool:
-        """Pages over every shard's markets: shard by shard, each in creation order; the cursor
-        (the last market listed) names the shard to carry on from."""
+        """Pages over every shard's markets. In creation order: shard by shard, each in its own
+        creation order; the cursor (the last market listed) names the shard to carry on from.
+        By start time: every shard's next markets merged in that order (ties by shard, then in
+        creation order), so the order is one over the whole exchange."""
         req = fwd.req
-        statuses = sorted({s.upper() for s in req.status}) if req.status is not None else None
         limit = min(req.limit, catalogue.PAGE_MAX)
+        if req.sort == "start":
+            listed, more = await self._by_start(req, limit)
+        else:
+            listed, more = await self._by_shard(req, limit)
+        reply.send({"op": "catalogue", "markets": listed,
+                    "next": listed[-1]["market"] if more else None})
+        return True
+
+    async def _by_shard(self, req, limit: int) -> tuple[list[dict], bool]:
         start = self.shards.of_market(req.after) if req.after is not None else 0
         listed: list[dict] = []
         more = False
         for shard in range(start, self.shards.count):
             want = limit - len(listed) if len(listed) < limit else 1  # full: is there more?
-            page = await self._page(shard, req, statuses, req.after if shard == start else None,
-                                    want)
+            page = await self._page(shard, req, want,
+                                    after=req.after if shard == start else None)
             if len(listed) == limit:
                 more = bool(page["markets"])
             else:
@@ -329,16 +360,37 @@ class Sharded:
                 more = page["next"] is not None
             if more:
                 break
-        reply.send({"op": "catalogue", "markets": listed,
-                    "next": listed[-1]["market"] if more else None})
-        return True
+        return listed, more
 
-    async def _page(self, shard: int, req, statuses, after, limit: int) -> dict:
+    async def _by_start(self, req, limit: int) -> tuple[list[dict], bool]:
+        pages: dict[int, dict] = {}
+        others = list(self.shards.all)
+        after_start = None
+        if req.after is not None:  # where the cursor is in the start order, from its shard
+            cursor = self.shards.of_market(req.after)
+            pages[cursor] = await self._page(cursor, req, limit, after=req.after)
+            others.remove(cursor)
+            no_start, start = pages[cursor]["after_start"]
+        pages.update(zip(others, await asyncio.gather(*(
+            self._page(k, req, limit, after=None, after_start=None if req.after is None
+                       else [no_start, start, k < cursor]) for k in others))))
+
+        def place(shard: int, entry: dict) -> tuple:
+            return entry["start_ts"] is None, entry["start_ts"] or 0, shard
+
+        merged = sorted(((place(k, m), i, m) for k, page in pages.items()
+                         for i, m in enumerate(page["markets"])), key=lambda x: x[:2])
+        more = len(merged) > limit or any(page["next"] is not None for page in pages.values())
+        return [m for _, _, m in merged[:limit]], more
+
+    async def _page(self, shard: int, req, limit: int, **cursor) -> dict:
         if not self.client.up(shard):
             raise self.ops._down(shard)
+        statuses = sorted({s.upper() for s in req.status}) if req.status is not None else None
         return calls.decode_outcome(await self.client.call(shard, calls.encode_read(
             "catalogue_page", {"event": req.event, "statuses": statuses, "in_play": req.in_play,
-                               "after": after, "limit": limit})))
+                               "limit": limit, "start_from": req.start_from,
+                               "start_to": req.start_to, "sort": req.sort, **cursor})))
 
     async def preview(self, session, fwd: Forward, reply: Reply) -> bool:
         """As a place would meet it: funded from the bettor's other shards first (which moves

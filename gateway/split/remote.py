@@ -2,7 +2,8 @@
 one-process gateway/exchange.py, carried to the shards as named calls (calls.py).
 
 A read goes to the shard its arguments name (a market's) or to every shard, whose answers are
-merged; a command to the shard that owns what it touches. The HTTP handlers (gateway/http.py)
+merged; a command to the shard that owns what it touches, or (a bettor's own limits) to every
+shard, whose views are merged. The HTTP handlers (gateway/http.py)
 run unchanged on top; what they may pass is what calls.py lists.
 """
 
@@ -10,6 +11,7 @@ import asyncio
 
 from engine import commands as c
 from engine.rejections import Code
+from persistence.sequencer import wall_clock_ms
 
 from ..exchange import Unavailable
 from ..http import HttpError
@@ -27,6 +29,11 @@ class ShardsHealth:
     @property
     def healthy(self) -> bool:
         return all(self.client.up(k) for k in self.client.shards.all)
+
+    # the time a bettor's own limits are shown at (gateway/selflimits.py now_ms): this
+    # machine's clock; each shard's view never goes behind its own last command
+    clock_ms = staticmethod(wall_clock_ms)
+    last_ts = 0
 
 
 class RemoteExchange:
@@ -60,8 +67,16 @@ class RemoteExchange:
         return read.merge(answers, kwargs)
 
     async def submit(self, cmd, view=None, deliver=None):
-        shard = calls.command_shard(self.shards, cmd)
         payload = calls.encode_submit(cmd, view)
+        merge = calls.EVERYWHERE.get(type(cmd))
+        if merge is not None:  # every shard or none: refused at once if one is down
+            for k in self.shards.all:
+                if not self.client.up(k):
+                    raise Unavailable(Code.INTERNAL, f"exchange unavailable: shard {k} is not "
+                                      "running")
+            return merge(await asyncio.gather(*(self._call(k, payload)
+                                                for k in self.shards.all)), cmd)
+        shard = calls.command_shard(self.shards, cmd)
         try:
             return await self._call(shard, payload)
         except HttpError as err:

@@ -1,11 +1,12 @@
 """Gateway side, with several shards: requests every shard answers, and pushes summed over them.
 
 A bettor's orders and wallets are on every shard, so `orders`, `wallet`, `cancel_all` without a
-market, the operator's `exposure` channel, the `catalogue` channel and a user's `limits.set` go
-to every shard, each sent with a marker for an id, and the shards' parts make one reply
-(`Scatter`). Frame order holds as in one process: a shard's frames that come after its part
-(pushes about a later state) wait until the merged reply is sent (`Gathering`); frames from a
-shard that has not answered yet pass, as they report an earlier state.
+market, the operator's `exposure` channel, the `catalogue` channel, a user's `limits.set` and a
+bettor's own limits (`selflimits`, `selflimits.set`, `selfexclude`) go to every shard, each
+sent with a marker for an id, and the shards' parts make one reply (`Scatter`). Frame order
+holds as in one process: a shard's frames that come after its part (pushes about a later
+state) wait until the merged reply is sent (`Gathering`); frames from a shard that has not
+answered yet pass, as they report an earlier state.
 
 Pushes summed over shards: a bettor's `wallet` push shows the whole wallet (`WalletBook`: each
 shard's view, balance plus the net it transferred away, summed; engine/transfers.py), and the
@@ -164,6 +165,29 @@ def merge_exposure(parts: list[dict]) -> dict:
 
 def first(parts: list[dict]) -> dict:
     return parts[0]
+
+
+def merge_selflimits(home: dict, views: list[dict]) -> dict:
+    """A bettor's own limits (SELFLIMITS, one currency) over the shards: the limits, raises
+    pending and exclusion as the home shard holds them (every shard is given the same), what
+    was used summed over the shards (each counts its own markets; deposits are all at home)."""
+    limits = {}
+    for name, entry in home["limits"].items():
+        entries = [view["limits"][name] for view in views]
+        used = sum(minor(e["used"]) for e in entries)
+        limit = entry["limit"]
+        entry = {**entry, "used": format_money(used),
+                 "left": None if limit is None else format_money(max(minor(limit) - used, 0))}
+        for part in ("settled_loss", "at_risk"):  # the two halves of a loss limit's use
+            if part in entry:
+                entry[part] = format_money(sum(minor(e[part]) for e in entries))
+        limits[name] = entry
+    return {**home, "limits": limits}
+
+
+def merge_excluded(home: dict, parts: list[dict]) -> dict:
+    """`selfexclude` over the shards: until when (the home shard's), every shard's cancels."""
+    return {**home, "cancelled": [o for part in parts for o in part["cancelled"]]}
 
 
 class WalletBook:
