@@ -20,6 +20,18 @@ async def _event_markets(h: Harness, n: int, **create) -> tuple[str, list[str]]:
     return event, markets
 
 
+async def _walk(client, request: dict) -> list[str]:
+    """Every market the pages list, following `next` until it is null (at most 20 pages)."""
+    seen = []
+    for _ in range(20):
+        reply = await client.ok(request, "catalogue")
+        seen += [m["market"] for m in reply["markets"]]
+        if reply["next"] is None:
+            return seen
+        request = {**request, "after": reply["next"]}
+    raise AssertionError(f"the pages did not end: {seen}")
+
+
 def test_catalogue_lists_an_events_markets_with_names_status_and_matched_volume(ws):
     async def scenario(h: Harness):
         event, (m1, m2) = await _event_markets(h, 2)
@@ -70,17 +82,8 @@ def test_catalogue_pages_with_the_next_cursor_until_it_is_null(ws):
     async def scenario(h: Harness):
         event, markets = await _event_markets(h, 5, status=None)
         alice = await h.bettor("alice")
-        seen, after = [], None
-        for _ in range(3):
-            request = {"op": "catalogue", "event": event, "limit": 2}
-            if after is not None:
-                request["after"] = after
-            reply = await alice.ok(request, "catalogue")
-            seen += [m["market"] for m in reply["markets"]]
-            after = reply["next"]
-            if after is None:
-                break
-        assert seen == h.listing_order(markets) and after is None
+        assert await _walk(alice, {"op": "catalogue", "event": event, "limit": 2}) == \
+            h.listing_order(markets)
         whole = await alice.ok({"op": "catalogue", "event": event, "limit": 5}, "catalogue")
         assert len(whole["markets"]) == 5 and whole["next"] is None
     ws(scenario)
@@ -105,17 +108,8 @@ def test_pages_by_start_time_walk_every_market_once_in_start_order(ws):
                                                   starts[order[m]] or 0,
                                                   h.shards.of_market(m), order[m]))
         alice = await h.bettor("alice")
-        seen, after = [], None
-        for _ in range(len(markets)):
-            request = {"op": "catalogue", "event": event, "sort": "start", "limit": 2}
-            if after is not None:
-                request["after"] = after
-            reply = await alice.ok(request, "catalogue")
-            seen += [m["market"] for m in reply["markets"]]
-            after = reply["next"]
-            if after is None:
-                break
-        assert seen == expected and after is None
+        assert await _walk(alice, {"op": "catalogue", "event": event, "sort": "start",
+                                   "limit": 2}) == expected
         timed = await alice.ok({"op": "catalogue", "event": event, "sort": "start",
                                 "start_from": 1_767_225_600_001}, "catalogue")
         assert [m["market"] for m in timed["markets"]] == [
