@@ -6,12 +6,9 @@ import pytest
 
 pytest.register_assert_rewrite("tests.ws_fixtures")
 
-from tests.ws_fixtures import Harness, placed, unique  # noqa: E402
+from tests.ws_fixtures import Harness, minor, placed, unique  # noqa: E402
 
 pytest_plugins = ["tests.ws_fixtures"]
-
-NOT_MERGED = ("a statement shows the bettor's home shard, a market's history its shard: "
-              "several shards' histories are not merged (docs/scale-out.md)")
 
 MOVEMENT_KEYS = {"seq", "ts", "currency", "kind", "amount", "commission", "held_change",
                  "balance", "held", "available", "market", "order", "ref"}
@@ -28,7 +25,6 @@ async def _settled_market(h: Harness) -> tuple:
     return market, alice, bob, back, lay
 
 
-@pytest.mark.one_engine(NOT_MERGED)
 def test_a_statement_asked_right_after_a_settlement_shows_it(ws):
     async def scenario(h: Harness):
         market, alice, bob, back, _ = await _settled_market(h)
@@ -50,7 +46,6 @@ def test_a_statement_asked_right_after_a_settlement_shows_it(ws):
     ws(scenario)
 
 
-@pytest.mark.one_engine(NOT_MERGED)
 def test_cleared_lists_each_bets_profit_and_the_markets_commission(ws):
     async def scenario(h: Harness):
         market, alice, bob, back, lay = await _settled_market(h)
@@ -90,6 +85,63 @@ def test_pages_follow_the_cursor_without_gaps_or_repeats(ws):
     ws(scenario)
 
 
+async def _pages(client, request: dict) -> list[dict]:
+    """Every movement of the statement (bet of cleared), page by page (at most 20 pages)."""
+    seen = []
+    for _ in range(20):
+        reply = await client.ok(request, request["op"])
+        seen += reply["movements" if request["op"] == "statement" else "orders"]
+        if reply["next"] is None:
+            return seen
+        request = {**request, "cursor": reply["next"]}
+    raise AssertionError(f"the pages did not end: {seen}")
+
+
+def test_the_running_balance_is_the_whole_wallet_across_markets_and_pages(ws):
+    """With several shards alice's money moves to the other shard's market and back: the
+    statement merges both shards' movements in time order, leaves the transfers out, and each
+    balance is her whole wallet, so every page follows on from the one before."""
+    async def scenario(h: Harness):
+        trader = await h.trader()
+        alice, bob = await h.bettor("alice", "100.00"), await h.bettor("bob", "100.00")
+        home = h.shards.of_user(alice.user)
+        here = await h.market(trader, market=h.market_id(home))
+        there = await h.market(trader, market=h.market_id((home + 1) % h.shards.count))
+        resting = await placed(alice, there, price="4.00", size="30.00")
+        await placed(alice, here, price="3.00", size="20.00")
+        await alice.ok({"op": "cancel", "order": resting["order"]}, "cancelled")
+        await placed(bob, there, side="lay", price="2.00", size="40.00")
+        await placed(alice, there, price="2.00", size="40.00")
+        await trader.ok({"op": "market.settle", "market": there, "winners": ["s1"]}, "market")
+        wallet = await alice.ok({"op": "wallet"}, "wallet")
+        oldest = await _pages(alice, {"op": "statement", "limit": 2, "sort": "oldest"})
+        newest = await _pages(alice, {"op": "statement", "limit": 3})
+        assert oldest == newest[::-1]
+        assert [m["kind"] for m in oldest] == [
+            "deposit", "hold", "hold", "release", "hold", "settlement"]
+        balance = held = 0
+        for m in oldest:
+            balance += minor(m["amount"])
+            held += minor(m["held_change"])
+            assert (minor(m["balance"]), minor(m["held"]), minor(m["available"])) == (
+                balance, held, balance - held), m
+        assert [m["ts"] for m in oldest] == sorted(m["ts"] for m in oldest)
+        assert (oldest[-1]["balance"], oldest[-1]["held"]) == (wallet["balance"],
+                                                               wallet["held"])
+        assert oldest[-1]["balance"] == "138.00"  # won 40.00, 5% commission on it
+        await placed(bob, here, side="lay", price="3.00", size="20.00")
+        await trader.ok({"op": "market.settle", "market": here, "winners": ["s2"]}, "market")
+        cleared = await _pages(alice, {"op": "cleared", "limit": 1, "sort": "oldest"})
+        assert [(b["market"], b["profit"]) for b in cleared] == [(there, "40.00"),
+                                                                 (here, "-20.00")]
+        assert await _pages(alice, {"op": "cleared", "limit": 1}) == cleared[::-1]
+        just_there = await alice.ok({"op": "statement", "market": there, "sort": "oldest"},
+                                    "statement")
+        assert [(m["kind"], m["balance"]) for m in just_there["movements"]] == [
+            (m["kind"], m["balance"]) for m in oldest if m["market"] == there]
+    ws(scenario)
+
+
 @pytest.mark.parametrize("request_, code", [
     ({"op": "statement", "cursor": "c12.7"}, "BAD_REQUEST"),  # a cleared cursor
     ({"op": "statement", "cursor": "s12"}, "BAD_REQUEST"),
@@ -111,7 +163,6 @@ def test_bad_history_requests_are_refused_and_the_connection_stays_up(ws, reques
     ws(scenario)
 
 
-@pytest.mark.one_engine(NOT_MERGED)
 def test_a_bettor_sees_only_their_own_history(ws):
     async def scenario(h: Harness):
         market, alice, bob, _, _ = await _settled_market(h)
@@ -140,7 +191,6 @@ def test_statement_filters_by_currency_and_time(ws):
     ws(scenario)
 
 
-@pytest.mark.one_engine(NOT_MERGED)
 def test_a_voided_markets_bets_are_cleared_as_void(ws):
     async def scenario(h: Harness):
         trader = await h.trader()

@@ -540,13 +540,9 @@ def small_socket(rcvbuf: int = 4096, mss: int = 536) -> socket.socket:
 
 
 @pytest.fixture
-def ws(backlay_server, request):
+def ws(backlay_server):
     """ws(scenario, timeout_s=30): runs `await scenario(harness)` in a fresh event loop and
-    returns its result; every client the harness opened is closed afterwards. A test marked
-    `one_engine(reason)` is skipped against several shards, for that reason."""
-    marker = request.node.get_closest_marker("one_engine")
-    if marker is not None and backlay_server.shards > 1:
-        pytest.skip(f"with several shards: {marker.args[0]}")
+    returns its result; every client the harness opened is closed afterwards."""
 
     def go(scenario, timeout_s: float = SCENARIO_TIMEOUT_S):
         async def main():

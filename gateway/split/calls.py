@@ -12,6 +12,7 @@ they touch (`command_shard`). Values travel as JSON; an exception as its class n
 message and (HTTP) status, raised again on the gateway as the same class.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -28,8 +29,12 @@ from ..exchange import Unavailable
 from ..exposure import exposure_view
 from ..ops import OpError
 from ..views import market_state
+from . import history
 from .scatter import merge_excluded, merge_selflimits, sum_wallets
 from .shards import ShardMap
+
+
+log = logging.getLogger(__name__)
 
 
 class CallError(Exception):
@@ -235,11 +240,9 @@ async def run(exchange, payload: bytes, deliver) -> None:
         if read is None:
             raise CallError(f"no read {call[1]!r}")
         await exchange.read(partial(read.fn, **call[2]), deliver=deliver)
-    elif call[0] == "history":  # a bettor's statement or cleared page, from this read model
-        user, model, fields = call[1:]
-        req = _HISTORY_MODELS[model].model_validate(fields)
+    elif call[0] == "history":  # a bettor's statement or cleared orders, from this read model
         try:
-            deliver(True, await exchange.history(user, req))
+            deliver(True, await _history(exchange, call[1], *call[2:]))
         except Exception as exc:
             deliver(False, exc)
     elif call[0] == "submit":
@@ -255,13 +258,29 @@ async def run(exchange, payload: bytes, deliver) -> None:
 _HISTORY_MODELS = {"statement": protocol.Statement, "cleared": protocol.Cleared}
 
 
-def encode_history(user: str, req) -> bytes:
-    return orjson.dumps(["history", user, req.op, req.model_dump()])
+async def _history(exchange, kind: str, user: str, *args):
+    """A page (of this shard's part, with several: history.py), where a cursor's row was, or
+    the wallet at some moments."""
+    if kind == "page":
+        model, fields, from_place, merged = args
+        req = _HISTORY_MODELS[model].model_validate(fields)
+        return await statements.history(exchange, user, req, from_place, merged)
+    if kind == "place":
+        return await history.place(exchange, user, *args)
+    if kind == "balances":
+        return await history.balances(exchange, user, *args)
+    raise CallError(f"no history call {kind!r}")
+
+
+def encode_history(kind: str, *args) -> bytes:
+    return orjson.dumps(["history", kind, *args])
 
 
 def encode_outcome(ok: bool, value) -> bytes:
     if ok:
         return orjson.dumps([True, value])
+    if type(value).__name__ not in _ERRORS:  # a bug: the caller gets INTERNAL, the log the trace
+        log.error("call failed", exc_info=value)
     error = {"type": type(value).__name__, "code": str(getattr(value, "code", Code.INTERNAL)),
              "message": getattr(value, "message", None) or getattr(value, "reason", None)
              or "internal error"}

@@ -10,9 +10,10 @@ as one process does (gateway/ops.py), so replies, errors and frame order are the
 With several shards, what spans them (`Sharded`): `orders`, `wallet`, `cancel_all` without a
 market, the `exposure` and `catalogue` channels, a user's `limits.set` and a bettor's own limits
 (`selflimits`, `selflimits.set`, `selfexclude`) go to every shard and their answers are merged
-(scatter.py); `catalogue` pages string the shards' pages together (markets by shard, each
-shard's in creation order; by start time, the shards' pages merged in that order); a slip's legs are placed per shard, in one
-group each; a place refused INSUFFICIENT_FUNDS is funded from the bettor's other shards and
+(scatter.py); `statement` and `cleared` read every shard's read model (history.py); `catalogue`
+pages string the shards' pages together (markets by shard, each shard's in creation order; by
+start time, the shards' pages merged in that order); a slip's legs are placed per shard, in
+one group each; a place refused INSUFFICIENT_FUNDS is funded from the bettor's other shards and
 placed again (funding.py); wallet and exposure pushes are summed over the shards.
 
 Requests of one connection leave in the order they arrived, and a shard handles them in that
@@ -33,7 +34,8 @@ from ..exchange import Unavailable
 from ..ops import (ORDER_COMMANDS, OpError, Reply, place_command, start_watching, stop_watching,
                    subscription_markets)
 from ..protocol import parse_object
-from . import calls, scatter, wire
+from ..statements import HistoryError
+from . import calls, history, scatter, wire
 from .client import ShardDown
 from .funding import Funder, worst_case_minor
 
@@ -71,7 +73,9 @@ class GatewayOps:
                                 p.Preview: self.sharded.preview,
                                 p.SelfLimits: self.sharded.selflimits,
                                 p.SelfLimitsSet: self.sharded.selflimits,
-                                p.SelfExclude: self.sharded.selfexclude})
+                                p.SelfExclude: self.sharded.selfexclude,
+                                p.Statement: self.sharded.history,
+                                p.Cleared: self.sharded.history})
 
     def parse(self, obj: dict) -> Forward:
         return Forward(parse_object(obj), obj)
@@ -125,7 +129,7 @@ class GatewayOps:
         self.client.request(session, shard, fwd.obj)
 
     def route(self, session, req: p.Request) -> int:
-        """The market's shard; a bettor's own history without a market: their home shard's."""
+        """The market's shard; else the bettor's home shard."""
         market = getattr(req, "market", None)
         if market is not None:
             return self.shards.of_market(market)
@@ -293,6 +297,16 @@ class Sharded:
         if fwd.req.user is None:
             return False
         self.ops.scatter(session, fwd.req, self._everywhere(fwd.obj), scatter.first)
+        return True
+
+    async def history(self, session, fwd: Forward, reply: Reply) -> bool:
+        """`statement` and `cleared`: every shard's read model, merged (history.py)."""
+        try:
+            body = await history.merged(self.client, self.settings, self.shards, session.user,
+                                        fwd.req)
+        except HistoryError as err:
+            raise OpError(err.code, err.message) from None
+        reply.send({"op": fwd.req.op, **body})
         return True
 
     async def selflimits(self, session, fwd: Forward, reply: Reply) -> bool:

@@ -15,7 +15,7 @@ from persistence.sequencer import wall_clock_ms
 
 from ..exchange import Unavailable
 from ..http import HttpError
-from . import calls
+from . import calls, history
 from .client import ShardDown
 from .funding import Funder
 
@@ -90,11 +90,11 @@ class RemoteExchange:
         return await self._call(shard, payload)
 
     async def history(self, user: str, req) -> dict:
-        """From the shard of the asked market, else the bettor's home shard: each shard's read
-        model holds its own markets' bets and the wallet movements made there."""
-        market = getattr(req, "market", None)
-        shard = self.shards.of_market(market) if market else self.shards.of_user(user)
-        return await self._call(shard, calls.encode_history(user, req))
+        """From every shard's read model, merged (history.py); with one shard, from its own."""
+        if self.shards.count > 1:
+            return await history.merged(self.client, self.settings, self.shards, user, req)
+        return await self._call(0, calls.encode_history("page", user, req.op, req.model_dump(),
+                                                        None, False))
 
     async def _call(self, shard: int, payload: bytes):
         try:
