@@ -140,7 +140,7 @@ async def _rows(conn, sql: str, page: Page, after: tuple, *more) -> tuple[list, 
     cmp, order = ("<", "DESC") if page.newest_first else (">", "ASC")
     place_ts, at_place = page.from_place or (None, False)
     rows = await conn.fetch(sql.format(cmp=cmp, dir=order,
-                                       own=_OWN_BALANCE if page.merged else "NULL::bigint"),
+                                       own=OWN_BALANCE if page.merged else "NULL::bigint"),
                             page.user, page.currency, page.market, *page.window(), *after,
                             page.limit + 1, place_ts, at_place, *more)
     return rows[:page.limit], len(rows) > page.limit
@@ -176,8 +176,9 @@ WHERE mv.user_id = $1
 ORDER BY mv.seq {dir}, mv.currency {dir}
 LIMIT $8"""
 
-# a movement's balance less what the transfers of its wallet up to it moved
-_OWN_BALANCE = """(mv.balance_minor - coalesce(
+# a movement `mv`'s balance less what the transfers of its wallet up to it moved (between the
+# bettor's shards: gateway/split/history.py)
+OWN_BALANCE = """(mv.balance_minor - coalesce(
     (SELECT sum(t.amount_minor) FROM wallet_movements t
      WHERE t.user_id = mv.user_id AND t.currency = mv.currency AND t.seq <= mv.seq
        AND t.cause IN ('transfer_out', 'transfer_in')), 0))::bigint"""

@@ -24,7 +24,7 @@ import asyncio
 from engine.money import format_money
 from engine.rejections import Code
 
-from ..statements import HistoryError, as_of, checked
+from ..statements import OWN_BALANCE, HistoryError, as_of, checked
 from ..statements import _journaled_seq as journaled_seq
 from . import calls
 from .scatter import minor
@@ -41,10 +41,7 @@ _BALANCES_SQL = """
 SELECT p.i, s.own_balance, s.held_minor
 FROM unnest($2::bigint[], $3::text[], $4::bool[]) WITH ORDINALITY AS p(ts, currency, at_ts, i)
 LEFT JOIN LATERAL (
-    SELECT mv.held_minor, (mv.balance_minor - coalesce(
-               (SELECT sum(t.amount_minor) FROM wallet_movements t
-                WHERE t.user_id = mv.user_id AND t.currency = mv.currency AND t.seq <= mv.seq
-                  AND t.cause IN ('transfer_out', 'transfer_in')), 0))::bigint AS own_balance
+    SELECT mv.held_minor, """ + OWN_BALANCE + """ AS own_balance
     FROM wallet_movements mv
     WHERE mv.user_id = $1 AND mv.currency = p.currency AND mv.seq <= $5
       AND (mv.ts_ms < p.ts OR (p.at_ts AND mv.ts_ms = p.ts))
