@@ -129,6 +129,12 @@ def test_the_running_balance_is_the_whole_wallet_across_markets_and_pages(ws):
         assert (oldest[-1]["balance"], oldest[-1]["held"]) == (wallet["balance"],
                                                                wallet["held"])
         assert oldest[-1]["balance"] == "138.00"  # won 40.00, 5% commission on it
+        session = await h.http()  # the HTTP endpoint reads the same history
+        async with session.get("/wallet/statement", params={"sort": "oldest", "limit": "100"},
+                               headers={"Authorization": f"Bearer {h.token(alice.user)}"}
+                               ) as resp:
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["movements"] == oldest
         await placed(bob, here, side="lay", price="3.00", size="20.00")
         await trader.ok({"op": "market.settle", "market": here, "winners": ["s2"]}, "market")
         cleared = await _pages(alice, {"op": "cleared", "limit": 1, "sort": "oldest"})
