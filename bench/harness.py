@@ -29,9 +29,17 @@ from gateway.settings import Settings  # noqa: E402
 
 
 class ServerProcess:
-    def __init__(self, root: str | None = None, **env_settings) -> None:
+    def __init__(self, root: str | None = None, args: tuple[str, ...] = (),
+                 **env_settings) -> None:
         """`root`: run the server of another checkout (built in place), e.g. an older commit
-        in a git worktree, to compare it with this one in the same run."""
+        in a git worktree, to compare it with this one in the same run. `args`: more of
+        `backlay serve`'s arguments (`--gateways 2 --shards 2`: the split shape, whose every
+        gateway's URLs are in `ws_urls` and `http_urls`)."""
+        self.args = tuple(args)
+        self.gateways = int(args[list(args).index("--gateways") + 1]) if "--gateways" in args \
+            else 1
+        self.ws_urls: list[str] = []
+        self.http_urls: list[str] = []
         self.var_dir = tempfile.mkdtemp(prefix="backlay-bench-")
         self.root = os.path.abspath(root) if root else ROOT
         self.env = dict(os.environ)
@@ -49,21 +57,23 @@ class ServerProcess:
         log = open(os.path.join(self.var_dir, "serve.log"), "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve", "--var-dir", self.var_dir,
-             "--ws-port", "0", "--http-port", "0"], cwd=self.root, env=self.env, stdout=log,
-            stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
+             "--ws-port", "0", "--http-port", "0", *self.args], cwd=self.root, env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=bool(self.args))
+        deadline = time.time() + 120
         path = os.path.join(self.var_dir, "serve.log")
         while time.time() < deadline:
             text = open(path).read()
-            ws = re.search(r"WebSocket\s+(ws://\S+)", text)
-            http = re.search(r"HTTP\s+(http://\S+?)/?\s", text)
-            if ws and http:
-                self.ws_url, self.http_url = ws.group(1), http.group(1).rstrip("/")
+            # the summary's lines (a split shape's children echo theirs behind a [name])
+            ws = re.findall(r"^\s+WebSocket\s+(ws://\S+)", text, re.M)
+            http = re.findall(r"^\s+HTTP\s+(http://\S+?)/?\s", text, re.M)
+            if len(ws) == len(http) == self.gateways and "is up" in text:
+                self.ws_urls, self.http_urls = ws, [url.rstrip("/") for url in http]
+                self.ws_url, self.http_url = ws[0], self.http_urls[0]
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited:\n{text}")
             time.sleep(0.1)
-        raise RuntimeError("server did not start in 60 s")
+        raise RuntimeError("server did not start in 120 s")
 
     def __exit__(self, *exc):
         self.proc.send_signal(signal.SIGTERM)

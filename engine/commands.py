@@ -179,6 +179,44 @@ class RejectWithdrawal(Command):
     withdrawal: str
 
 
+# -- money between shards (the split shape: engine/transfers.py, gateway/split/funding.py) ----
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class TransferOut(Command):
+    """Move a bettor's available money from this shard's wallet to their wallet on another
+    shard; the transfer's id is derived from this command's seq ("t<seq>")."""
+
+    user: str
+    currency: str
+    amount_minor: int
+    to_shard: int
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class TransferIn(Command):
+    """Credit a transfer another shard journaled out; once per transfer id, ever."""
+
+    transfer: str
+    user: str
+    currency: str
+    amount_minor: int
+    from_shard: int
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class ConfirmTransfer(Command):
+    """The destination credited this shard's transfer: it is no longer in flight."""
+
+    transfer: str
+
+
 # -- limits and prices (trader) ----------------------------------------------------------------
 
 
@@ -277,6 +315,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         PlaceOrder, CancelOrder, ReplaceOrder, CancelAll, Tick,
         Deposit, RequestWithdrawal, ApproveWithdrawal, RejectWithdrawal,
         SetMarketLimits, SetUserLimits, SetPrices, Configure,
+        TransferOut, TransferIn, ConfirmTransfer,
         SetSelfLimits, ExcludeSelf, ConfigureSelfLimits,
     )
 }

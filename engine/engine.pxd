@@ -26,6 +26,7 @@ cdef class Engine:
     cdef public object config
     cdef public dict risk, markets, orders, wallets, refs, deposits, withdrawals
     cdef public dict retired_refs, retired_orders, self_limits, refused_deposits
+    cdef public object transfers
     cdef public list delayed
     cdef public object _house_order_count, last_seq, last_ts, _seq, _ts
     cdef public list _events

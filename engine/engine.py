@@ -33,12 +33,14 @@ from .money import MAX_MINOR, format_money, format_odds, reduced_price, win_amou
 from .order import Order
 from .rejections import Code, InvariantBroken, Rejected
 from .retired import retired
+from .transfers import TRANSIT, Transfers
+from . import transfers
 from .wallet import Wallet
 
 HOUSE = house.HOUSE
 COMMISSION = "commission"
 EXTERNAL = "external"
-SYSTEM_ACCOUNTS = (HOUSE, COMMISSION, EXTERNAL)
+SYSTEM_ACCOUNTS = (HOUSE, COMMISSION, EXTERNAL, TRANSIT)
 _STATUS_NAMES = {"open": OPEN, "suspended": SUSPENDED, "closed": CLOSED}
 _PERSISTENCES = (LAPSE, PERSIST)
 _TIFS = (GTC, FOK)
@@ -58,7 +60,8 @@ class Engine:
     # other state classes'); run uncompiled, they are ordinary slots.
     __slots__ = ("config", "risk", "_house_order_count", "markets", "orders", "wallets", "refs",
                  "deposits", "withdrawals", "delayed", "last_seq", "last_ts", "_seq", "_ts",
-                 "retired_refs", "retired_orders", "self_limits", "refused_deposits", *_SCRATCH)
+                 "retired_refs", "retired_orders", "self_limits", "refused_deposits", "transfers",
+                 *_SCRATCH)
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
@@ -79,6 +82,7 @@ class Engine:
         self.refused_deposits: dict[str, tuple] = {}
         self.withdrawals: dict[str, list] = {}  # id -> [user, currency, amount, state]
         self.delayed: list[tuple[int, int, str]] = []  # heap of (release_ts, seq, order id)
+        self.transfers = Transfers()  # money to and from other shards (engine/transfers.py)
         self.last_seq = 0
         self.last_ts = 0
         self._seq = 0
@@ -134,6 +138,7 @@ class Engine:
         # snapshots taken before refs outlived their markets have no retired refs
         self.retired_refs = {}
         self.retired_orders = {}
+        self.transfers = Transfers()  # nor those taken before shards moved money
         # nor those taken before bettors had limits of their own; usage counts from here on
         self.self_limits = {}
         self.refused_deposits = {}
@@ -164,7 +169,8 @@ class Engine:
         key = (user, currency)
         w = self.wallets.get(key)
         if w is None:
-            w = self.wallets[key] = Wallet(user, currency, exempt=user in (HOUSE, EXTERNAL))
+            w = self.wallets[key] = Wallet(user, currency,
+                                           exempt=user in (HOUSE, EXTERNAL, TRANSIT))
         return w
 
     def _own_account(self, user: str, currency: str) -> OwnAccount:
@@ -1140,4 +1146,7 @@ _HANDLERS = {
     c.SetSelfLimits: Engine._set_self_limits,
     c.ExcludeSelf: Engine._exclude_self,
     c.ConfigureSelfLimits: Engine._configure_self_limits,
+    c.TransferOut: transfers.transfer_out,
+    c.TransferIn: transfers.transfer_in,
+    c.ConfirmTransfer: transfers.confirm_transfer,
 }

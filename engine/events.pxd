@@ -90,6 +90,18 @@ cdef class PricesSet(Event):
 cdef class SelectionSuspended(Event):
     cdef readonly object market, selection, house_liability_minor
 
+cdef class FundsTransferredOut(Event):
+    cdef readonly object transfer, user, currency, amount_minor, to_shard
+
+cdef class FundsTransferredIn(Event):
+    cdef readonly object transfer, user, currency, amount_minor, from_shard
+
+cdef class TransferRepeated(Event):
+    cdef readonly object transfer
+
+cdef class TransferConfirmed(Event):
+    cdef readonly object transfer
+
 cdef class Configured(Event):
     cdef readonly object velocity_orders_max, velocity_window_ms, house_default_liability_minor
     cdef readonly object house_back_ticks

@@ -277,6 +277,47 @@ class WithdrawalRejected(Event):
     amount_minor: int
 
 
+# -- money between shards --------------------------------------------------------------------
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class FundsTransferredOut(Event):
+    transfer: str
+    user: str
+    currency: str
+    amount_minor: int
+    to_shard: int
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class FundsTransferredIn(Event):
+    transfer: str
+    user: str
+    currency: str
+    amount_minor: int
+    from_shard: int
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class TransferRepeated(Event):
+    """A transfer credited before, delivered again: nothing changed."""
+
+    transfer: str
+
+
+@cython.no_gc
+@cython.dataclasses.dataclass(frozen=True, kw_only=True)
+@cython.cclass
+class TransferConfirmed(Event):
+    transfer: str
+
+
 # -- limits and prices ------------------------------------------------------------------------
 
 
@@ -399,6 +440,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WithdrawalApproved, WithdrawalRejected, MarketLimitsSet, UserLimitsSet, PricesSet,
         SelectionSuspended, Configured, SelfLimitsSet, SelfExcluded, SelfLimitsConfigured,
         DepositRefused,
+        FundsTransferredOut, FundsTransferredIn, TransferRepeated, TransferConfirmed,
     )
 }
 

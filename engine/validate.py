@@ -10,6 +10,7 @@ from .commands import POOL
 from .market import FINAL
 from .money import win_amount
 from .rejections import InvariantBroken
+from .transfers import validate as validate_transfers
 
 
 def _fail(message: str) -> None:
@@ -45,6 +46,7 @@ def validate(engine) -> None:
     for currency, total in totals.items():
         if total != 0:
             _fail(f"{currency}: balances sum to {total}, not 0")
+    validate_transfers(engine, _fail)
 
 
 def _check_refs(engine) -> None:

@@ -31,7 +31,7 @@ def entry(m) -> dict:
                            for i, sid in enumerate(m.selection_ids)]}
 
 
-def _by_start(markets: dict) -> list[str]:
+def by_start(markets: dict) -> list[str]:
     """Market ids by start time, markets without one last; ties keep creation order (sorted is
     stable), so the order, and a cursor into it, is the same for every page."""
     return sorted(markets, key=lambda mid: (markets[mid].start_ts is None,
@@ -46,7 +46,7 @@ def page(engine, event: str | None, statuses: set[str] | None, in_play: bool | N
     last one). A start-time filter (`start_from` <= start < `start_to`) leaves out markets with
     no start time. Raises KeyError(after) for a cursor that names no market."""
     markets = engine.markets
-    ids = iter(_by_start(markets) if sort == "start" else markets)
+    ids = iter(by_start(markets) if sort == "start" else markets)
     if after is not None:
         if after not in markets:
             raise KeyError(after)

@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -14,10 +15,15 @@ def _serve(args) -> int:
     from .settings import Settings
 
     overrides = {k: v for k, v in (("host", args.host), ("ws_port", args.ws_port),
-                                   ("http_port", args.http_port), ("var_dir", args.var_dir))
+                                   ("http_port", args.http_port), ("var_dir", args.var_dir),
+                                   ("gateways", args.gateways), ("shards", args.shards))
                  if v is not None}
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if settings.gateways:
+        return _serve_split(settings, args.demo)
+    if settings.shards != 1:
+        raise SystemExit("--shards needs --gateways: one process serves one shard")
 
     async def main() -> int:
         server = Server(settings)
@@ -46,6 +52,75 @@ def _serve(args) -> int:
     return uvloop.run(main())
 
 
+def _serve_split(settings, demo: bool) -> int:
+    import uvloop
+
+    from .split.supervisor import Supervisor
+
+    async def main() -> int:
+        supervisor = Supervisor(settings, settings.gateways, settings.shards, demo)
+        print("backlay serve: settings\n" + settings.describe(), flush=True)
+        await supervisor.start()
+        print(f"\nBacklay is up: {settings.gateways} gateways in front of {settings.shards} "
+              f"engine shards.", flush=True)
+        for name, ws_url, http_url in supervisor.gateway_urls():
+            print(f"  WebSocket  {ws_url}  ({name})\n  HTTP       {http_url}  ({name})",
+                  flush=True)
+        return await supervisor.serve_forever()
+
+    return uvloop.run(main())
+
+
+def _node_settings(args):
+    from .settings import Settings
+
+    overrides = {k: v for k, v in (("ws_port", getattr(args, "ws_port", None)),
+                                   ("http_port", args.http_port)) if v is not None}
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return Settings(**overrides)
+
+
+def _engine(args) -> int:
+    import uvloop
+
+    from .split.calls import command_shard
+    from .split.engine_node import EngineNode
+
+    settings = _node_settings(args)
+
+    async def main() -> int:
+        node = EngineNode(settings, args.shard)
+        await node.start()
+        if args.demo:
+            from .seed import seed_demo
+
+            await seed_demo(node.exchange, settings.currency,
+                            owns=lambda cmd: command_shard(node.shards, cmd) == node.shard)
+        print(f"engine s{args.shard} up: pid {os.getpid()} "
+              f"HTTP http://{settings.host}:{node.http_port}/", flush=True)
+        return await node.serve_forever()
+
+    return uvloop.run(main())
+
+
+def _gateway(args) -> int:
+    import uvloop
+
+    from .split.gateway_node import GatewayNode
+
+    settings = _node_settings(args)
+
+    async def main() -> int:
+        node = GatewayNode(settings, args.id)
+        await node.start()
+        host = settings.host
+        print(f"gateway {args.id} up: pid {os.getpid()} WebSocket ws://{host}:{node.ws_port}/ws "
+              f"HTTP http://{host}:{node.http_port}/", flush=True)
+        return await node.serve_forever()
+
+    return uvloop.run(main())
+
+
 def _token(args) -> int:
     from .auth import make_token
     from .settings import Settings
@@ -64,6 +139,21 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--var-dir")
     serve.add_argument("--demo", action="store_true",
                        help="seed demo markets and users and print tokens")
+    serve.add_argument("--gateways", type=int,
+                       help="the split shape: this many gateway processes in front of the engine "
+                            "shards, over Redis Streams (docs/scale-out.md)")
+    serve.add_argument("--shards", type=int, help="engine processes, markets hashed across them "
+                                                  "(with --gateways)")
+    engine = sub.add_parser("engine", help="one engine shard of the split shape (started by "
+                                           "serve --gateways)")
+    engine.add_argument("--shard", type=int, required=True)
+    engine.add_argument("--http-port", type=int)
+    engine.add_argument("--demo", action="store_true")
+    gateway = sub.add_parser("gateway", help="one gateway of the split shape (started by "
+                                             "serve --gateways)")
+    gateway.add_argument("--id", required=True, help="g1, g2, ...")
+    gateway.add_argument("--ws-port", type=int)
+    gateway.add_argument("--http-port", type=int)
     token = sub.add_parser("token", help="print a development JWT")
     token.add_argument("--user", required=True)
     token.add_argument("--role", action="append", required=True,
@@ -77,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "engine":
+        return _engine(args)
+    if args.command == "gateway":
+        return _gateway(args)
     if args.command == "token":
         return _token(args)
     if args.command == "replay":

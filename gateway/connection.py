@@ -181,17 +181,21 @@ class Connection:
             pass
 
     async def _dead_man(self, session: Session) -> None:
-        """cancel_on_disconnect: cancel what this connection left resting (journaled)."""
-        exchange = self.socket.exchange
-        user, placed = session.user, list(session.placed)
-        try:
-            still_open = await exchange.read(
-                lambda engine: [oid for oid in placed
-                                if oid in engine.orders and engine.orders[oid].remaining])
-            await asyncio.gather(*(exchange.submit(c.CancelOrder(user=user, order=oid))
-                                   for oid in still_open))
-        except Exception:
-            log.exception("dead-man switch for %s failed", user)
+        await cancel_left_resting(self.socket.exchange, session)
+
+
+async def cancel_left_resting(exchange, session) -> None:
+    """cancel_on_disconnect: cancel what the connection left resting (journaled). The split
+    shape's engine runs it for a connection its gateway lost (gateway/split/intake.py)."""
+    user, placed = session.user, list(session.placed)
+    try:
+        still_open = await exchange.read(
+            lambda engine: [oid for oid in placed
+                            if oid in engine.orders and engine.orders[oid].remaining])
+        await asyncio.gather(*(exchange.submit(c.CancelOrder(user=user, order=oid))
+                               for oid in still_open))
+    except Exception:
+        log.exception("dead-man switch for %s failed", user)
 
 
 class _Reader:
@@ -242,7 +246,7 @@ class _Reader:
                 session.asked()  # answered() when its Reply is sent
                 ops.submit_order(session, *order)
                 return
-            req = parse_object(obj)
+            req = ops.parse(obj)
         except ProtocolError as err:
             session.push({"op": "error", "id": err.request_id, "code": str(err.code),
                           "message": err.message})

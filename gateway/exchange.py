@@ -84,6 +84,13 @@ class Exchange:
         except SequencerStopped as exc:
             raise Unavailable(Code.INTERNAL, f"exchange unavailable: {exc}") from None
 
+    async def history(self, user: str, req) -> dict:
+        """A `statement` or `cleared` page of `user` from the read model (gateway/statements.py);
+        raises HistoryError."""
+        from .statements import history
+
+        return await history(self, user, req)
+
     async def ready(self) -> tuple[bool, dict]:
         """Journal and Postgres reachable, replay finished, sequencer healthy, and the persister
         running (while it is down, Postgres falls behind and the journal cannot be trimmed)."""

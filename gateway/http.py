@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from functools import partial
 from typing import Annotated
 
 import orjson
@@ -39,7 +39,7 @@ from .protocol import (Cleared, Currency, Id, Money, ProtocolError, Statement, l
                        validated)
 from .ops_page import add_ops_routes
 from .reports import add_report_routes
-from .statements import HistoryError, history
+from .statements import HistoryError
 from .views import format_factor, format_rate, order_view, removed_view, wallet_view
 from .webhooks import SIGNATURE_HEADER, fresh, signature_valid
 
@@ -177,6 +177,9 @@ def _money_or_none(minor: int | None) -> str | None:
 
 
 # -- engine views (run inside sequencer queries or submit views) -------------------------------
+#
+# Module functions, given their arguments by keyword with functools.partial: a gateway of the
+# split shape names them to an engine shard (gateway/split/calls.py), which a closure could not.
 
 
 def market_detail(engine, market_id: str) -> dict | None:
@@ -237,6 +240,11 @@ def _wallet_currencies(engine, user: str, configured: list[str]) -> tuple[list[s
     return configured + [cur for cur in others if cur in held], bool(held)
 
 
+def known_user(engine, user: str, currencies: list[str]) -> bool:
+    """A customer the exchange knows: one with a wallet or limits."""
+    return _wallet_currencies(engine, user, currencies)[1] or user in engine.risk
+
+
 def user_detail(engine, user: str, currencies: list[str], ts: int = 0) -> dict | None:
     listed, has_wallet = _wallet_currencies(engine, user, currencies)
     wallets = [wallet_view(engine, user, cur) for cur in listed]
@@ -277,55 +285,65 @@ def user_detail(engine, user: str, currencies: list[str], ts: int = 0) -> dict |
     }
 
 
-def _deposit_view(provider_ref: str, ref: str) -> Callable:
-    def view(engine, events):
-        _raise_rejected(events)
-        for event in events:  # refused by the bettor's own limit: final, the provider refunds
-            if isinstance(event, ev.DepositRefused):
-                raise HttpError(event.code, event.reason)
-        user, currency, amount = engine.deposits[provider_ref]  # kept forever: a repeat sees it
-        return {"ref": ref, "user": user, "amount": format_money(amount), "currency": currency,
-                "status": "credited"}
-    return view
+def deposit_view(engine, events, provider_ref: str, ref: str) -> dict:
+    _raise_rejected(events)
+    for event in events:  # refused by the bettor's own limit: final, the provider refunds
+        if isinstance(event, ev.DepositRefused):
+            raise HttpError(event.code, event.reason)
+    user, currency, amount = engine.deposits[provider_ref]  # kept forever: a repeat sees it
+    return {"ref": ref, "user": user, "amount": format_money(amount), "currency": currency,
+            "status": "credited"}
 
 
-def _wallet_from(events: list, user: str, currency: str) -> dict | None:
+def _wallet_from(engine, events: list, user: str, currency: str) -> dict | None:
     """The wallet exactly as this command left it (later commands of the batch may have moved
-    it since, so engine state is not read here)."""
+    it since, so the wallet is not read here), as wallet_view shows it."""
     for event in events:
         if (isinstance(event, ev.WalletChanged) and event.user == user
                 and event.currency == currency):
-            return {"currency": currency, "balance": format_money(event.balance_minor),
+            balance = event.balance_minor + engine.transfers.net.get((user, currency), 0)
+            return {"currency": currency, "balance": format_money(balance),
                     "held": format_money(event.held_minor),
-                    "available": format_money(event.balance_minor - event.held_minor)}
+                    "available": format_money(balance - event.held_minor)}
     return None
 
 
-def _requested_view(engine, events):
+def requested_view(engine, events):
     _raise_rejected(events)
     req = next(e for e in events if isinstance(e, ev.WithdrawalRequested))
     return {"withdrawal": req.withdrawal, "amount": format_money(req.amount_minor),
             "currency": req.currency, "status": "pending",
-            "wallet": _wallet_from(events, req.user, req.currency)}
+            "wallet": _wallet_from(engine, events, req.user, req.currency)}
 
 
-def _decided_view(wid: str, event_type: type, status: str) -> Callable:
-    def view(engine, events):
-        rejected = _rejection(events)
-        if rejected is not None:
-            wd = engine.withdrawals.get(wid)
-            # a withdrawal requested later in the same batch did not exist when this ran
-            if wd is None or int(wid[1:]) > rejected.seq:
-                raise HttpError(UNKNOWN_WITHDRAWAL, f"no withdrawal {wid!r}")
-            raise HttpError(WITHDRAWAL_DECIDED, f"withdrawal {wid} is already {wd[3]}")
-        done = next(e for e in events if isinstance(e, event_type))
-        return {"withdrawal": wid, "user": done.user, "amount": format_money(done.amount_minor),
-                "currency": done.currency, "status": status,
-                "wallet": _wallet_from(events, done.user, done.currency)}
-    return view
+_DECISIONS = {"approved": ev.WithdrawalApproved, "rejected": ev.WithdrawalRejected}
 
 
-def _withdrawal_list(engine, user: str | None, status: str | None, limit: int) -> dict:
+def decided_view(engine, events, wid: str, status: str) -> dict:
+    rejected = _rejection(events)
+    if rejected is not None:
+        wd = engine.withdrawals.get(wid)
+        # a withdrawal requested later in the same batch did not exist when this ran
+        if wd is None or int(wid[1:]) > rejected.seq:
+            raise HttpError(UNKNOWN_WITHDRAWAL, f"no withdrawal {wid!r}")
+        raise HttpError(WITHDRAWAL_DECIDED, f"withdrawal {wid} is already {wd[3]}")
+    done = next(e for e in events if isinstance(e, _DECISIONS[status]))
+    return {"withdrawal": wid, "user": done.user, "amount": format_money(done.amount_minor),
+            "currency": done.currency, "status": status,
+            "wallet": _wallet_from(engine, events, done.user, done.currency)}
+
+
+def selflimits_set_view(engine, events, user: str, currency: str) -> dict:
+    _raise_rejected(events)
+    return selflimits.view(engine, user, currency, engine.last_ts)
+
+
+def excluded_view(engine, events) -> dict:
+    _raise_rejected(events)
+    return selflimits.excluded_view(engine, events)
+
+
+def withdrawal_list(engine, user: str | None, status: str | None, limit: int) -> dict:
     """Withdrawals of one user or everyone, of one status or any, oldest first (the engine
     keeps them in request order); at most `limit`, with the count of all that match."""
     matching = [(wid, wd) for wid, wd in engine.withdrawals.items()
@@ -444,7 +462,7 @@ class HttpApi:
     async def admin_market(self, request: web.Request) -> web.Response:
         self._identity(request, "operator", "trader")
         market_id = request.match_info["id"]
-        detail = await self.exchange.read(lambda engine: market_detail(engine, market_id))
+        detail = await self.exchange.read(partial(market_detail, market_id=market_id))
         if detail is None:
             raise HttpError(Code.UNKNOWN_MARKET, f"no market {market_id!r}")
         return _json(detail)
@@ -453,8 +471,8 @@ class HttpApi:
         self._identity(request, "operator")
         user = request.match_info["id"]
         currencies = self.settings.currencies
-        detail = await self.exchange.read(lambda engine: user_detail(
-            engine, user, currencies, selflimits.now_ms(self.exchange)))
+        detail = await self.exchange.read(partial(user_detail, user=user, currencies=currencies,
+                                                  ts=selflimits.now_ms(self.exchange)))
         if detail is None:
             raise HttpError(UNKNOWN_USER, f"no user {user!r}")
         return _json(detail)
@@ -481,8 +499,7 @@ class HttpApi:
             raise HttpError(Code.BAD_REQUEST, f"{user!r} is a system account: its money is in "
                             "the ledger (GET /admin/reports/ggr), not in a statement")
         currencies = self.settings.currencies
-        if not await self.exchange.read(lambda engine: _wallet_currencies(
-                engine, user, currencies)[1] or user in engine.risk):
+        if not await self.exchange.read(partial(known_user, user=user, currencies=currencies)):
             raise HttpError(UNKNOWN_USER, f"no user {user!r}")
         return user
 
@@ -501,7 +518,7 @@ class HttpApi:
                 raise HttpError(Code.BAD_REQUEST, f"unknown parameter {name!r}")
         try:
             req = validated(model, data)
-            body = await history(self.exchange, user, req)
+            body = await self.exchange.history(user, req)
         except ProtocolError as err:
             raise HttpError(err.code, err.message) from None
         except HistoryError as err:
@@ -530,42 +547,42 @@ class HttpApi:
         provider_ref = f"{provider}:{notice.ref}"
         cmd = c.Deposit(user=notice.user, currency=currency, amount_minor=notice.amount,
                         ref=provider_ref)
-        return _json(await self.exchange.submit(cmd, view=_deposit_view(provider_ref,
-                                                                        notice.ref)))
+        return _json(await self.exchange.submit(cmd, view=partial(
+            deposit_view, provider_ref=provider_ref, ref=notice.ref)))
 
     async def request_withdrawal(self, request: web.Request) -> web.Response:
         identity = self._identity(request, "bettor")
         body = _parse(WithdrawalRequest, await request.read())
         cmd = c.RequestWithdrawal(user=identity.user, currency=self._currency(body.currency),
                                   amount_minor=body.amount)
-        return _json(await self.exchange.submit(cmd, view=_requested_view), 201)
+        return _json(await self.exchange.submit(cmd, view=requested_view), 201)
 
     async def my_withdrawals(self, request: web.Request) -> web.Response:
         identity = self._identity(request, "bettor")
         status, limit = _list_query(request, None)
         return _json(await self.exchange.read(
-            lambda engine: _withdrawal_list(engine, identity.user, status, limit)))
+            partial(withdrawal_list, user=identity.user, status=status, limit=limit)))
 
     async def list_withdrawals(self, request: web.Request) -> web.Response:
         """The operator's work queue: pending withdrawals, oldest first, unless ?status=."""
         self._identity(request, "operator")
         status, limit = _list_query(request, "pending")
         return _json(await self.exchange.read(
-            lambda engine: _withdrawal_list(engine, None, status, limit)))
+            partial(withdrawal_list, user=None, status=status, limit=limit)))
 
     async def approve_withdrawal(self, request: web.Request) -> web.Response:
-        return await self._decide(request, c.ApproveWithdrawal, ev.WithdrawalApproved, "approved")
+        return await self._decide(request, c.ApproveWithdrawal, "approved")
 
     async def reject_withdrawal(self, request: web.Request) -> web.Response:
-        return await self._decide(request, c.RejectWithdrawal, ev.WithdrawalRejected, "rejected")
+        return await self._decide(request, c.RejectWithdrawal, "rejected")
 
     # -- the bettor's own limits (the WebSocket's selflimits ops, mirrored) ---------------------
 
     async def my_selflimits(self, request: web.Request) -> web.Response:
         identity = self._identity(request, "bettor")
         user, currency = identity.user, self._currency(request.query.get("currency"))
-        return _json(await self.exchange.read(lambda engine: selflimits.view(
-            engine, user, currency, selflimits.now_ms(self.exchange))))
+        return _json(await self.exchange.read(partial(
+            selflimits.view, user=user, currency=currency, ts=selflimits.now_ms(self.exchange))))
 
     async def set_my_selflimits(self, request: web.Request) -> web.Response:
         return await self._set_selflimits(self._identity(request, "bettor").user, request)
@@ -593,31 +610,22 @@ class HttpApi:
     async def _set_selflimits(self, user: str, request: web.Request) -> web.Response:
         req = _parse_op(p.SelfLimitsSet, await request.read())
         currency = self._currency(req.currency)
-
-        def view(engine, events):
-            _raise_rejected(events)
-            return selflimits.view(engine, user, currency, engine.last_ts)
-
         return _json(await self.exchange.submit(selflimits.set_command(user, currency, req),
-                                                view=view))
+                                                view=partial(selflimits_set_view, user=user,
+                                                             currency=currency)))
 
     async def _exclude(self, user: str, request: web.Request) -> web.Response:
         req = _parse_op(p.SelfExclude, await request.read())
-
-        def view(engine, events):
-            _raise_rejected(events)
-            return selflimits.excluded_view(engine, events)
-
         return _json(await self.exchange.submit(selflimits.exclude_command(user, req),
-                                                view=view))
+                                                view=excluded_view))
 
-    async def _decide(self, request, command: type, event: type, status: str) -> web.Response:
+    async def _decide(self, request, command: type, status: str) -> web.Response:
         self._identity(request, "operator")
         wid = request.match_info["id"]
         if not WITHDRAWAL_ID.match(wid):
             raise HttpError(UNKNOWN_WITHDRAWAL, f"no withdrawal {wid!r}")
         return _json(await self.exchange.submit(command(withdrawal=wid),
-                                                view=_decided_view(wid, event, status)))
+                                                view=partial(decided_view, wid=wid, status=status)))
 
 
 def build_http_app(exchange: Exchange) -> web.Application:

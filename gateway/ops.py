@@ -175,6 +175,35 @@ def _slip_placed(outcomes: list) -> dict:
     return {"op": "slip.placed", "results": results}
 
 
+def subscription_markets(session: Session, req: p.Subscribe, subscriptions_max: int) -> list[str]:
+    """The markets a `subscribe` asks for, once checked."""
+    markets = list(dict.fromkeys(req.markets or []))
+    if not markets:
+        raise OpError(Code.BAD_REQUEST, "subscribe needs markets or a channel")
+    if len(set(session.subs) | set(markets)) > subscriptions_max:
+        raise OpError(Code.LIMIT_EXCEEDED, f"at most {subscriptions_max} market subscriptions")
+    return markets
+
+
+def start_watching(session: Session, hub, req: p.Subscribe, states: dict) -> None:
+    """`subscribed`, then each market's image: the subscriptions start from `states` (each
+    market's state as read for this request; None for a market there is not)."""
+    unknown = [m for m, state in states.items() if state is None]
+    if unknown:
+        raise OpError(Code.UNKNOWN_MARKET, f"no market {unknown[0]!r}")
+    session.push({"op": "subscribed", "id": req.id, "markets": list(states)})
+    for market, state in states.items():
+        seq = hub.watch_market(session, market, req.depth, state)
+        session.push(image(market, state, req.depth, seq))
+
+
+def stop_watching(session: Session, hub, req: p.Unsubscribe) -> dict:
+    markets = req.markets if req.markets is not None else list(session.subs)
+    for market in markets:
+        hub.unwatch_market(session, market)
+    return {"op": "unsubscribed", "markets": markets}
+
+
 def place_command(user: str, req: p.Place) -> c.PlaceOrder:
     return c.PlaceOrder(user=user, market=req.market, selection=req.selection, side=req.side,
                         price=req.price, size_minor=req.size, persistence=req.persistence,
@@ -225,6 +254,9 @@ class Ops:
         self._order_replies = {c.PlaceOrder: (self._placed_frame, "placed"),
                                c.CancelOrder: (self._cancelled_frame, "cancelled"),
                                c.ReplaceOrder: (self._replaced_frame, "replaced")}
+
+    # a request frame (a JSON object) -> what submit_now and handle take: its model here
+    parse = staticmethod(p.parse_object)
 
     def submit_now(self, session: Session, req: p.Request) -> bool:
         """The order path for a request model: see `submit_order`. False for every op but
@@ -285,21 +317,10 @@ class Ops:
                 return {"op": "subscribed", "channel": "catalogue"}
 
             return await self.exchange.read(watched, deliver=reply)
-        markets = list(dict.fromkeys(req.markets or []))
-        if not markets:
-            raise OpError(Code.BAD_REQUEST, "subscribe needs markets or a channel")
-        if len(set(session.subs) | set(markets)) > self.settings.subscriptions_max:
-            raise OpError(Code.LIMIT_EXCEEDED,
-                          f"at most {self.settings.subscriptions_max} market subscriptions")
+        markets = subscription_markets(session, req, self.settings.subscriptions_max)
         states = await self.exchange.read(
             lambda engine: {m: market_state(engine, m) for m in markets})
-        unknown = [m for m, state in states.items() if state is None]
-        if unknown:
-            raise OpError(Code.UNKNOWN_MARKET, f"no market {unknown[0]!r}")
-        session.push({"op": "subscribed", "id": req.id, "markets": markets})
-        for market, state in states.items():
-            seq = self.hub.watch_market(session, market, req.depth, state)
-            session.push(image(market, state, req.depth, seq))
+        start_watching(session, self.hub, req, states)
         return None
 
     async def unsubscribe(self, session: Session, req: p.Unsubscribe, reply: Reply):
@@ -309,10 +330,7 @@ class Ops:
         if req.channel == "catalogue":
             self.catalogue_feed.watchers.discard(session)
             return {"op": "unsubscribed", "channel": "catalogue"}
-        markets = req.markets if req.markets is not None else list(session.subs)
-        for market in markets:
-            self.hub.unwatch_market(session, market)
-        return {"op": "unsubscribed", "markets": markets}
+        return stop_watching(session, self.hub, req)
 
     async def catalogue(self, session: Session, req: p.Catalogue, reply: Reply):
         statuses = {s.upper() for s in req.status} if req.status is not None else None
@@ -361,15 +379,15 @@ class Ops:
         result = engine.preview(cmd)
         if result.code is not None:
             raise OpError(result.code, result.reason)
+        # the market's own currency: its holds come from that wallet (as wallet_view shows it)
+        currency = engine.markets[cmd.market].currency
+        balance = result.balance_minor + engine.transfers.net.get((cmd.user, currency), 0)
         return {"op": "preview",
                 "fills": [[format_odds(price), format_money(size)] for price, size in result.fills],
                 "rest": format_money(result.rest_minor), "bet_delay_ms": result.bet_delay_ms,
-                # the market's own currency: its holds come from that wallet
-                "wallet_after": {"currency": engine.markets[cmd.market].currency,
-                                 "balance": format_money(result.balance_minor),
+                "wallet_after": {"currency": currency, "balance": format_money(balance),
                                  "held": format_money(result.held_after_minor),
-                                 "available": format_money(result.balance_minor
-                                                           - result.held_after_minor)},
+                                 "available": format_money(balance - result.held_after_minor)},
                 "exposure_after": format_money(result.exposure_after_minor)}
 
     @staticmethod

@@ -14,17 +14,22 @@ MARKETS = (
 )
 
 
-async def seed_demo(exchange, currency: str) -> None:
+async def seed_demo(exchange, currency: str, owns=lambda cmd: True) -> None:
+    """`owns`: which commands are this exchange's to seed (a shard of the split shape seeds
+    only the markets and home wallets it owns)."""
     known = await exchange.read(lambda engine: set(engine.markets))
     for market, name, selections, fair in MARKETS:
-        if market in known:
+        create = c.CreateMarket(market=market, event="demo-e1", name=name,
+                                selections=selections, currency=currency)
+        if market in known or not owns(create):
             continue
-        await exchange.submit(c.CreateMarket(market=market, event="demo-e1", name=name,
-                                             selections=selections, currency=currency))
+        await exchange.submit(create)
         await exchange.submit(c.SetMarketLimits(market=market, max_liability_minor=5_000_000,
                                                 min_stake_minor=100, max_stake_minor=100_000))
         await exchange.submit(c.SetMarketStatus(market=market, status="open"))
         await exchange.submit(c.SetPrices(market=market, prices=fair, margin_bp=500))
     for user in DEMO_USERS:
-        await exchange.submit(c.Deposit(user=user, currency=currency,
-                                        amount_minor=DEMO_FUNDS_MINOR, ref=f"demo-seed-{user}"))
+        deposit = c.Deposit(user=user, currency=currency, amount_minor=DEMO_FUNDS_MINOR,
+                            ref=f"demo-seed-{user}")
+        if owns(deposit):
+            await exchange.submit(deposit)

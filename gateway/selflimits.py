@@ -27,7 +27,9 @@ def _money(minor: int | None) -> str | None:
 
 
 def view(engine, user: str, currency: str, ts: int) -> dict:
-    """SELFLIMITS: the user's own limits in `currency` as they stand at `ts`."""
+    """SELFLIMITS: the user's own limits in `currency` as they stand at `ts` (never before the
+    last command: a clock elsewhere, a gateway's, may be a little behind)."""
+    ts = max(ts, engine.last_ts)
     own = engine.self_limits.get(user)
     acct = own.accounts.get(currency) if own is not None else None
     wallet = engine.wallets.get((user, currency))

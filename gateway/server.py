@@ -50,31 +50,38 @@ class Server:
         self._http_runner = None
         self.http_port = settings.http_port
         self.ws_port = settings.ws_port
+        # what a shard of the split shape changes (gateway/split/engine_node.py): its journal,
+        # the seq it starts after and its Postgres schema
+        self.stream = settings.stream
+        self.base_seq = 0
+
+    def database_url(self) -> str:
+        return self.storage.database_url
 
     async def start(self) -> None:
         s = self.settings
         environ = {"REDIS_URL": s.redis_url or "", "DATABASE_URL": s.database_url or ""}
         self.storage = await asyncio.to_thread(start_servers, s.var_dir, s.appendfsync, environ)
         self.redis = aioredis.from_url(self.storage.redis_url)
-        self.pg_pool = await asyncpg.create_pool(self.storage.database_url, min_size=1,
-                                                 max_size=4)
+        self.pg_pool = await asyncpg.create_pool(self.database_url(), min_size=1, max_size=4)
         async with self.pg_pool.acquire() as conn:
-            await migrate(conn)
+            await self._migrate(conn)
         self.snapshots = SnapshotStore(self.pg_pool)
-        journal = Journal(self.redis, s.stream)
+        journal = Journal(self.redis, self.stream)
         recovered = await recover(journal, self.snapshots,
-                                  engine_factory=lambda: Engine(self.engine_config))
+                                  engine_factory=lambda: Engine(self.engine_config),
+                                  base_seq=self.base_seq)
         log.info("recovered seq %d (snapshot %d loaded in %.2f s + %d replayed in %.2f s)",
                  recovered.last_seq, recovered.snapshot_seq, recovered.load_s,
                  recovered.replayed, recovered.replay_s)
         tune_collector()
         metrics = Metrics()
         sequencer = Sequencer(recovered.engine, journal, last_seq=recovered.last_seq)
-        self.persister = PersisterProcess(self.storage.redis_url, self.storage.database_url,
-                                          stream=s.stream)
+        self.persister = PersisterProcess(self.storage.redis_url, self.database_url(),
+                                          stream=self.stream)
         self.exchange = Exchange(s, sequencer, metrics, redis=self.redis, pg_pool=self.pg_pool,
                                  persister=self.persister)
-        hub = self.exchange.hub = Hub(self.exchange)
+        hub = self.exchange.hub = self._hub()
         hub.index_orders(recovered.engine)
         sequencer.add_renderer(hub.on_batch)
         sequencer.add_listener(self.exchange.metrics.commands_journaled)
@@ -84,13 +91,22 @@ class Server:
         metrics.sequencer_healthy.set(1)
         await self.persister.start()
         hub.start()
+        await self._start_edges(hub)
+        self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="snapshots"))
+        self._tasks.append(asyncio.create_task(self._watch_sequencer(), name="watchdog"))
+        self._tasks.append(asyncio.create_task(self._watch_persister(), name="persister-watch"))
+
+    async def _migrate(self, conn) -> None:
+        await migrate(conn)
+
+    def _hub(self) -> Hub:
+        return Hub(self.exchange)
+
+    async def _start_edges(self, hub: Hub) -> None:
         self.socket = TradingSocket(self.exchange, hub)
         await self.socket.start()
         self.ws_port = self.exchange.ws_port = self.socket.port
         await self._start_http()
-        self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="snapshots"))
-        self._tasks.append(asyncio.create_task(self._watch_sequencer(), name="watchdog"))
-        self._tasks.append(asyncio.create_task(self._watch_persister(), name="persister-watch"))
 
     async def _configure_engine(self, current: EngineConfig) -> None:
         """Settings that decide outcomes change through the journal, never behind its back."""
@@ -108,18 +124,7 @@ class Server:
                 cooling_off_ms=s.self_limit_cooling_off_ms))
 
     async def _start_http(self) -> None:
-        from aiohttp import web
-
-        from .http import build_http_app
-
-        app = build_http_app(self.exchange)
-        self._http_runner = web.AppRunner(app, access_log=None)
-        await self._http_runner.setup()
-        site = web.TCPSite(self._http_runner, self.settings.host, self.settings.http_port)
-        await site.start()
-        self.http_port = self._http_runner.addresses[0][1]
-        for host in {self.settings.host, "127.0.0.1", "localhost"}:
-            self.socket.allow_origin(f"http://{host}:{self.http_port}")
+        self._http_runner, self.http_port = await start_http(self.exchange, self.socket)
 
     async def _snapshot_loop(self) -> None:
         """Snapshot every `snapshot_every_commands`; trim what snapshot and persister both hold."""
@@ -177,10 +182,7 @@ class Server:
     async def serve_forever(self) -> int:
         self.failed = False
         self._stop_requested = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop_requested.set)
-        await self._stop_requested.wait()
+        await until_signalled(self._stop_requested)
         await self.stop()
         return 1 if self.failed else 0
 
@@ -193,6 +195,7 @@ class Server:
         if self.exchange is not None:
             await self.exchange.sequencer.stop()
             await self.exchange.hub.stop()
+            await self._engine_stopped()
             await self._persister_catch_up()
             await self.persister.stop()
         if self._http_runner is not None:
@@ -201,6 +204,9 @@ class Server:
             await self.pg_pool.close()
             await self.redis.aclose()
             await asyncio.to_thread(self.storage.stop)
+
+    async def _engine_stopped(self) -> None:
+        """The sequencer has released its last batch (a shard then sends what it released)."""
 
     async def _persister_catch_up(self) -> None:
         target = self.exchange.sequencer.last_seq
@@ -211,3 +217,29 @@ class Server:
                             self.persister.persisted_seq, target)
                 return
             await asyncio.sleep(0.05)
+
+
+async def start_http(exchange, socket=None):
+    """The HTTP API of `exchange` on its settings' http_port (0: a free one): (runner, port).
+    Browsers from that origin are admitted to `socket`, the trading WebSocket, if there is one."""
+    from aiohttp import web
+
+    from .http import build_http_app
+
+    settings = exchange.settings
+    runner = web.AppRunner(build_http_app(exchange), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.http_port).start()
+    port = runner.addresses[0][1]
+    if socket is not None:
+        for host in {settings.host, "127.0.0.1", "localhost"}:
+            socket.allow_origin(f"http://{host}:{port}")
+    return runner, port
+
+
+async def until_signalled(stop_requested: asyncio.Event) -> None:
+    """Until SIGTERM or SIGINT (or someone else sets `stop_requested`)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    await stop_requested.wait()

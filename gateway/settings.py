@@ -62,6 +62,17 @@ class Settings(BaseSettings):
     cancel_on_disconnect_ms: int = 500
     snapshot_every_commands: int = 100_000
 
+    # the split shape (gateway/split/, docs/scale-out.md): `serve` with gateways > 0 runs that
+    # many gateway processes in front of `shards` engine processes, over Redis Streams named
+    # under wire_prefix in the wire's own Redis (no fsync: nothing there must survive; the
+    # journal's Redis when unset, an embedded one when that is embedded too); a process whose
+    # liveness key is older than peer_timeout_s is gone
+    gateways: int = 0
+    shards: int = 1
+    wire_redis_url: str | None = None
+    wire_prefix: str = "backlay"
+    peer_timeout_s: float = 3.0
+
     # history (statement, cleared orders) from Postgres: how long a request waits for the
     # persister to reach the exchange's seq before it answers READ_MODEL_BEHIND
     statement_wait_ms_max: int = 3_000
@@ -82,6 +93,7 @@ class Settings(BaseSettings):
                 f"{', '.join(self.currencies)}")
 
     def describe(self) -> str:
-        hidden = {"jwt_secret", "webhook_secret", "jwt_public_key", "database_url", "redis_url"}
+        hidden = {"jwt_secret", "webhook_secret", "jwt_public_key", "database_url", "redis_url",
+                  "wire_redis_url"}
         return "\n".join(f"  {k} = {'***' if k in hidden and v else v}"
                          for k, v in self.model_dump().items())

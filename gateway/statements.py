@@ -56,22 +56,34 @@ class Page:
     newest_first: bool = True
     cursor: str | None = None  # the `next` of the previous page
     limit: int = 50
+    # Several shards' histories merged (gateway/split/history.py): this shard's page starts
+    # after (newest first: before) `from_place` = [ts, whether rows at that very ts come too],
+    # where another shard's cursor is in the order of every shard's rows; and its rows carry
+    # what the merge needs.
+    from_place: tuple[int, bool] | None = None
+    merged: bool = False
 
     def window(self) -> tuple[int, int]:
         return (0 if self.from_ts is None else self.from_ts,
                 TS_MAX_MS + 1 if self.to_ts is None else self.to_ts)
 
 
-async def history(exchange, user: str, req) -> dict:
-    """The answer to a `statement` or `cleared` request (gateway/protocol.py) about `user`,
-    as of the seq the exchange had reached when it arrived; raises HistoryError."""
-    settings = exchange.settings
+def checked(settings, req) -> None:
+    """A `statement` or `cleared` request's checks beyond its model's; raises HistoryError."""
     if req.currency is not None and settings.unsupported(req.currency):
         raise HistoryError(Code.BAD_REQUEST, settings.unsupported(req.currency))
     if req.from_ts is not None and req.to_ts is not None and req.from_ts > req.to_ts:
         raise HistoryError(Code.BAD_REQUEST, "from_ts is after to_ts")
+
+
+async def history(exchange, user: str, req, from_place=None, merged: bool = False) -> dict:
+    """The answer to a `statement` or `cleared` request (gateway/protocol.py) about `user`,
+    as of the seq the exchange had reached when it arrived; raises HistoryError. (`from_place`
+    and `merged`: a shard's part of a merged history, see Page.)"""
+    settings = exchange.settings
+    checked(settings, req)
     page = Page(user, req.currency, req.market, req.from_ts, req.to_ts, req.sort == "newest",
-                req.cursor, req.limit)
+                req.cursor, req.limit, None if from_place is None else tuple(from_place), merged)
     target_seq = await exchange.read(_journaled_seq)
     read = statement if req.op == "statement" else cleared
     return await read(exchange.pg_pool, page, target_seq, settings.statement_wait_ms_max / 1000)
@@ -121,23 +133,33 @@ def _after(page: Page, tie=str) -> tuple:
     return int(seq), tie(second)
 
 
-async def _rows(conn, sql: str, page: Page, after: tuple) -> tuple[list, bool]:
-    """The page's rows after `after` (one more fetched, to know whether more follow)."""
+async def _rows(conn, sql: str, page: Page, after: tuple, *more) -> tuple[list, bool]:
+    """The page's rows after `after` (one more fetched, to know whether more follow); `more`:
+    the query's own parameters after the common ones."""
     await _check_market(conn, page)
     cmp, order = ("<", "DESC") if page.newest_first else (">", "ASC")
-    rows = await conn.fetch(sql.format(cmp=cmp, dir=order), page.user, page.currency,
-                            page.market, *page.window(), *after, page.limit + 1)
+    place_ts, at_place = page.from_place or (None, False)
+    rows = await conn.fetch(sql.format(cmp=cmp, dir=order,
+                                       own=OWN_BALANCE if page.merged else "NULL::bigint"),
+                            page.user, page.currency, page.market, *page.window(), *after,
+                            page.limit + 1, place_ts, at_place, *more)
     return rows[:page.limit], len(rows) > page.limit
+
+
+# $9/$10: from_place (Page), the same in both queries
+_FROM_PLACE = "($9::bigint IS NULL OR {ts} {cmp} $9 OR ($10::bool AND {ts} = $9))"
 
 
 # -- the statement --------------------------------------------------------------------------------
 
-# $1 user, $2 currency, $3 market, $4/$5 ts window, $6/$7 cursor (seq, currency), $8 limit + 1.
-# held_change: this row's held minus the wallet's previous row's (0 before the first).
+# $1 user, $2 currency, $3 market, $4/$5 ts window, $6/$7 cursor (seq, currency), $8 limit + 1,
+# $9/$10 from_place, $11 merged (transfers between the bettor's shards left out: they change
+# no merged balance). held_change: this row's held minus the wallet's previous row's (0 before
+# the first); own_balance (merged): the balance less what this shard's transfers moved.
 _STATEMENT_SQL = """
 SELECT mv.seq, mv.ts_ms, mv.currency, mv.cause, coalesce(mv.market, o.market) AS market,
        mv.order_id, mv.ref, mv.amount_minor, mv.commission_minor, mv.balance_minor,
-       mv.held_minor,
+       mv.held_minor, {own} AS own_balance,
        mv.held_minor - coalesce((SELECT p.held_minor FROM wallet_movements p
                                  WHERE p.user_id = mv.user_id AND p.currency = mv.currency
                                    AND p.seq < mv.seq
@@ -149,8 +171,17 @@ WHERE mv.user_id = $1
   AND ($3::text IS NULL OR coalesce(mv.market, o.market) = $3)
   AND mv.ts_ms >= $4 AND mv.ts_ms < $5
   AND ($6::bigint IS NULL OR (mv.seq, mv.currency) {cmp} ($6, $7::text))
+  AND """ + _FROM_PLACE.format(ts="mv.ts_ms", cmp="{cmp}") + """
+  AND NOT ($11::bool AND mv.cause IN ('transfer_out', 'transfer_in'))
 ORDER BY mv.seq {dir}, mv.currency {dir}
 LIMIT $8"""
+
+# a movement `mv`'s balance less what the transfers of its wallet up to it moved (between the
+# bettor's shards: gateway/split/history.py)
+OWN_BALANCE = """(mv.balance_minor - coalesce(
+    (SELECT sum(t.amount_minor) FROM wallet_movements t
+     WHERE t.user_id = mv.user_id AND t.currency = mv.currency AND t.seq <= mv.seq
+       AND t.cause IN ('transfer_out', 'transfer_in')), 0))::bigint"""
 
 
 def _movement(r) -> dict:
@@ -163,13 +194,14 @@ def _movement(r) -> dict:
             "commission": format_money(r["commission_minor"]),
             "held_change": format_money(held_change), "balance": format_money(balance),
             "held": format_money(held), "available": format_money(balance - held),
-            "market": r["market"], "order": r["order_id"], "ref": r["ref"]}
+            "market": r["market"], "order": r["order_id"], "ref": r["ref"],
+            **({} if r["own_balance"] is None else {"own_balance": r["own_balance"]})}
 
 
 async def statement(pool, page: Page, target_seq: int, wait_s: float) -> dict:
     """{"as_of_seq", "movements", "next"}: one page of the user's wallet movements."""
     async def read(conn) -> dict:
-        rows, more = await _rows(conn, _STATEMENT_SQL, page, _after(page))
+        rows, more = await _rows(conn, _STATEMENT_SQL, page, _after(page), page.merged)
         last = rows[-1] if rows else None
         return {"movements": [_movement(r) for r in rows],
                 "next": f"s{last['seq']}.{last['currency']}" if more else None}
@@ -197,6 +229,7 @@ WHERE o.user_id = $1 AND o.matched_minor > 0
   AND ($3::text IS NULL OR o.market = $3)
   AND f.ts_ms >= $4 AND f.ts_ms < $5
   AND ($6::bigint IS NULL OR (f.seq, o.placed_seq) {cmp} ($6, $7::bigint))
+  AND """ + _FROM_PLACE.format(ts="f.ts_ms", cmp="{cmp}") + """
 ORDER BY f.seq {dir}, o.placed_seq {dir}
 LIMIT $8"""
 

@@ -22,12 +22,14 @@ KERNEL_SEND_BUFFER_BYTES = 64 * 1024
 
 
 class TradingSocket:
-    def __init__(self, exchange, hub) -> None:
+    def __init__(self, exchange, hub, ops=None) -> None:
         self.exchange = exchange
         self.hub = hub
         self.settings = exchange.settings
         self.metrics = exchange.metrics
-        self.ops = Ops(exchange, hub)
+        # the split shape's gateways answer what they can and send the rest to the engine
+        # (gateway/split/gateway_ops.py)
+        self.ops = ops if ops is not None else Ops(exchange, hub)
         self.origins = set(self.settings.allowed_origins)
         self.handling: set[asyncio.Task] = set()  # the tasks of non-order ops, kept referenced
         if self.settings.ws_server == "websockets":

@@ -29,7 +29,9 @@ from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
-APPENDFSYNC_POLICIES = ("always", "everysec")
+# "no": the OS flushes the AOF when it likes; only for a Redis whose contents need not survive
+# (the split shape's wire between gateways and shards, gateway/split/wire.py)
+APPENDFSYNC_POLICIES = ("always", "everysec", "no")
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
 UNIX_SOCKET_PATH_MAX = 100  # sun_path is 104-108 bytes depending on the OS; leave a margin

@@ -283,7 +283,8 @@ VOID = "void"
 NON_RUNNER = "non_runner"  # a selection removed: holds taken again, no money moved
 _CAUSES = {c.Deposit: "deposit", c.RequestWithdrawal: "withdrawal_requested",
            c.ApproveWithdrawal: "withdrawal_approved", c.RejectWithdrawal: "withdrawal_rejected",
-           c.SettleMarket: SETTLEMENT, c.VoidMarket: VOID, c.RemoveSelection: NON_RUNNER}
+           c.SettleMarket: SETTLEMENT, c.VoidMarket: VOID, c.RemoveSelection: NON_RUNNER,
+           c.TransferOut: "transfer_out", c.TransferIn: "transfer_in"}
 
 
 def _wallet_changed(ch, seq, idx, e: ev.WalletChanged):
@@ -312,6 +313,10 @@ def _wallet_changed(ch, seq, idx, e: ev.WalletChanged):
         ref = cmd.ref
     elif cause == "withdrawal_requested":
         ref = next(x.withdrawal for x in ch.events if type(x) is ev.WithdrawalRequested)
+    elif cause == "transfer_out":  # between the user's wallets on two shards: the transfer id
+        ref = next(x.transfer for x in ch.events if type(x) is ev.FundsTransferredOut)
+    elif cause == "transfer_in":
+        ref = cmd.transfer
     else:
         ref = cmd.withdrawal
     ch.movements.append((user, seq, e.currency, e.ts, cause, market, order, ref, amount,
@@ -398,6 +403,11 @@ _FOLDERS = {
     ev.PlaceRepeated: _nothing_changed,
     ev.DepositRepeated: _nothing_changed,
     ev.Configured: _nothing_changed,
+    # transfers between shards: their money is in the ledger and the wallet movements
+    ev.FundsTransferredOut: _nothing_changed,
+    ev.FundsTransferredIn: _nothing_changed,
+    ev.TransferRepeated: _nothing_changed,
+    ev.TransferConfirmed: _nothing_changed,
     ev.SelfLimitsConfigured: _nothing_changed,
     ev.MarketCreated: _market_created,
     ev.MarketStatusChanged: _market_status_changed,

@@ -51,7 +51,11 @@ PREFETCH_ENTRIES = 400
 
 
 async def recover(journal: Journal, snapshot_store: SnapshotStore | None,
-                  engine_factory: Callable[[], object] = _new_engine) -> Recovered:
+                  engine_factory: Callable[[], object] = _new_engine,
+                  base_seq: int = 0) -> Recovered:
+    """The engine as of the journal's last seq. `base_seq`: the seq the journal starts after
+    (a shard of the split shape numbers its commands from its own base, gateway/split/shards.py;
+    an empty journal then recovers to base_seq)."""
     # Recovery builds millions of long-lived objects; the cyclic collector would rescan them
     # over and over while they are created (most of a large unpickle's time), so it pauses here.
     collecting = gc.isenabled()
@@ -59,19 +63,20 @@ async def recover(journal: Journal, snapshot_store: SnapshotStore | None,
     started = time.perf_counter()
     prefetch = None
     try:
-        seq = await snapshot_store.latest_seq() if snapshot_store is not None else 0
+        snapshot_seq = await snapshot_store.latest_seq() if snapshot_store is not None else 0
+        seq = max(snapshot_seq, base_seq)
         # The snapshot (Postgres) and the start of the journal after it (Redis) are fetched
         # at the same time: both are mostly a wait on another process, and reading and
         # decoding 100,000 commands took 0.25 s, about as long as fetching a 100 MB snapshot.
         batches = journal.read_batches(after_seq=seq)
         prefetch = asyncio.create_task(_take(batches, PREFETCH_ENTRIES))
-        blob = await snapshot_store.at(seq) if seq else None
+        blob = await snapshot_store.at(snapshot_seq) if snapshot_seq else None
         fetched = time.perf_counter()
-        if seq and blob is None:
-            raise RuntimeError(f"snapshot {seq} vanished while recovery was reading it")
-        engine = pickle.loads(blob) if seq else engine_factory()
+        if snapshot_seq and blob is None:
+            raise RuntimeError(f"snapshot {snapshot_seq} vanished while recovery was reading it")
+        engine = pickle.loads(blob) if snapshot_seq else engine_factory()
         del blob
-        snapshot_seq, replayed = seq, 0
+        replayed = 0
         loaded = time.perf_counter()
         apply = engine.apply
         prefetched = await prefetch

@@ -53,8 +53,12 @@ def ticked(cell: str) -> list[str]:
     return re.findall(r"`([^`]+)`", cell)
 
 
+SPLIT = ("wire-redis", "shard-0", "shard-1", "gateway-1", "gateway-2")  # profile `split`
+
+
 def test_compose_runs_storage_the_exchange_and_locust():
-    assert set(SERVICES) == {"redis", "postgres", "backlay", "locust-master", "locust-worker"}
+    assert set(SERVICES) == {"redis", "postgres", "backlay", "locust-master",
+                             "locust-worker", *SPLIT}
 
 
 def test_storage_uses_the_official_images():
@@ -201,3 +205,68 @@ def test_the_docs_list_the_environment_of(service):
     assert set(documented) == set(env(service))
     for name, value in documented.items():
         assert value == env(service)[name], name
+
+
+# -- the split shape (docs/scale-out.md): profile `split` ---------------------------------------
+
+
+def _command(service: str) -> list[str]:
+    return [str(part) for part in SERVICES[service]["command"]]
+
+
+def test_the_split_shape_is_a_profile_of_its_own():
+    for service in SPLIT:
+        assert SERVICES[service]["profiles"] == ["split"]
+    for service in ("redis", "postgres", "backlay", "locust-master", "locust-worker"):
+        assert "profiles" not in SERVICES[service]
+
+
+def test_the_shards_are_the_shard_count_engines_each_its_own_shard():
+    shards = [s for s in SPLIT if s.startswith("shard-")]
+    assert [_command(s)[:4] for s in shards] == [["backlay", "engine", "--shard", str(k)]
+                                                  for k in range(len(shards))]
+    for service in shards + [s for s in SPLIT if s.startswith("gateway-")]:
+        assert int(env(service)["BACKLAY_SHARDS"]) == len(shards)
+
+
+def test_the_gateways_have_ids_of_their_own_and_wait_for_every_shard():
+    gateways = [s for s in SPLIT if s.startswith("gateway-")]
+    assert [_command(s) for s in gateways] == [["backlay", "gateway", "--id", f"g{i}"]
+                                               for i in range(1, len(gateways) + 1)]
+    for gateway in gateways:
+        depends = SERVICES[gateway]["depends_on"]
+        assert {s for s in depends} == {s for s in SPLIT if s.startswith("shard-")}
+        assert all(d["condition"] == "service_healthy" for d in depends.values())
+        assert f"http://127.0.0.1:{env(gateway)['BACKLAY_HTTP_PORT']}/health" in healthcheck(
+            gateway)
+
+
+def test_every_split_process_shares_the_storage_and_the_wire():
+    wire = urlsplit(env("shard-0")["BACKLAY_WIRE_REDIS_URL"])
+    assert (wire.scheme, wire.hostname) == ("redis", "wire-redis")
+    for service in SPLIT[1:]:
+        e = env(service)
+        assert (e["REDIS_URL"], e["DATABASE_URL"]) == (env("backlay")["REDIS_URL"],
+                                                       env("backlay")["DATABASE_URL"])
+        assert e["BACKLAY_WIRE_REDIS_URL"] == env("shard-0")["BACKLAY_WIRE_REDIS_URL"]
+        for need in ("redis", "postgres", "wire-redis"):
+            if service.startswith("shard-"):
+                assert SERVICES[service]["depends_on"][need]["condition"] == "service_healthy"
+
+
+def test_the_wire_redis_keeps_nothing_on_disk():
+    command = SERVICES["wire-redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "no"
+    assert command[command.index("--save") + 1] == ""
+
+
+def test_every_split_variable_is_a_setting_the_processes_read(monkeypatch):
+    names = {f"BACKLAY_{field.upper()}" for field in Settings.model_fields}
+    names |= {"REDIS_URL", "DATABASE_URL"}
+    for service in SPLIT[1:]:
+        assert set(env(service)) <= names, set(env(service)) - names
+        with monkeypatch.context() as m:
+            for name, value in env(service).items():
+                m.setenv(name, value)
+            settings = Settings()
+        assert settings.shards == 2 and settings.wire_redis_url.startswith("redis://wire-redis")

@@ -27,6 +27,7 @@ from engine import commands as c
 from engine.rejections import Code
 from gateway import protocol, session, slips, views
 from gateway import connection
+from gateway.split import client as split_client
 from gateway.exposure import exposure_view
 from gateway.http import STATUS_BY_CODE
 from gateway.metrics import Metrics
@@ -47,7 +48,8 @@ GENERATED = re.compile(r"<!-- generated:[^ ]+ -->\n.*?<!-- /generated -->", re.S
 TABLE_ROW = re.compile(r"^\| `?(?P<first>[^|`]+)`? \|(?P<rest>.*)\|$", re.M)
 
 CLOSE_CODES = {connection.CLOSE_AUTH: 4001, connection.CLOSE_RATE: 4029,
-               session.CLOSE_SLOW_CONSUMER: 1008, connection.CLOSE_FULL: 1013}
+               session.CLOSE_SLOW_CONSUMER: 1008, connection.CLOSE_FULL: 1013,
+               split_client.CLOSE_SERVICE_RESTART: 1012}
 # closes done by the WebSocket library (or for it, gateway/ws_picows.py) and by shutdown
 LIBRARY_CLOSE_CODES = {1009, 1001}
 

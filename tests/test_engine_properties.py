@@ -2,7 +2,8 @@
 
 Hypothesis draws whole trading sessions (several users and markets, every order kind,
 suspensions, in-play turns with bet delays, non-runners removed with reduction factors,
-settlements with dead heats, voids, deposits and withdrawals) and, after every command, checks:
+settlements with dead heats, voids, deposits and withdrawals, transfers to and from other
+shards) and, after every command, checks:
   1. conservation: every ledger movement sums to zero, all balances sum to zero, and the users'
      side changes only by deposits and approved withdrawals;
   2. no wallet with available < 0, held == exposures recomputed from scratch (Engine.validate),
@@ -372,7 +373,8 @@ def _step(s: Session, data) -> None:
         ["place"] * 10 + ["cancel"] * 2 + ["replace", "cancel_all", "status", "settle", "void",
                                              "remove", "deposit", "withdraw",
                                              "finish_withdrawal", "tick", "own_limits",
-                                             "own_limits", "exclude", "cooling_off"]),
+                                             "own_limits", "exclude", "cooling_off",
+                                             "transfer_out", "transfer_in", "confirm"]),
         label="kind")
     user = data.draw(st.sampled_from(USERS), label="user")
     mid = data.draw(st.sampled_from(sorted(MARKETS)), label="market")
@@ -425,6 +427,17 @@ def _step(s: Session, data) -> None:
     elif kind == "withdraw":
         s.apply(c.RequestWithdrawal, user=user, currency="BDT",
                 amount_minor=data.draw(st.integers(1, 60_000), label="amount"))
+    elif kind == "transfer_out":  # to this user's wallet on another shard
+        s.apply(c.TransferOut, user=user, currency="BDT",
+                amount_minor=data.draw(st.integers(1, 60_000), label="amount"), to_shard=1)
+    elif kind == "transfer_in":  # from another shard: a new transfer, or one credited before
+        seen = sorted(eng.transfers.credited)
+        s.apply(c.TransferIn, user=user, currency="BDT",
+                transfer=data.draw(st.sampled_from(seen + [f"t{10**12 + s.seq}"]), label="tid"),
+                amount_minor=data.draw(st.integers(1, 60_000), label="amount"), from_shard=1)
+    elif kind == "confirm":
+        s.apply(c.ConfirmTransfer, transfer=data.draw(
+            st.sampled_from(sorted(eng.transfers.pending) + ["t1"]), label="tid"))
     elif kind == "own_limits":
         names = data.draw(st.lists(st.sampled_from(self_limits.NAMES), min_size=1, max_size=3,
                                    unique=True), label="limits")

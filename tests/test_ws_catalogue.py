@@ -20,6 +20,18 @@ async def _event_markets(h: Harness, n: int, **create) -> tuple[str, list[str]]:
     return event, markets
 
 
+async def _walk(client, request: dict) -> list[str]:
+    """Every market the pages list, following `next` until it is null (at most 20 pages)."""
+    seen = []
+    for _ in range(20):
+        reply = await client.ok(request, "catalogue")
+        seen += [m["market"] for m in reply["markets"]]
+        if reply["next"] is None:
+            return seen
+        request = {**request, "after": reply["next"]}
+    raise AssertionError(f"the pages did not end: {seen}")
+
+
 def test_catalogue_lists_an_events_markets_with_names_status_and_matched_volume(ws):
     async def scenario(h: Harness):
         event, (m1, m2) = await _event_markets(h, 2)
@@ -29,8 +41,8 @@ def test_catalogue_lists_an_events_markets_with_names_status_and_matched_volume(
         alice = await h.bettor("alice")
         reply = await alice.ok({"op": "catalogue", "id": "c", "event": event}, "catalogue")
         assert reply["id"] == "c" and reply["next"] is None
-        assert [m["market"] for m in reply["markets"]] == [m1, m2]  # in creation order
-        first = reply["markets"][0]
+        assert [m["market"] for m in reply["markets"]] == h.listing_order([m1, m2])
+        first = next(m for m in reply["markets"] if m["market"] == m1)
         assert set(first) == ENTRY_KEYS
         assert first == {"market": m1, "event": event, "name": "Match Odds",
                          "type": "exchange", "currency": "BDT", "status": "OPEN",
@@ -40,7 +52,7 @@ def test_catalogue_lists_an_events_markets_with_names_status_and_matched_volume(
                                          "removed": None},
                                         {"id": "s2", "name": "S2", "traded": "0.00",
                                          "removed": None}]}
-        assert reply["markets"][1]["traded"] == "0.00"
+        assert next(m for m in reply["markets"] if m["market"] == m2)["traded"] == "0.00"
     ws(scenario)
 
 
@@ -58,8 +70,8 @@ def test_catalogue_filters_by_status_and_in_play(ws):
             reply = await alice.ok({"op": "catalogue", "event": event, **filters}, "catalogue")
             return [m["market"] for m in reply["markets"]]
 
-        assert await ids(status=["open"]) == [live, later]
-        assert await ids(status=["suspended", "inactive"]) == [quiet, new]
+        assert await ids(status=["open"]) == h.listing_order([live, later])
+        assert await ids(status=["suspended", "inactive"]) == h.listing_order([quiet, new])
         assert await ids(in_play=True) == [live]
         assert await ids(status=["open"], in_play=False) == [later]
         assert await ids(status=["settled"]) == []
@@ -70,19 +82,38 @@ def test_catalogue_pages_with_the_next_cursor_until_it_is_null(ws):
     async def scenario(h: Harness):
         event, markets = await _event_markets(h, 5, status=None)
         alice = await h.bettor("alice")
-        seen, after = [], None
-        for _ in range(3):
-            request = {"op": "catalogue", "event": event, "limit": 2}
-            if after is not None:
-                request["after"] = after
-            reply = await alice.ok(request, "catalogue")
-            seen += [m["market"] for m in reply["markets"]]
-            after = reply["next"]
-            if after is None:
-                break
-        assert seen == markets and after is None
+        assert await _walk(alice, {"op": "catalogue", "event": event, "limit": 2}) == \
+            h.listing_order(markets)
         whole = await alice.ok({"op": "catalogue", "event": event, "limit": 5}, "catalogue")
         assert len(whole["markets"]) == 5 and whole["next"] is None
+    ws(scenario)
+
+
+def test_pages_by_start_time_walk_every_market_once_in_start_order(ws):
+    """Ties in start time keep creation order; markets without one come last. With several
+    shards the markets alternate between them and the order is one over all of them (ties by
+    shard first): the pages merge every shard's, and a cursor on one shard carries on in the
+    others."""
+    async def scenario(h: Harness):
+        trader = await h.trader()
+        event = unique("e")
+        starts = [1_767_232_800_000, 1_767_225_600_000, None, 1_767_225_600_000,
+                  1_767_240_000_000, None, 1_767_232_800_000]
+        markets = [await h.market(trader, event=event, status=None,
+                                  market=h.market_id(i % h.shards.count),
+                                  **({} if start is None else {"start_ts": start}))
+                   for i, start in enumerate(starts)]
+        order = {m: i for i, m in enumerate(markets)}  # creation order
+        expected = sorted(markets, key=lambda m: (starts[order[m]] is None,
+                                                  starts[order[m]] or 0,
+                                                  h.shards.of_market(m), order[m]))
+        alice = await h.bettor("alice")
+        assert await _walk(alice, {"op": "catalogue", "event": event, "sort": "start",
+                                   "limit": 2}) == expected
+        timed = await alice.ok({"op": "catalogue", "event": event, "sort": "start",
+                                "start_from": 1_767_225_600_001}, "catalogue")
+        assert [m["market"] for m in timed["markets"]] == [
+            m for m in expected if (starts[order[m]] or 0) >= 1_767_225_600_001]
     ws(scenario)
 
 

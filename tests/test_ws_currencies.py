@@ -38,8 +38,10 @@ def test_the_wallet_op_shows_every_wallet_or_the_one_asked_for(ws):
 def test_a_market_in_a_second_currency_holds_and_pays_that_wallet(ws):
     async def scenario(h: Harness):
         trader = await h.trader()
-        market = await h.market(trader, currency="USD")
         alice = await h.bettor("alice", "40.00")
+        # on alice's home shard, whose statement it is (docs/scale-out.md)
+        market = await h.market(trader, currency="USD",
+                                market=h.market_id(h.shards.of_user(alice.user)))
         await h.deposit(alice.user, "20.00", currency="USD")
         await alice.ok({"op": "orders"}, "orders")  # the wallet pushes from now on
         preview = await alice.ok({"op": "preview", "market": market, "selection": "s1",

@@ -139,8 +139,9 @@ def test_the_catalogue_shows_start_times_filters_and_sorts_by_them(ws):
             reply = await alice.ok({"op": "catalogue", "event": event, **more}, "catalogue")
             return [(m["market"], m["start_ts"]) for m in reply["markets"]]
 
-        assert await listing() == [(late, 1_767_232_800_000), (untimed, None),
-                                   (early, 1_767_225_600_000)]
+        starts = {late: 1_767_232_800_000, untimed: None, early: 1_767_225_600_000}
+        assert await listing() == [(m, starts[m]) for m in h.listing_order([late, untimed,
+                                                                            early])]
         assert await listing(sort="start") == [(early, 1_767_225_600_000),
                                                (late, 1_767_232_800_000), (untimed, None)]
         assert await listing(start_from=1_767_225_600_001) == [(late, 1_767_232_800_000)]

@@ -139,7 +139,8 @@ def test_a_repeat_after_settlement_replies_placed_with_the_original_order_in_its
                          "avg_price_matched": "3.00", "status": "EXECUTION_COMPLETE",
                          "queue_ahead": "0.00"}
         assert await _wallet(alice) == wallet  # nothing placed, nothing held
-        other = await h.market(trader)
+        # (a ref is the user's on each shard: docs/scale-out.md)
+        other = await h.market(trader, market=h.market_id(h.shards.of_market(market)))
         await alice.error(place(other, price="3.00", size="10.00", ref="kept"), "DUPLICATE_REF")
         assert await _wallet(alice) == wallet
     ws(scenario)

@@ -57,7 +57,7 @@ def test_a_fresh_bettor_has_no_limits_and_sees_what_they_used(ws):
 def test_a_lower_applies_at_once_and_a_raise_waits_the_cooling_off_period(ws):
     async def scenario(h: Harness):
         alice = await h.bettor("alice", "500.00")
-        market = await h.market()
+        market = await h.market(market=h.market_id(h.shards.of_user(alice.user)))  # see below
         reply = await alice.ok({"op": "selflimits.set", "daily_stake": "50.00",
                                 "weekly_loss": "300.00"}, "selflimits")
         stake = reply["limits"]["daily_stake"]
@@ -71,6 +71,8 @@ def test_a_lower_applies_at_once_and_a_raise_waits_the_cooling_off_period(ws):
         assert (stake["limit"], stake["left"]) == ("50.00", "20.00")
         effective = stake["pending"]["effective_ts"]
         assert stake["pending"] == {"limit": "80.00", "effective_ts": effective}
+        # the raise's time as the home shard counts it (with several shards each counts the
+        # cooling-off from its own command, milliseconds apart: docs/scale-out.md)
         error = await alice.error(place(market, price="5.00", size="20.01"), "SELF_STAKE_LIMIT")
         assert error["message"].endswith(
             f"; your raise to 80.00 takes effect at {format_utc(effective)}")
@@ -112,19 +114,25 @@ def test_a_deposit_past_the_limit_is_refused_for_good_and_credits_nothing(ws):
 def test_self_exclusion_cancels_open_orders_and_blocks_orders_and_deposits(ws):
     async def scenario(h: Harness):
         alice = await h.bettor("alice", "100.00")
-        market = await h.market()
+        # with several shards: a market on the bettor's home shard (whose until the reply
+        # shows) and one on another shard
+        home = h.shards.of_user(alice.user)
+        market = await h.market(market=h.market_id(home))
+        elsewhere = await h.market(market=h.market_id((home + 1) % h.shards.count))
         await alice.ok({"op": "orders"}, "orders")
         order = await placed(alice, market, price="5.00", size="10.00", persistence="persist")
+        other = await placed(alice, elsewhere, price="5.00", size="4.00")
         reply = await alice.ok({"op": "selfexclude", "id": "x", "days": 30}, "selfexcluded")
         until = reply["excluded_until"]
-        [cancelled] = reply["cancelled"]
-        assert cancelled["order"] == order["order"] and cancelled["cancelled"] == "10.00"
+        assert sorted((o["order"], o["cancelled"]) for o in reply["cancelled"]) == sorted(
+            [(order["order"], "10.00"), (other["order"], "4.00")])
         pushed = await alice.take("ord", lambda f: f["order"]["order"] == order["order"]
                                   and f["order"]["cancelled"] == "10.00")
         assert pushed["order"]["status"] == "EXECUTION_COMPLETE"
         error = await alice.error(place(market, size="1.00"), "SELF_EXCLUDED")
         assert error["message"] == (f"you are self-excluded until {format_utc(until)}: no "
                                     "orders or deposits until then")
+        await alice.error(place(elsewhere, size="1.00"), "SELF_EXCLUDED")
         status, body = await webhook(h, alice.user, "5.00", unique("pay"))
         assert (status, body["code"]) == (409, "SELF_EXCLUDED")
         shown = await alice.ok({"op": "selflimits"}, "selflimits")
@@ -134,6 +142,8 @@ def test_self_exclusion_cancels_open_orders_and_blocks_orders_and_deposits(ws):
         await alice.ok({"op": "cancel", "order": order["order"]}, "cancelled")
         wallet = await alice.ok({"op": "wallet"}, "wallet")
         assert (wallet["balance"], wallet["held"]) == ("100.00", "0.00")
+        await alice.ok({"op": "selfexclude", "days": 31}, "selfexcluded")  # extended everywhere
+        assert (await alice.ok({"op": "selflimits"}))["excluded_until"] > until
     ws(scenario)
 
 
@@ -148,6 +158,64 @@ def test_every_connection_of_the_bettor_sees_the_same_limits(ws):
         theirs = await other.ok({"op": "selflimits"}, "selflimits")
         assert {k: v for k, v in mine.items() if k != "id"} == \
             {k: v for k, v in theirs.items() if k != "id"}
+    ws(scenario)
+
+
+def test_own_limits_hold_on_every_market_and_count_what_every_market_used(ws):
+    """With several shards, the markets are on two of them: each refuses past the limit, and
+    `selflimits` counts what was staked on both."""
+    async def scenario(h: Harness):
+        alice = await h.bettor("alice", "100.00")
+        home = h.shards.of_user(alice.user)
+        here = await h.market(market=h.market_id(home))
+        there = await h.market(market=h.market_id((home + 1) % h.shards.count))
+        reply = await alice.ok({"op": "selflimits.set", "daily_stake": "5.00",
+                                "daily_loss": "50.00"}, "selflimits")
+        assert reply["limits"]["daily_stake"]["limit"] == "5.00"
+        for market in (here, there):
+            await alice.error(place(market, price="5.00", size="5.01"), "SELF_STAKE_LIMIT")
+        await placed(alice, here, price="5.00", size="2.00")
+        await placed(alice, there, price="5.00", size="1.50")
+        limits = (await alice.ok({"op": "selflimits"}, "selflimits"))["limits"]
+        assert (limits["daily_stake"]["used"], limits["daily_stake"]["left"]) == ("3.50", "1.50")
+        assert limits["daily_deposit"]["used"] == "100.00"
+        loss = limits["daily_loss"]
+        assert (loss["used"], loss["at_risk"], loss["settled_loss"], loss["left"]) == (
+            "3.50", "3.50", "0.00", "46.50")
+    ws(scenario)
+
+
+def test_the_http_mirrors_show_and_change_what_the_websocket_does(ws):
+    async def scenario(h: Harness):
+        alice = await h.bettor("alice", "100.00")
+        home = h.shards.of_user(alice.user)
+        there = await h.market(market=h.market_id((home + 1) % h.shards.count))
+        order = await placed(alice, there, price="5.00", size="3.00")
+        session = await h.http()
+        mine = {"Authorization": f"Bearer {h.token(alice.user)}"}
+        operator = {"Authorization": f"Bearer {h.token(unique('op'), 'operator')}"}
+        async with session.post("/account/selflimits", headers=mine,
+                                json={"weekly_stake": "40.00"}) as resp:
+            assert resp.status == 200, await resp.text()
+            set_ = await resp.json()
+        async with session.get("/account/selflimits", headers=mine) as resp:
+            shown = await resp.json()
+        ws_view = await alice.ok({"op": "selflimits"}, "selflimits")
+        assert shown == set_ == {k: v for k, v in ws_view.items() if k not in ("op", "id")}
+        assert (shown["limits"]["weekly_stake"]["limit"],
+                shown["limits"]["weekly_stake"]["used"]) == ("40.00", "3.00")
+        async with session.get(f"/admin/users/{alice.user}", headers=operator) as resp:
+            detail = await resp.json()
+        [own] = [v for v in detail["self_limits"] if v["currency"] == CURRENCY]
+        assert own["limits"]["weekly_stake"] == shown["limits"]["weekly_stake"]
+        async with session.post(f"/admin/users/{alice.user}/selfexclusion", headers=operator,
+                                json={"days": 2}) as resp:
+            assert resp.status == 200, await resp.text()
+            excluded = await resp.json()
+        assert [o["order"] for o in excluded["cancelled"]] == [order["order"]]
+        reply = await alice.ok({"op": "selflimits"}, "selflimits")
+        assert reply["excluded_until"] == excluded["excluded_until"]
+        await alice.error(place(there, size="1.00"), "SELF_EXCLUDED")
     ws(scenario)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.ws_fixtures")
 
-from tests.ws_fixtures import Harness, placed, unique  # noqa: E402
+from tests.ws_fixtures import Harness, minor, placed, unique  # noqa: E402
 
 pytest_plugins = ["tests.ws_fixtures"]
 
@@ -65,8 +65,8 @@ def test_cleared_lists_each_bets_profit_and_the_markets_commission(ws):
 
 def test_pages_follow_the_cursor_without_gaps_or_repeats(ws):
     async def scenario(h: Harness):
-        market = await h.market()
         alice = await h.bettor("alice", "100.00")
+        market = await h.market(market=h.market_id(h.shards.of_user(alice.user)))
         for price in ("5.00", "6.00", "7.00"):
             order = await placed(alice, market, price=price, size="1.00")
             await alice.ok({"op": "cancel", "order": order["order"]}, "cancelled")
@@ -82,6 +82,69 @@ def test_pages_follow_the_cursor_without_gaps_or_repeats(ws):
                 break
         assert [kind for _, kind in seen] == ["deposit"] + ["hold", "release"] * 3
         assert [seq for seq, _ in seen] == sorted({seq for seq, _ in seen})
+    ws(scenario)
+
+
+async def _pages(client, request: dict) -> list[dict]:
+    """Every movement of the statement (bet of cleared), page by page (at most 20 pages)."""
+    seen = []
+    for _ in range(20):
+        reply = await client.ok(request, request["op"])
+        seen += reply["movements" if request["op"] == "statement" else "orders"]
+        if reply["next"] is None:
+            return seen
+        request = {**request, "cursor": reply["next"]}
+    raise AssertionError(f"the pages did not end: {seen}")
+
+
+def test_the_running_balance_is_the_whole_wallet_across_markets_and_pages(ws):
+    """With several shards alice's money moves to the other shard's market and back: the
+    statement merges both shards' movements in time order, leaves the transfers out, and each
+    balance is her whole wallet, so every page follows on from the one before."""
+    async def scenario(h: Harness):
+        trader = await h.trader()
+        alice, bob = await h.bettor("alice", "100.00"), await h.bettor("bob", "100.00")
+        home = h.shards.of_user(alice.user)
+        here = await h.market(trader, market=h.market_id(home))
+        there = await h.market(trader, market=h.market_id((home + 1) % h.shards.count))
+        resting = await placed(alice, there, price="4.00", size="30.00")
+        await placed(alice, here, price="3.00", size="20.00")
+        await alice.ok({"op": "cancel", "order": resting["order"]}, "cancelled")
+        await placed(bob, there, side="lay", price="2.00", size="40.00")
+        await placed(alice, there, price="2.00", size="40.00")
+        await trader.ok({"op": "market.settle", "market": there, "winners": ["s1"]}, "market")
+        wallet = await alice.ok({"op": "wallet"}, "wallet")
+        oldest = await _pages(alice, {"op": "statement", "limit": 2, "sort": "oldest"})
+        newest = await _pages(alice, {"op": "statement", "limit": 3})
+        assert oldest == newest[::-1]
+        assert [m["kind"] for m in oldest] == [
+            "deposit", "hold", "hold", "release", "hold", "settlement"]
+        balance = held = 0
+        for m in oldest:
+            balance += minor(m["amount"])
+            held += minor(m["held_change"])
+            assert (minor(m["balance"]), minor(m["held"]), minor(m["available"])) == (
+                balance, held, balance - held), m
+        assert [m["ts"] for m in oldest] == sorted(m["ts"] for m in oldest)
+        assert (oldest[-1]["balance"], oldest[-1]["held"]) == (wallet["balance"],
+                                                               wallet["held"])
+        assert oldest[-1]["balance"] == "138.00"  # won 40.00, 5% commission on it
+        session = await h.http()  # the HTTP endpoint reads the same history
+        async with session.get("/wallet/statement", params={"sort": "oldest", "limit": "100"},
+                               headers={"Authorization": f"Bearer {h.token(alice.user)}"}
+                               ) as resp:
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["movements"] == oldest
+        await placed(bob, here, side="lay", price="3.00", size="20.00")
+        await trader.ok({"op": "market.settle", "market": here, "winners": ["s2"]}, "market")
+        cleared = await _pages(alice, {"op": "cleared", "limit": 1, "sort": "oldest"})
+        assert [(b["market"], b["profit"]) for b in cleared] == [(there, "40.00"),
+                                                                 (here, "-20.00")]
+        assert await _pages(alice, {"op": "cleared", "limit": 1}) == cleared[::-1]
+        just_there = await alice.ok({"op": "statement", "market": there, "sort": "oldest"},
+                                    "statement")
+        assert [(m["kind"], m["balance"]) for m in just_there["movements"]] == [
+            (m["kind"], m["balance"]) for m in oldest if m["market"] == there]
     ws(scenario)
 
 

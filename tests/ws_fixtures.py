@@ -52,6 +52,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.auth import make_token
+from gateway.split.shards import ShardMap
 from gateway.webhooks import sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +113,14 @@ class ServerProcess:
     http_url: str
     var_dir: Path
     log: list[str] = field(default_factory=list)
+    # the split shape (`serve --gateways N`): every gateway's URLs, the first ones above
+    ws_urls: list[str] = field(default_factory=list)
+    http_urls: list[str] = field(default_factory=list)
+    shards: int = 1
+
+    @property
+    def split(self) -> bool:
+        return len(self.ws_urls) > 1
 
     @property
     def pid(self) -> int:
@@ -131,39 +140,48 @@ class ServerProcess:
         return "\n".join(self.log[-lines:])
 
 
-def _pump(stream, sink: list[str], up: threading.Event, urls: dict) -> None:
+def _pump(stream, sink: list[str], up: threading.Event, urls: dict, gateways: int) -> None:
     """Read the server's output for its whole life (a full pipe would block the server)."""
     for raw in iter(stream.readline, ""):
         line = raw.rstrip("\n")
         sink.append(line)
         m = _URL.match(line)
         if m:
-            urls[m.group(1)] = m.group(2)
-            if "WebSocket" in urls and "HTTP" in urls:
+            urls.setdefault(m.group(1), []).append(m.group(2))
+            if all(len(urls.get(kind, ())) >= gateways for kind in ("WebSocket", "HTTP")):
                 up.set()
     stream.close()
     up.set()  # the process ended: stop waiting
 
 
-def start_server(var_dir: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
+def start_server(var_dir: Path, extra_env: dict[str, str] | None = None,
+                 gateways: int = 0, shards: int = 1) -> ServerProcess:
+    """`backlay serve`; with `gateways`, its split shape: that many gateway processes in front
+    of `shards` engine processes."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("BACKLAY_") and k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(SERVER_ENV)
     env.update(extra_env or {})
     env["PYTHONUNBUFFERED"] = "1"
+    split = ["--gateways", str(gateways), "--shards", str(shards)] if gateways else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--ws-port", "0", "--http-port", "0",
-         "--var-dir", str(var_dir)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         "--var-dir", str(var_dir), *split],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=bool(gateways))
     log: list[str] = []
-    urls: dict[str, str] = {}
+    urls: dict[str, list[str]] = {}
     up = threading.Event()
-    threading.Thread(target=_pump, args=(proc.stdout, log, up, urls), daemon=True).start()
+    threading.Thread(target=_pump, args=(proc.stdout, log, up, urls, max(gateways, 1)),
+                     daemon=True).start()
     if not up.wait(START_TIMEOUT_S) or proc.poll() is not None or len(urls) < 2:
         proc.kill()
         proc.wait()
         raise RuntimeError("backlay serve did not come up:\n" + "\n".join(log[-80:]))
-    return ServerProcess(proc, urls["WebSocket"], urls["HTTP"].rstrip("/"), var_dir, log)
+    http_urls = [url.rstrip("/") for url in urls["HTTP"]]
+    return ServerProcess(proc, urls["WebSocket"][0], http_urls[0], var_dir, log,
+                         urls["WebSocket"] if gateways else [], http_urls if gateways else [],
+                         shards)
 
 
 def stop_server(server: ServerProcess) -> int:
@@ -192,15 +210,25 @@ def scratch_dir(prefix: str):
         shutil.rmtree(base, ignore_errors=True)
 
 
-# The trading socket runs on either WebSocket library (gateway/links.py): every scenario runs
-# against a server on each.
+# The trading socket runs on either WebSocket library (gateway/links.py), and in the split shape
+# (gateway/split/: two gateway processes in front of two engine shards, over Redis): every
+# scenario runs against each. In the split shape a scenario's connections alternate between the
+# gateways, so replies and pushes cross from shard to gateway to client as they would in
+# production.
 WS_LIBRARIES = ("picows", "websockets")
+SPLIT = "split"
+SPLIT_GATEWAYS = 2
+SPLIT_SHARDS = 2
 
 
-@pytest.fixture(scope="session", params=WS_LIBRARIES)
+@pytest.fixture(scope="session", params=WS_LIBRARIES + (SPLIT,))
 def backlay_server(request):
     with scratch_dir(f"backlay-ws-tests-{request.param}-") as base:
-        server = start_server(base / "var", {"BACKLAY_WS_SERVER": request.param})
+        if request.param == SPLIT:
+            server = start_server(base / "var", {"BACKLAY_WS_SERVER": "picows"},
+                                  gateways=SPLIT_GATEWAYS, shards=SPLIT_SHARDS)
+        else:
+            server = start_server(base / "var", {"BACKLAY_WS_SERVER": request.param})
         yield server
         rc = stop_server(server)
         assert rc == 0, f"backlay serve exited {rc} after SIGTERM:\n{server.log_tail()}"
@@ -381,6 +409,8 @@ class Harness:
         self.clients: list[Client] = []
         self._http: aiohttp.ClientSession | None = None
         self._trader: Client | None = None
+        self._gateways = itertools.cycle(server.ws_urls or [server.ws_url])
+        self.shards = ShardMap(server.shards)
 
     @staticmethod
     def token(user: str, *roles: str, ttl_s: int = 3600, secret: str = JWT_SECRET) -> str:
@@ -388,7 +418,7 @@ class Harness:
 
     async def connect(self, url: str | None = None, **kwargs) -> Client:
         """An unauthenticated connection (kwargs go to websockets' connect)."""
-        ws = await connect(url or self.ws_url, open_timeout=REPLY_TIMEOUT_S, **kwargs)
+        ws = await connect(url or next(self._gateways), open_timeout=REPLY_TIMEOUT_S, **kwargs)
         client = Client(ws)
         self.clients.append(client)
         return client
@@ -442,6 +472,18 @@ class Harness:
                 self._trader = client
             return client
         return self._trader
+
+    def market_id(self, shard: int | None = None) -> str:
+        """A fresh market id, on `shard` (of the split shape's shards) when given."""
+        while True:
+            market = unique("m")
+            if shard is None or self.shards.of_market(market) == shard:
+                return market
+
+    def listing_order(self, markets: list[str]) -> list[str]:
+        """Markets in the order the catalogue lists them: creation order; with several shards,
+        shard by shard (docs/scale-out.md)."""
+        return sorted(markets, key=self.shards.of_market)
 
     async def market(self, trader: Client | None = None, selections=("s1", "s2"),
                      status: str | None = "open", **create) -> str:
@@ -501,6 +543,7 @@ def small_socket(rcvbuf: int = 4096, mss: int = 536) -> socket.socket:
 def ws(backlay_server):
     """ws(scenario, timeout_s=30): runs `await scenario(harness)` in a fresh event loop and
     returns its result; every client the harness opened is closed afterwards."""
+
     def go(scenario, timeout_s: float = SCENARIO_TIMEOUT_S):
         async def main():
             h = Harness(backlay_server)
