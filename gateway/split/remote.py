@@ -15,7 +15,7 @@ from persistence.sequencer import wall_clock_ms
 
 from ..exchange import Unavailable
 from ..http import HttpError
-from . import calls, history
+from . import calls, history, reports
 from .client import ShardDown
 from .funding import Funder
 
@@ -95,6 +95,10 @@ class RemoteExchange:
             return await history.merged(self.client, self.settings, self.shards, user, req)
         return await self._call(0, calls.encode_history("page", user, req.op, req.model_dump(),
                                                         None, False))
+
+    async def ggr_report(self, day_from, day_to, include_seeded: bool) -> dict:
+        """The operator's GGR report over every shard's read model (reports.py)."""
+        return await reports.merged(self._call, self.shards, day_from, day_to, include_seeded)
 
     async def _call(self, shard: int, payload: bytes):
         try:
