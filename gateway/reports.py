@@ -16,7 +16,9 @@ Because every ledger movement sums to zero, with include_seeded=true GGR equals 
 house and commission accounts booked on the market, to the cent (the tests check it).
 
 The report reads one consistent snapshot (REPEATABLE READ) and says which journal seq it
-covers (`persisted_seq`): the persister may lag the engine, never the other way round.
+covers (`persisted_seq`): the persister may lag the engine, never the other way round. With
+several shards, each shard's read model gives its part in a snapshot of its own and the gateway
+merges them (gateway/split/reports.py).
 """
 
 import csv
@@ -158,11 +160,18 @@ OPENAPI_PATHS = {"/admin/reports/ggr": {"get": {
     ],
     "responses": {
         "200": {"description": "the report; header X-Backlay-Persisted-Seq: the journal seq "
-                               "it covers",
+                               "it covers (with several shards, shard 0's; then also "
+                               "X-Backlay-Persisted-Seqs: every shard's, as "
+                               "`0=<seq>,1=<seq>`)",
                 "content": {"application/json": {"schema": {"type": "object", "properties": {
                     "from": {"type": "string"}, "to": {"type": "string"},
                     "timezone": {"const": "UTC"}, "basis": {"const": "settlement"},
                     "include_seeded": {"type": "boolean"}, "persisted_seq": {"type": "integer"},
+                    "persisted_seqs": {
+                        "type": "object", "additionalProperties": {"type": "integer"},
+                        "description": "the split shape only (docs/scale-out.md): each shard's "
+                                       "persisted seq, by shard number; persisted_seq is "
+                                       "shard 0's"},
                     "markets": {"type": "array", "items": _ROW},
                     "days": {"type": "array", "items": _ROW},
                     "currencies": {"type": "array", "items": _ROW}}}},
@@ -264,9 +273,9 @@ def build_report(day_from: date, day_to: date, include_seeded: bool, persisted_s
             "rows": rows}
 
 
-def _args(day_from: date, day_to: date, include_seeded: bool) -> tuple:
+def _args(day_from: date, day_to: date, include_seeded: bool, seeded=()) -> tuple:
     return (_ms(day_from), _ms(day_to + timedelta(days=1)), include_seeded,
-            list(SYSTEM_ACCOUNTS), list(NGR_DEDUCTION_KINDS))
+            [*SYSTEM_ACCOUNTS, *seeded], list(NGR_DEDUCTION_KINDS))
 
 
 async def ggr_report(pool, day_from: date, day_to: date, include_seeded: bool) -> dict:
@@ -278,11 +287,13 @@ async def ggr_report(pool, day_from: date, day_to: date, include_seeded: bool) -
     return build_report(day_from, day_to, include_seeded, persisted_seq, records)
 
 
-async def ggr_part(pool, day_from: date, day_to: date, include_seeded: bool) -> dict:
+async def ggr_part(pool, day_from: date, day_to: date, include_seeded: bool,
+                   seeded: list[str]) -> dict:
     """This read model's part of a report over several (gateway/split/reports.py), read in one
     snapshot: its persisted seq, its market rows (as GGR_SQL gives them, `ts_ms` for
-    `settled_at`) and the distinct bettors of each (currency, day): [currency, day, [user]]."""
-    args = _args(day_from, day_to, include_seeded)
+    `settled_at`) and the distinct bettors of each (currency, day): [currency, day, [user]].
+    `seeded`: users left out as well as this read model's seeded ones."""
+    args = _args(day_from, day_to, include_seeded, seeded)
     async with pool.acquire() as conn:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             persisted_seq = await conn.fetchval("SELECT seq FROM persisted")

@@ -2,7 +2,8 @@
 real shards behind two gateways (gateway/split/reports.py). Markets live on both shards and
 bettors trade on both; the report has every shard's markets, day and currency totals exact
 (money summed, a bettor who traded on both shards counted once), GGR equal to what each shard's
-house and commission accounts booked, each shard's persisted seq, and the same rows as CSV.
+house and commission accounts booked, seeded users left out on every shard, each shard's
+persisted seq, and the same rows as CSV.
 """
 
 import asyncio
@@ -111,18 +112,16 @@ def test_the_ggr_report_covers_every_shard_with_exact_totals(
                     csv_headers = resp.headers
                 per_shard = await _per_shard(x, day_from, day_to)
                 booked = await _booked(x)
+                # carol, who traded on shard 1 only, is a seeded bot: marked where the
+                # operator's tools mark them, shard 0's `users`
+                await x.read_model(0, "INSERT INTO users (user_id, seeded) VALUES ($1, true)",
+                                   carol.user)
+                async with http.get(f"/admin/reports/ggr?from={day_from}&to={day_to}",
+                                    headers=auth) as resp:
+                    assert resp.status == 200, await resp.text()
+                    customers = await resp.json()
             finally:
                 await h.close()
-
-            # every shard's persisted seq; the compatible one is shard 0's
-            for k in x.shards.all:
-                assert base_seq(k) < report["persisted_seqs"][str(k)] < base_seq(k) + SEQ_SPAN
-                assert report["persisted_seqs"][str(k)] >= last[k]
-            assert report["persisted_seq"] == report["persisted_seqs"]["0"]
-            for hd in (headers, csv_headers):
-                assert hd["X-Backlay-Persisted-Seq"] == str(report["persisted_seq"])
-                assert hd["X-Backlay-Persisted-Seqs"] == ",".join(
-                    f"{k}={report['persisted_seqs'][str(k)]}" for k in x.shards.all)
 
             # market rows: each shard's own, all of them
             ours = {m0, m1, m1b}
@@ -158,6 +157,21 @@ def test_the_ggr_report_covers_every_shard_with_exact_totals(
             assert minor(currency_row["ggr"]) == sum(booked.get(m, 0) for m in ours)
             # what adding the shards' own counts would have said
             assert sum(alone["currencies"][0]["bettors"] for alone in per_shard) == 6
+
+            # every shard's persisted seq; the compatible one is shard 0's
+            for k in x.shards.all:
+                assert base_seq(k) < report["persisted_seqs"][str(k)] < base_seq(k) + SEQ_SPAN
+                assert report["persisted_seqs"][str(k)] >= last[k]
+            assert report["persisted_seq"] == report["persisted_seqs"]["0"]
+            for hd in (headers, csv_headers):
+                assert hd["X-Backlay-Persisted-Seq"] == str(report["persisted_seq"])
+                assert hd["X-Backlay-Persisted-Seqs"] == ",".join(
+                    f"{k}={report['persisted_seqs'][str(k)]}" for k in x.shards.all)
+
+            # without seeded users, carol is left out on shard 1 too
+            assert {r["market"]: r["bettors"] for r in customers["markets"]} == {
+                m0: 3, m1: 2, m1b: 1}
+            assert customers["currencies"][0]["bettors"] == 3  # alice, bob, dave
 
             # the CSV: the same rows, nested (each day's markets, the day; the currency)
             nested = [row for r in report["days"]

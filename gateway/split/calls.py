@@ -276,8 +276,9 @@ def encode_history(kind: str, *args) -> bytes:
     return orjson.dumps(["history", kind, *args])
 
 
-def encode_report(whole: bool, day_from: str, day_to: str, include_seeded: bool) -> bytes:
-    return orjson.dumps(["report", whole, day_from, day_to, include_seeded])
+def encode_report(day_from: str, day_to: str, include_seeded: bool,
+                  seeded: list[str] | None) -> bytes:
+    return orjson.dumps(["report", day_from, day_to, include_seeded, seeded])
 
 
 # calls answered from this shard's read model: a bettor's statement or cleared orders, the

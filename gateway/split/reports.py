@@ -6,9 +6,14 @@ distinct bettors of each (currency, day). A market lives on one shard, so the ma
 union; a day's or a currency's money is the sum of its market rows (int minor units) and its
 `markets` their count; its `bettors` is the size of the union of the shards' bettor sets, so a
 bettor who traded on two shards counts once. Rows keep the one-process nesting: currencies, their
-days, each day's markets, ordered by code point (Postgres orders them by its collation in one
-process: the same for the ids the exchange makes). `persisted_seq` stays shard 0's, and
-`persisted_seqs` says each shard's: seqs count per shard, so no one number covers them all.
+days, each day's markets, ordered by code point (in one process Postgres orders them by the
+database's collation, which may differ for ids mixing case or punctuation). `persisted_seq`
+stays shard 0's, and `persisted_seqs` says each shard's: seqs count per shard, so no one number
+covers them all.
+
+Seeded users: the operator marks them in the `users` table of the gateway's database
+(DATABASE_URL, shard 0's schema `public`, where loadtests/seed.py writes them); the gateway
+reads them and every shard leaves them out as well as any marked in its own schema.
 
 With one shard, that shard's own report (the one-process figures and order), with
 `persisted_seqs`.
@@ -22,25 +27,31 @@ from . import calls
 from .shards import ShardMap
 
 _MONEY = ("matched", "commission", "house_pnl", "deductions")
+SEEDED_SQL = "SELECT user_id FROM users WHERE seeded"
 
 
-async def part(exchange, whole: bool, day_from: str, day_to: str, include_seeded: bool) -> dict:
-    """Shard side: this shard's whole report, or its part of a merged one."""
-    fn = ggr_report if whole else ggr_part
-    return await fn(exchange.pg_pool, date.fromisoformat(day_from), date.fromisoformat(day_to),
-                    include_seeded)
+async def part(exchange, day_from: str, day_to: str, include_seeded: bool,
+               seeded: list[str] | None) -> dict:
+    """Shard side: this shard's whole report (`seeded` None), or its part of a merged one."""
+    dates = date.fromisoformat(day_from), date.fromisoformat(day_to)
+    if seeded is None:
+        return await ggr_report(exchange.pg_pool, *dates, include_seeded)
+    return await ggr_part(exchange.pg_pool, *dates, include_seeded, seeded)
 
 
-async def merged(call, shards: ShardMap, day_from: date, day_to: date,
+async def merged(call, shards: ShardMap, pg_pool, day_from: date, day_to: date,
                  include_seeded: bool) -> dict:
     """The report over every shard, with `persisted_seqs` per shard; `call(shard, payload)`
     gives a named call's value (RemoteExchange)."""
-    whole = shards.count == 1
-    payload = calls.encode_report(whole, day_from.isoformat(), day_to.isoformat(),
-                                  include_seeded)
+    seeded = None
+    if shards.count > 1:  # the operator marks seeded users in shard 0's `users` (public)
+        seeded = [] if include_seeded else [
+            r["user_id"] for r in await pg_pool.fetch(SEEDED_SQL)]
+    payload = calls.encode_report(day_from.isoformat(), day_to.isoformat(), include_seeded,
+                                  seeded)
     parts = await asyncio.gather(*(call(k, payload) for k in shards.all))
     seqs = {str(k): p["persisted_seq"] for k, p in zip(shards.all, parts)}
-    if whole:
+    if seeded is None:
         return {**parts[0], "persisted_seqs": seqs}
     return {**build_report(day_from, day_to, include_seeded, parts[0]["persisted_seq"],
                            _rows(parts)),
