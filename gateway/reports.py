@@ -16,7 +16,9 @@ Because every ledger movement sums to zero, with include_seeded=true GGR equals 
 house and commission accounts booked on the market, to the cent (the tests check it).
 
 The report reads one consistent snapshot (REPEATABLE READ) and says which journal seq it
-covers (`persisted_seq`): the persister may lag the engine, never the other way round.
+covers (`persisted_seq`): the persister may lag the engine, never the other way round. With
+several shards, each shard's read model gives its part in a snapshot of its own and the gateway
+merges them (gateway/split/reports.py).
 """
 
 import csv
@@ -45,9 +47,8 @@ _MS_PER_DAY = 86_400_000
 _EPOCH = date(1970, 1, 1)
 
 # $1 from (ms, inclusive), $2 to (ms, exclusive), $3 include_seeded, $4 system accounts,
-# $5 NGR deduction kinds. One row per market, per (currency, day) and per currency, in that
-# nesting order: each day's markets, then the day's total; each currency's days, then its total.
-GGR_SQL = """
+# $5 NGR deduction kinds. The markets in the report and every customer fact about them.
+_FACTS = """
 WITH final AS (
     -- the market's last settlement row: settled or voided
     SELECT DISTINCT ON (market) market, outcome, ts_ms
@@ -107,6 +108,10 @@ WITH final AS (
     UNION ALL
     SELECT market, 0, user_id, 0, 0, 0, 0 FROM bettors
 )
+"""
+# One row per market, per (currency, day) and per currency, in that nesting order: each day's
+# markets, then the day's total; each currency's days, then its total.
+GGR_SQL = _FACTS + """
 SELECT GROUPING(c.day, c.market) AS grain, c.currency, c.day, c.market,
        min(c.name) AS name, min(c.type) AS type, min(c.outcome) AS outcome,
        min(c.ts_ms) AS ts_ms, sum(fa.markets)::bigint AS markets,
@@ -116,6 +121,13 @@ SELECT GROUPING(c.day, c.market) AS grain, c.currency, c.day, c.market,
 FROM facts fa JOIN chosen c USING (market)
 GROUP BY GROUPING SETS ((c.currency, c.day, c.market), (c.currency, c.day), (c.currency))
 ORDER BY c.currency, c.day NULLS LAST, c.market NULLS LAST
+"""
+# The distinct bettors of each (currency, day): what a day's or a currency's `bettors` counts,
+# for totals over several shards (gateway/split/reports.py), where counts cannot be added.
+BETTORS_SQL = _FACTS + """
+SELECT c.currency, c.day, array_agg(DISTINCT b.user_id ORDER BY b.user_id) AS users
+FROM bettors b JOIN chosen c USING (market)
+GROUP BY c.currency, c.day
 """
 
 _LEVELS = {0: "market", 1: "day", 3: "currency"}
@@ -148,11 +160,18 @@ OPENAPI_PATHS = {"/admin/reports/ggr": {"get": {
     ],
     "responses": {
         "200": {"description": "the report; header X-Backlay-Persisted-Seq: the journal seq "
-                               "it covers",
+                               "it covers (with several shards, shard 0's; then also "
+                               "X-Backlay-Persisted-Seqs: every shard's, as "
+                               "`0=<seq>,1=<seq>`)",
                 "content": {"application/json": {"schema": {"type": "object", "properties": {
                     "from": {"type": "string"}, "to": {"type": "string"},
                     "timezone": {"const": "UTC"}, "basis": {"const": "settlement"},
                     "include_seeded": {"type": "boolean"}, "persisted_seq": {"type": "integer"},
+                    "persisted_seqs": {
+                        "type": "object", "additionalProperties": {"type": "integer"},
+                        "description": "the split shape only (docs/scale-out.md): each shard's "
+                                       "persisted seq, by shard number; persisted_seq is "
+                                       "shard 0's"},
                     "markets": {"type": "array", "items": _ROW},
                     "days": {"type": "array", "items": _ROW},
                     "currencies": {"type": "array", "items": _ROW}}}},
@@ -241,14 +260,9 @@ def _row(r) -> dict:
     return row
 
 
-async def ggr_report(pool, day_from: date, day_to: date, include_seeded: bool) -> dict:
-    """The GGR report as plain data (see the module docstring and docs/reports.md)."""
-    async with pool.acquire() as conn:
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            persisted_seq = await conn.fetchval("SELECT seq FROM persisted")
-            records = await conn.fetch(GGR_SQL, _ms(day_from), _ms(day_to + timedelta(days=1)),
-                                       include_seeded, list(SYSTEM_ACCOUNTS),
-                                       list(NGR_DEDUCTION_KINDS))
+def build_report(day_from: date, day_to: date, include_seeded: bool, persisted_seq: int,
+                 records) -> dict:
+    """The GGR report as plain data, from its rows as GGR_SQL gives them (in that order)."""
     rows = [_row(r) for r in records]
     return {"from": day_from.isoformat(), "to": day_to.isoformat(), "timezone": "UTC",
             "basis": "settlement", "include_seeded": include_seeded,
@@ -257,6 +271,37 @@ async def ggr_report(pool, day_from: date, day_to: date, include_seeded: bool) -
             "days": [r for r in rows if r["level"] == "day"],
             "currencies": [r for r in rows if r["level"] == "currency"],
             "rows": rows}
+
+
+def _args(day_from: date, day_to: date, include_seeded: bool, seeded=()) -> tuple:
+    return (_ms(day_from), _ms(day_to + timedelta(days=1)), include_seeded,
+            [*SYSTEM_ACCOUNTS, *seeded], list(NGR_DEDUCTION_KINDS))
+
+
+async def ggr_report(pool, day_from: date, day_to: date, include_seeded: bool) -> dict:
+    """The GGR report as plain data (see the module docstring and docs/reports.md)."""
+    async with pool.acquire() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            persisted_seq = await conn.fetchval("SELECT seq FROM persisted")
+            records = await conn.fetch(GGR_SQL, *_args(day_from, day_to, include_seeded))
+    return build_report(day_from, day_to, include_seeded, persisted_seq, records)
+
+
+async def ggr_part(pool, day_from: date, day_to: date, include_seeded: bool,
+                   seeded: list[str]) -> dict:
+    """This read model's part of a report over several (gateway/split/reports.py), read in one
+    snapshot: its persisted seq, its market rows (as GGR_SQL gives them, `ts_ms` for
+    `settled_at`) and the distinct bettors of each (currency, day): [currency, day, [user]].
+    `seeded`: users left out as well as this read model's seeded ones."""
+    args = _args(day_from, day_to, include_seeded, seeded)
+    async with pool.acquire() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            persisted_seq = await conn.fetchval("SELECT seq FROM persisted")
+            records = await conn.fetch(GGR_SQL, *args)
+            bettors = await conn.fetch(BETTORS_SQL, *args)
+    return {"persisted_seq": persisted_seq,
+            "markets": [dict(r) for r in records if _LEVELS[r["grain"]] == "market"],
+            "bettors": [[r["currency"], r["day"], r["users"]] for r in bettors]}
 
 
 def to_csv(report: dict) -> str:
@@ -290,9 +335,15 @@ def add_report_routes(app: web.Application, exchange) -> None:
                 raise ReportError(503, Code.INTERNAL, "no Postgres read model configured")
         except ReportError as err:
             return _refuse(err)
-        report = await ggr_report(exchange.pg_pool, day_from, day_to, include_seeded)
+        # the split shape's exchange merges every shard's (gateway/split/remote.py)
+        over_shards = getattr(exchange, "ggr_report", None)
+        report = await (over_shards(day_from, day_to, include_seeded) if over_shards
+                        else ggr_report(exchange.pg_pool, day_from, day_to, include_seeded))
         headers = {"X-Backlay-Persisted-Seq": str(report["persisted_seq"]),
                    "Cache-Control": "no-store"}
+        if "persisted_seqs" in report:
+            headers["X-Backlay-Persisted-Seqs"] = ",".join(
+                f"{shard}={seq}" for shard, seq in report["persisted_seqs"].items())
         if fmt == "csv":
             headers["Content-Disposition"] = (f'attachment; filename="ggr_{day_from}_{day_to}'
                                               f'{"_with_seeded" if include_seeded else ""}.csv"')

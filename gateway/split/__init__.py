@@ -17,6 +17,7 @@ supervisor. docs/scale-out.md is the design; the modules:
   gateway_ops.py gateway side: which op is answered here, which goes to which shard(s)
   scatter.py     gateway side: requests every shard answers, pushes summed over shards
   history.py     statements and cleared orders merged from every shard's read model
+  reports.py     the operator's GGR report merged from every shard's read model
   remote.py      gateway side: the Exchange the HTTP edge talks to, as named calls
   gateway_node.py gateway process: the trading WebSocket and HTTP over all of the above
   supervisor.py  `serve --gateways N`: storage, engine and gateway processes, restarts

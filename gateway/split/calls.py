@@ -29,7 +29,7 @@ from ..exchange import Unavailable
 from ..exposure import exposure_view
 from ..ops import OpError
 from ..views import market_state
-from . import history
+from . import history, reports
 from .scatter import merge_excluded, merge_selflimits, sum_wallets
 from .shards import ShardMap
 
@@ -240,9 +240,9 @@ async def run(exchange, payload: bytes, deliver) -> None:
         if read is None:
             raise CallError(f"no read {call[1]!r}")
         await exchange.read(partial(read.fn, **call[2]), deliver=deliver)
-    elif call[0] == "history":  # a bettor's statement or cleared orders, from this read model
+    elif call[0] in _READ_MODEL:
         try:
-            deliver(True, await _history(exchange, call[1], *call[2:]))
+            deliver(True, await _READ_MODEL[call[0]](exchange, *call[1:]))
         except Exception as exc:
             deliver(False, exc)
     elif call[0] == "submit":
@@ -274,6 +274,16 @@ async def _history(exchange, kind: str, user: str, *args):
 
 def encode_history(kind: str, *args) -> bytes:
     return orjson.dumps(["history", kind, *args])
+
+
+def encode_report(day_from: str, day_to: str, include_seeded: bool,
+                  seeded: list[str] | None) -> bytes:
+    return orjson.dumps(["report", day_from, day_to, include_seeded, seeded])
+
+
+# calls answered from this shard's read model: a bettor's statement or cleared orders, the
+# operator's GGR report (or this shard's part of one)
+_READ_MODEL = {"history": _history, "report": reports.part}
 
 
 def encode_outcome(ok: bool, value) -> bytes:

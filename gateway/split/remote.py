@@ -4,7 +4,8 @@ one-process gateway/exchange.py, carried to the shards as named calls (calls.py)
 A read goes to the shard its arguments name (a market's) or to every shard, whose answers are
 merged; a command to the shard that owns what it touches, or (a bettor's own limits) to every
 shard, whose views are merged. The HTTP handlers (gateway/http.py)
-run unchanged on top; what they may pass is what calls.py lists.
+run unchanged on top; what they may pass is what calls.py lists. Bettors' histories and the
+operator's GGR report come from every shard's read model, merged (history.py, reports.py).
 """
 
 import asyncio
@@ -15,7 +16,7 @@ from persistence.sequencer import wall_clock_ms
 
 from ..exchange import Unavailable
 from ..http import HttpError
-from . import calls, history
+from . import calls, history, reports
 from .client import ShardDown
 from .funding import Funder
 
@@ -95,6 +96,11 @@ class RemoteExchange:
             return await history.merged(self.client, self.settings, self.shards, user, req)
         return await self._call(0, calls.encode_history("page", user, req.op, req.model_dump(),
                                                         None, False))
+
+    async def ggr_report(self, day_from, day_to, include_seeded: bool) -> dict:
+        """The operator's GGR report over every shard's read model (reports.py)."""
+        return await reports.merged(self._call, self.shards, self.pg_pool, day_from, day_to,
+                                    include_seeded)
 
     async def _call(self, shard: int, payload: bytes):
         try:
