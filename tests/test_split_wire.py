@@ -8,6 +8,7 @@ from functools import partial
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
 
 from engine import commands as c
 from gateway import http
@@ -72,6 +73,65 @@ def test_a_writer_keeps_the_order_records_were_added_in_and_writes_market_data_l
         assert ns == [1, 1, 2]  # a second writer counts its own entries
         await redis.aclose()
     run(scenario())
+
+
+def test_a_writers_hand_encoded_xadd_is_what_redis_py_sent_and_stores_and_trims_the_same(
+        redis_url, stream, run):
+    mine, theirs = f"{stream}:mine".encode(), f"{stream}:theirs".encode()
+    maxlen = 150  # with MAXLEN ~ Redis trims whole nodes (100 entries each): some are dropped
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        failures = []
+        writer = wire.Writer(redis, "g7", 12, failures.append, maxlen=maxlen)
+        # byte for byte the command redis-py's xadd packed
+        fields = {b"s": b"g7", b"e": b"12", b"n": b"3", b"b": wire.pack([(5, wire.REPLY, b"x")])}
+        packed = b"".join(Connection().pack_command(
+            "XADD", mine, "MAXLEN", "~", str(maxlen), "*", *[v for kv in fields.items()
+                                                           for v in kv]))
+        assert b"".join(writer.xadd_command(mine, fields)) == packed
+        writer.start()
+        for i in range(350):  # one entry each: written before the next is added
+            writer.add(mine, i, wire.FRAME, b"%d" % i * (i % 7))
+            while writer.entries_written <= i and not failures:
+                await asyncio.sleep(0)
+            await redis.xadd(theirs, {b"s": b"g7", b"e": b"12", b"n": b"%d" % (i + 1),
+                                      b"b": wire.pack([(i, wire.FRAME, b"%d" % i * (i % 7))])},
+                             maxlen=maxlen, approximate=True)
+        await writer.stop()
+        stored = [[fields for _, fields in await redis.xrange(key)] for key in (mine, theirs)]
+        await redis.aclose()
+        return failures, stored
+
+    failures, (mine_stored, theirs_stored) = run(scenario())
+    assert not failures
+    assert maxlen <= len(mine_stored) < 350
+    assert mine_stored == theirs_stored
+
+
+def test_an_error_reply_to_a_write_fails_the_writer_and_nothing_is_left_unread(
+        redis_url, stream, run):
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        not_a_stream, out = f"{stream}:str".encode(), f"{stream}:out".encode()
+        await redis.set(not_a_stream, b"x")
+        failures = []
+        writer = wire.Writer(redis, "s1", 1, failures.append)
+        writer.start()
+        writer.add(not_a_stream, 1, wire.FRAME, b"a")  # WRONGTYPE
+        writer.add(out, 2, wire.FRAME, b"b")  # its reply is read after the error's
+        await writer.stop()
+        # the kept connection is in step: the next command's reply is its own
+        answers = await writer._connection.execute([b"*1\r\n$4\r\nPING\r\n"])
+        stored = await redis.xlen(out)
+        await redis.aclose()
+        return failures, answers, stored
+
+    failures, answers, stored = run(scenario())
+    assert len(failures) == 1 and isinstance(failures[0], aioredis.ResponseError)
+    assert "WRONGTYPE" in str(failures[0])
+    assert answers in ([b"PONG"], ["PONG"], [True])
+    assert stored == 1
 
 
 def test_shards_own_markets_by_hash_and_ids_by_the_seq_in_them():
