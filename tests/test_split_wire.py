@@ -113,6 +113,32 @@ def test_a_writers_hand_encoded_xadd_is_what_redis_py_sent_and_stores_and_trims_
         assert entries == every[-len(entries):]
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_readers_hand_encoded_xread_gives_what_redis_py_gave(redis_url, stream, run, protocol):
+    async def scenario():
+        redis = aioredis.from_url(redis_url, protocol=protocol)
+        a, b, empty = (f"{stream}:{name}".encode() for name in ("a", "b", "empty"))
+        for i in range(7):
+            await redis.xadd(a, {b"s": b"s0", b"n": b"%d" % i, b"b": bytes(range(i * 40))})
+        await redis.xadd(b, {b"s": b"g1", b"b": b""})
+        cursors = {a: b"0-0", b: b"0-0", empty: b"0-0"}
+        reader = wire.Reader(redis)
+        mine = [await reader.read(cursors, count, 1) for count in (1, 5, 100)]
+        theirs = [await redis.xread(cursors, count=count, block=1) for count in (1, 5, 100)]
+        after = {a: mine[2][0][1][-1][0], empty: b"0-0"}
+        nothing = await reader.read(after, 10, 1)  # nothing new: no streams
+        await redis.aclose()
+        return mine, theirs, nothing
+
+    mine, theirs, nothing = run(scenario())
+    if protocol == 3:  # redis-py's RESP3 shape, {stream: [entries]}: the readers take RESP2's
+        theirs = [[(s, entries) for s, (entries,) in reply.items()] for reply in theirs]
+    theirs = [[(s, entries) for s, entries in reply] for reply in theirs]
+    assert mine == theirs
+    assert [len(entries) for _, entries in mine[1]] == [5, 1]
+    assert nothing == []
+
+
 def test_an_error_reply_to_a_write_fails_the_writer_and_nothing_is_left_unread(
         redis_url, stream, run):
     async def scenario():

@@ -245,6 +245,29 @@ def hset_command(key: bytes, mapping: dict[bytes, bytes]) -> bytes:
         bulk(field) + bulk(value) for field, value in mapping.items()))
 
 
+class Reader:
+    """XREAD for one reading loop, hand-encoded on a connection of its own, as the Writer's
+    XADDs (persistence/resp.py): what redis-py's xread returned, at half its CPU."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._connection = KeptConnection(redis)
+
+    async def read(self, cursors: dict[bytes, bytes], count: int,
+                   block_ms: int) -> list[tuple[bytes, list[tuple[bytes, dict]]]]:
+        """The entries after each stream's cursor, [(stream, [(id, fields), ...]), ...] for the
+        streams that have some, waiting up to `block_ms` for one."""
+        args = (b"COUNT", b"%d" % count, b"BLOCK", b"%d" % block_ms, b"STREAMS", *cursors,
+                *cursors.values())
+        reply, = await self._connection.execute(
+            [b"*%d\r\n$5\r\nXREAD\r\n%b" % (len(args) + 1, b"".join(map(bulk, args)))])
+        if not reply:  # nothing came in time
+            return []
+        if isinstance(reply, dict):  # RESP3 answers with a map of streams, RESP2 with pairs
+            reply = reply.items()
+        return [(stream, [(entry_id, dict(zip(fields[::2], fields[1::2])))
+                          for entry_id, fields in entries]) for stream, entries in reply]
+
+
 class Entry:
     """One stream entry as read: who sent it and its records."""
 
