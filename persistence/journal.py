@@ -15,7 +15,7 @@ Every record's seq is the seq stamped on its command.
 
 The XADD itself goes out as pre-encoded RESP (`xadd_command`: a few small headers around the two
 encoded fields, sent with one writelines, nothing copied) on a connection the journal takes from
-the client's own pool and keeps: so the client's settings hold (unix socket or host/port, TLS,
+the client's own pool and keeps (persistence/resp.py): so the client's settings hold (unix socket or host/port, TLS,
 password, db, socket timeout, retry policy) and closing the client closes it too. redis-py's
 `xadd` packed the command again, borrowed and returned a pool connection and, with a socket
 timeout set, sent from a task of its own under asyncio.wait_for, for every batch (session 8,
@@ -25,7 +25,6 @@ JournalWriteError, as does an error reply (a duplicate id), and a connection the
 between batches is reopened before the next one, as the pool did.
 """
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ from engine.codec import (decode_commands, decode_event_lists, encode_commands, 
                           is_keyed)
 from engine.commands import Command
 from engine.events import Event
+from persistence.resp import KeptConnection
 
 STREAM = "backlay:journal"
 READ_COUNT_MAX = 50  # entries per XRANGE during replay; each holds up to a batch of commands
@@ -109,8 +109,7 @@ class Journal:
         self.redis = redis
         self.stream = stream
         self._stream_bytes = stream.encode()
-        self._connection = None  # the pool connection appends go out on, taken on first use
-        self._writing = asyncio.Lock()  # one XADD in flight: its reply is the next one read
+        self._connection = KeptConnection(redis)  # one XADD in flight, its reply read next
 
     async def append(self, batch: list[Record]) -> None:
         """Write a batch in one round trip; returns only once Redis confirmed it (fsynced, with
@@ -119,50 +118,13 @@ class Journal:
             return
         command = xadd_command(self._stream_bytes, batch)
         try:
-            async with self._writing:
-                reply = await self._execute(command)
+            reply, = await self._connection.execute(command)
         except (aioredis.RedisError, OSError) as exc:
             raise JournalWriteError(f"journal append of seq {batch[0][0]}..{batch[-1][0]} "
                                     f"failed: {exc}") from exc
         if reply != b"%d-0" % batch[-1][0]:  # Redis answers an XADD with the id it stored
             raise JournalWriteError(f"journal append of seq {batch[0][0]}..{batch[-1][0]}: "
                                     f"Redis replied {reply!r}")
-
-    async def _execute(self, command: list[bytes]):
-        """Send one pre-encoded command and read its reply, under the retry policy of the
-        client's connections (from_url's: none, so a connection lost mid-write fails that
-        write, as redis-py's xadd did; the next write reconnects)."""
-        conn = self._connection
-        if conn is None:
-            conn = self._connection = await self.redis.connection_pool.get_connection()
-
-        async def attempt():
-            writer = getattr(conn, "_writer", None) if conn.is_connected else None
-            if writer is not None and (writer.is_closing() or conn._reader.at_eof()):
-                # closed by the server since the last batch (a restart, CLIENT KILL): reconnect
-                # first, as the pool does before each of redis-py's own commands
-                await conn.disconnect(nowait=True)
-                writer = None
-            if writer is None:
-                await conn.connect()
-                writer = getattr(conn, "_writer", None)
-            try:
-                if writer is not None:
-                    writer.writelines(command)  # leaves now, in this loop turn
-                else:  # another redis-py layout: its own send
-                    await conn.send_packed_command(command, check_health=False)
-                return await conn.read_response()
-            except aioredis.ResponseError:  # an error reply, read: the connection is fine
-                raise
-            except BaseException:
-                # a reply left unread (cancelled, timed out) would answer the next command
-                await conn.disconnect(nowait=True)
-                raise
-
-        async def failed(error):
-            await conn.disconnect()
-
-        return await conn.retry.call_with_retry(attempt, failed)
 
     async def read_batches(self, after_seq: int = 0) -> AsyncIterator[JournaledBatch]:
         """Every command with seq > after_seq, in order, one entry at a time: what replay

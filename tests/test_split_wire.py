@@ -8,6 +8,7 @@ from functools import partial
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
 
 from engine import commands as c
 from gateway import http
@@ -72,6 +73,95 @@ def test_a_writer_keeps_the_order_records_were_added_in_and_writes_market_data_l
         assert ns == [1, 1, 2]  # a second writer counts its own entries
         await redis.aclose()
     run(scenario())
+
+
+def test_a_writers_hand_encoded_xadd_is_what_redis_py_sent_and_stores_and_trims_the_same(
+        redis_url, stream, run):
+    mine, theirs = f"{stream}:mine".encode(), f"{stream}:theirs".encode()
+    maxlen = 150  # with MAXLEN ~ Redis trims whole nodes (100 entries or 4 KB each)
+
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        failures = []
+        writer = wire.Writer(redis, "g7", 12, failures.append, maxlen=maxlen)
+        # byte for byte the command redis-py's xadd packed
+        fields = {b"s": b"g7", b"e": b"12", b"n": b"3", b"b": wire.pack([(5, wire.REPLY, b"x")])}
+        packed = b"".join(Connection().pack_command(
+            "XADD", mine, "MAXLEN", "~", str(maxlen), "*", *[v for kv in fields.items()
+                                                           for v in kv]))
+        assert b"".join(writer.xadd_command(mine, fields)) == packed
+        writer.start()
+        for i in range(350):  # one entry each: written before the next is added
+            writer.add(mine, i, wire.FRAME, b"%d" % i * (i % 7))
+            while writer.entries_written <= i and not failures:
+                await asyncio.sleep(0)
+            await redis.xadd(theirs, {b"s": b"g7", b"e": b"12", b"n": b"%d" % (i + 1),
+                                      b"b": wire.pack([(i, wire.FRAME, b"%d" % i * (i % 7))])},
+                             maxlen=maxlen, approximate=True)
+        await writer.stop()
+        stored = [[fields for _, fields in await redis.xrange(key)] for key in (mine, theirs)]
+        await redis.aclose()
+        return failures, stored
+
+    failures, stored = run(scenario())
+    assert not failures
+    every = [{b"s": b"g7", b"e": b"12", b"n": b"%d" % (i + 1),
+              b"b": wire.pack([(i, wire.FRAME, b"%d" % i * (i % 7))])} for i in range(350)]
+    for entries in stored:  # the newest entries, at least maxlen of them (where nodes end
+        # depends on the ids' bytes too, so the two streams may keep a node more or less)
+        assert maxlen <= len(entries) < 350
+        assert entries == every[-len(entries):]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_readers_hand_encoded_xread_gives_what_redis_py_gave(redis_url, stream, run, protocol):
+    async def scenario():
+        redis = aioredis.from_url(redis_url, protocol=protocol)
+        a, b, empty = (f"{stream}:{name}".encode() for name in ("a", "b", "empty"))
+        for i in range(7):
+            await redis.xadd(a, {b"s": b"s0", b"n": b"%d" % i, b"b": bytes(range(i * 40))})
+        await redis.xadd(b, {b"s": b"g1", b"b": b""})
+        cursors = {a: b"0-0", b: b"0-0", empty: b"0-0"}
+        reader = wire.Reader(redis)
+        mine = [await reader.read(cursors, count, 1) for count in (1, 5, 100)]
+        theirs = [await redis.xread(cursors, count=count, block=1) for count in (1, 5, 100)]
+        after = {a: mine[2][0][1][-1][0], empty: b"0-0"}
+        nothing = await reader.read(after, 10, 1)  # nothing new: no streams
+        await redis.aclose()
+        return mine, theirs, nothing
+
+    mine, theirs, nothing = run(scenario())
+    if protocol == 3:  # redis-py's RESP3 shape, {stream: [entries]}: the readers take RESP2's
+        theirs = [[(s, entries) for s, (entries,) in reply.items()] for reply in theirs]
+    theirs = [[(s, entries) for s, entries in reply] for reply in theirs]
+    assert mine == theirs
+    assert [len(entries) for _, entries in mine[1]] == [5, 1]
+    assert nothing == []
+
+
+def test_an_error_reply_to_a_write_fails_the_writer_and_nothing_is_left_unread(
+        redis_url, stream, run):
+    async def scenario():
+        redis = aioredis.from_url(redis_url)
+        not_a_stream, out = f"{stream}:str".encode(), f"{stream}:out".encode()
+        await redis.set(not_a_stream, b"x")
+        failures = []
+        writer = wire.Writer(redis, "s1", 1, failures.append)
+        writer.start()
+        writer.add(not_a_stream, 1, wire.FRAME, b"a")  # WRONGTYPE
+        writer.add(out, 2, wire.FRAME, b"b")  # its reply is read after the error's
+        await writer.stop()
+        # the kept connection is in step: the next command's reply is its own
+        answers = await writer._connection.execute([b"*1\r\n$4\r\nPING\r\n"])
+        stored = await redis.xlen(out)
+        await redis.aclose()
+        return failures, answers, stored
+
+    failures, answers, stored = run(scenario())
+    assert len(failures) == 1 and isinstance(failures[0], aioredis.ResponseError)
+    assert "WRONGTYPE" in str(failures[0])
+    assert answers in ([b"PONG"], ["PONG"], [True])
+    assert stored == 1
 
 
 def test_shards_own_markets_by_hash_and_ids_by_the_seq_in_them():

@@ -54,6 +54,7 @@ class EngineClient:
     def __init__(self, *, redis, names, gateway: str, epoch: int, shards, writer: wire.Writer,
                  hub, mirror, peer_timeout_s: float) -> None:
         self.redis = redis
+        self.reader = wire.Reader(redis)
         self.names = names
         self.gateway = gateway
         self.epoch = epoch
@@ -153,7 +154,7 @@ class EngineClient:
         out_stream = self.out_stream
         while True:
             try:
-                reply = await self.redis.xread(cursors, count=READ_COUNT, block=READ_BLOCK_MS)
+                reply = await self.reader.read(cursors, READ_COUNT, READ_BLOCK_MS)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

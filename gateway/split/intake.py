@@ -114,6 +114,7 @@ class Intake:
         # with several shards, places may need the bettor's money from another (funding.py)
         self.gate = funding.FundsGate(exchange) if shards > 1 else None
         self.redis = redis
+        self.reader = wire.Reader(redis)
         self.names = names
         self.writer = writer
         self.exchange = exchange
@@ -153,7 +154,7 @@ class Intake:
         streams = {self.stream: cursor}
         while True:
             try:
-                reply = await self.redis.xread(streams, count=READ_COUNT, block=READ_BLOCK_MS)
+                reply = await self.reader.read(streams, READ_COUNT, READ_BLOCK_MS)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis restarting: the journal fails the same way
