@@ -40,7 +40,8 @@ from .protocol import (Cleared, Currency, Id, Money, ProtocolError, Statement, l
 from .ops_page import add_ops_routes
 from .reports import add_report_routes
 from .statements import HistoryError
-from .views import format_factor, format_rate, order_view, removed_view, wallet_view
+from .views import (format_factor, format_rate, order_view, removed_view, shown_wallet,
+                    wallet_view)
 from .webhooks import SIGNATURE_HEADER, fresh, signature_valid
 
 log = logging.getLogger(__name__)
@@ -301,10 +302,7 @@ def _wallet_from(engine, events: list, user: str, currency: str) -> dict | None:
     for event in events:
         if (isinstance(event, ev.WalletChanged) and event.user == user
                 and event.currency == currency):
-            balance = event.balance_minor + engine.transfers.net.get((user, currency), 0)
-            return {"currency": currency, "balance": format_money(balance),
-                    "held": format_money(event.held_minor),
-                    "available": format_money(balance - event.held_minor)}
+            return shown_wallet(engine, user, currency, event.balance_minor, event.held_minor)
     return None
 
 

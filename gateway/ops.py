@@ -31,8 +31,8 @@ from persistence.sequencer import SequencerStopped
 from .exchange import Unavailable
 from .order_json import order_json
 from .session import Session
-from .views import (image, market_state, market_view, order_view, user_limits_view,
-                    wallet_view)
+from .views import (image, market_state, market_view, order_view, shown_wallet,
+                    user_limits_view, wallet_view)
 
 log = logging.getLogger(__name__)
 
@@ -379,15 +379,13 @@ class Ops:
         result = engine.preview(cmd)
         if result.code is not None:
             raise OpError(result.code, result.reason)
-        # the market's own currency: its holds come from that wallet (as wallet_view shows it)
+        # the market's own currency: its holds come from that wallet
         currency = engine.markets[cmd.market].currency
-        balance = result.balance_minor + engine.transfers.net.get((cmd.user, currency), 0)
         return {"op": "preview",
                 "fills": [[format_odds(price), format_money(size)] for price, size in result.fills],
                 "rest": format_money(result.rest_minor), "bet_delay_ms": result.bet_delay_ms,
-                "wallet_after": {"currency": currency, "balance": format_money(balance),
-                                 "held": format_money(result.held_after_minor),
-                                 "available": format_money(balance - result.held_after_minor)},
+                "wallet_after": shown_wallet(engine, cmd.user, currency, result.balance_minor,
+                                             result.held_after_minor),
                 "exposure_after": format_money(result.exposure_after_minor)}
 
     @staticmethod

@@ -91,8 +91,14 @@ def _retired_order_view(oid: str, r) -> dict:
 def wallet_view(engine, user: str, currency: str) -> dict:
     w = engine.wallets.get((user, currency))
     balance, held = (w.balance, w.held) if w is not None else (0, 0)
-    # money this shard moved to the user's wallets on other shards, net, still counts here: the
-    # split shape's gateways sum the shards' views into the whole balance (engine/transfers.py)
+    return shown_wallet(engine, user, currency, balance, held)
+
+
+def shown_wallet(engine, user: str, currency: str, balance: int, held: int) -> dict:
+    """A wallet's figures (now, as an event left them, or after a previewed order) as clients
+    see them. Money this shard moved to the user's wallets on other shards, net, still counts
+    here: the split shape's gateways sum the shards' views into the whole balance
+    (engine/transfers.py)."""
     balance += engine.transfers.net.get((user, currency), 0)
     return {"currency": currency, "balance": format_money(balance), "held": format_money(held),
             "available": format_money(balance - held)}
