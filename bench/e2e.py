@@ -8,7 +8,7 @@ flight: every reply sends the next request), the window raised step by step unti
 growing. Prints sustained orders/s and ack latency
 p50/p99/p99.9 for each phase, measured by the client (send -> reply), the journal's batch size,
 and the CPU each process used per order: the server, redis, the persister process, Postgres,
-and this load generator (all on the same cores).
+the server's forked snapshot writers, and this load generator (all on the same cores).
 
 The clients are lean Sans-I/O connections (harness.Subscriber): a reply is handled inside
 `data_received` and the next request framed there, and what a connection framed in one loop
@@ -54,7 +54,6 @@ class Trader:
         self.done = 0
         self.keep_going = None  # saturation: () -> bool, send the next request on each reply
         self.idle: asyncio.Future | None = None  # set when nothing is in flight any more
-        self.flush_due = False  # requests framed this loop turn, written at its end
 
     def next_request(self) -> dict:
         r = self.rng.random()
@@ -77,14 +76,7 @@ class Trader:
         msg["id"] = rid
         conn.replies[rid] = self  # Subscriber calls set_result(reply) when it arrives
         self.sent_at[rid] = time.perf_counter()
-        conn.ws.send_text(orjson.dumps(msg))
-        if not self.flush_due:
-            self.flush_due = True
-            asyncio.get_running_loop().call_soon(self._write)
-
-    def _write(self) -> None:
-        self.flush_due = False
-        self.conn._flush()
+        conn.send(orjson.dumps(msg))
 
     def set_result(self, reply: dict) -> None:
         self.latencies.append(time.perf_counter() - self.sent_at.pop(reply["id"]))
@@ -221,15 +213,25 @@ def cpu_seconds(server: ServerProcess) -> dict[str, float]:
         except psutil.NoSuchProcess:
             return 0.0
 
-    parts = {"server": 0.0, "redis": 0.0, "persister": 0.0, "postgres": 0.0}
+    parts = {"server": 0.0, "redis": 0.0, "persister": 0.0, "postgres": 0.0, "snapshots": 0.0}
     top = psutil.Process(server.pid)
     parts["server"] = used(top)
+    try:  # children the server has waited for: its forked snapshot writers
+        parts["snapshots"] = sum(top.cpu_times()[2:4])
+    except psutil.NoSuchProcess:
+        pass
     for child in top.children(recursive=True):
         try:
-            name = child.name()
+            name, parent = child.name(), child.ppid()
+            command = " ".join(child.cmdline())
         except psutil.NoSuchProcess:
             continue
-        parts["redis" if "redis" in name else "persister"] += used(child)
+        if "redis" in name:
+            parts["redis"] += used(child)
+        elif parent == server.pid and "spawn_main" not in command:
+            parts["snapshots"] += used(child)  # a snapshot writer still pickling
+        else:
+            parts["persister"] += used(child)
     for proc in psutil.process_iter(["name", "cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or ())
         if proc.info["name"] == "postgres" and server.var_dir in cmdline:

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import os
+import random
 import re
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.http11 import Response
+from websockets.speedups import apply_mask
 from websockets.uri import parse_uri
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,6 +146,21 @@ class Client:
         return (await self.send(msg))[1]
 
 
+def client_text_frame(payload: bytes, mask_bits=random.getrandbits) -> bytes:
+    """A client's text frame (RFC 6455 5.2): FIN, masked. The mask comes from the process's
+    pseudo-random generator, not the OS: masking exists to keep a client's bytes from being
+    chosen by scripts on the path, which a benchmark's loopback has none of."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x81, 0x80 | size))
+    elif size < 65536:
+        head = b"\x81\xfe" + size.to_bytes(2, "big")
+    else:
+        head = b"\x81\xff" + size.to_bytes(8, "big")
+    mask = mask_bits(32).to_bytes(4, "big")
+    return head + mask + apply_mask(payload, mask)
+
+
 class Subscriber(asyncio.Protocol):
     """A lean connection for benchmarks that hold hundreds of them in one process: the
     library's Sans-I/O protocol does the opening handshake and frames what the client sends;
@@ -153,7 +170,11 @@ class Subscriber(asyncio.Protocol):
     frame: at 100,000 frames/s it, not the server, was the bottleneck). With `Client`, that
     per-frame machinery made the bench's own process the slowest link: 1,000 subscribers each
     getting one frame per flush took it some 35 ms per flush, which then showed up as server
-    delay."""
+    delay.
+
+    Requests are framed here too (`send`), and what one loop turn framed leaves in one write:
+    through the library, each frame was a write of its own (a send() system call each; 40% of
+    bench/e2e.py's own CPU at saturation) and drew its mask from the OS (another 4%)."""
 
     def __init__(self, url: str, on_push) -> None:
         self.ws = ClientProtocol(parse_uri(url), max_size=2**22)
@@ -165,6 +186,7 @@ class Subscriber(asyncio.Protocol):
         self.open_ = False  # handshake done: frames are parsed here
         self.buffer = b""  # the start of a frame whose end has not arrived yet
         self.closed = False
+        self.outgoing: list[bytes] = []  # frames framed this loop turn, written at its end
 
     @classmethod
     async def open(cls, url: str, token: str, on_push) -> "Subscriber":
@@ -248,16 +270,28 @@ class Subscriber(asyncio.Protocol):
         self.on_push(msg)
 
     def _flush(self) -> None:
-        for chunk in self.ws.data_to_send():
-            if chunk:
-                self.transport.write(chunk)
+        """What the library framed (the handshake, pongs, the close) in one write."""
+        data = b"".join(self.ws.data_to_send())
+        if data:
+            self.transport.write(data)
+
+    def send(self, payload: bytes) -> None:
+        """Frame a text message; every frame framed in this loop turn goes out in one write at
+        its end."""
+        if not self.outgoing:
+            asyncio.get_running_loop().call_soon(self._write_outgoing)
+        self.outgoing.append(client_text_frame(payload))
+
+    def _write_outgoing(self) -> None:
+        frames, self.outgoing = self.outgoing, []
+        if not self.closed:
+            self.transport.write(b"".join(frames))
 
     def rpc(self, msg: dict) -> asyncio.Future:
         self.next_id += 1
         msg["id"] = self.next_id
         future = self.replies[self.next_id] = asyncio.get_running_loop().create_future()
-        self.ws.send_text(orjson.dumps(msg))
-        self._flush()
+        self.send(orjson.dumps(msg))
         return future
 
     def close(self) -> None:

@@ -46,6 +46,17 @@ class Metrics:
                                   registry=r)
         self.sequencer_healthy = Gauge("backlay_sequencer_healthy", "1 while journaling works",
                                        registry=r)
+        self.snapshots = Counter("backlay_snapshots_total", "Engine snapshots stored",
+                                 registry=r)
+        self.snapshot_seconds = Gauge("backlay_snapshot_seconds",
+                                      "The last snapshot's time from fork to stored", registry=r)
+        self.snapshot_bytes = Gauge("backlay_snapshot_bytes", "The last snapshot's size",
+                                    registry=r)
+
+    def snapshot_taken(self, taken) -> None:
+        self.snapshots.inc()
+        self.snapshot_seconds.set(taken.elapsed_s)
+        self.snapshot_bytes.set(taken.size_bytes)
 
     def message_sent(self, op: str) -> None:
         sent = self._sent_by_op

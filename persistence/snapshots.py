@@ -9,6 +9,8 @@ much journal must be kept.
 import asyncio
 import os
 import pickle
+import time
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -59,12 +61,42 @@ def _fork_pickle(engine, path: str) -> int:
     return pid
 
 
-async def background_snapshot(sequencer, store: SnapshotStore, directory: str) -> int:
-    """Snapshot without stalling the sequencer for more than a fork; returns the seq saved."""
+@dataclass(frozen=True, slots=True)
+class SnapshotTaken:
+    """A stored snapshot and what it cost: the server spaces snapshots by `elapsed_s`."""
+
+    seq: int
+    size_bytes: int
+    child_cpu_s: float  # the forked child's user + system CPU: pickling the engine
+    elapsed_s: float  # fork to stored in Postgres, waits for a busy core included
+
+
+class SnapshotSchedule:
+    """When the next snapshot is due: `every` commands after the last one, and no sooner than
+    keeps snapshots' share of the time under `share_max_pct` (the last one's cost, fork to
+    stored, times 100 / share_max_pct after it started). Times are the caller's clock, in s."""
+
+    def __init__(self, every: int, share_max_pct: int, last_seq: int) -> None:
+        self.every = every
+        self.share = share_max_pct / 100
+        self.last_seq = last_seq
+        self.not_before = 0.0
+
+    def due(self, seq: int, now: float) -> bool:
+        return seq - self.last_seq >= self.every and now >= self.not_before
+
+    def taken(self, taken: SnapshotTaken, started: float) -> None:
+        self.last_seq = taken.seq
+        self.not_before = started + taken.elapsed_s / self.share
+
+
+async def background_snapshot(sequencer, store: SnapshotStore, directory: str) -> SnapshotTaken:
+    """Snapshot without stalling the sequencer for more than a fork."""
     path = os.path.join(directory, f"snapshot-{os.getpid()}.pickle")
+    started = time.perf_counter()
     seq, pid = await sequencer.query(lambda engine: (sequencer.last_seq,
                                                      _fork_pickle(engine, path)))
-    _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+    _, status, usage = await asyncio.to_thread(os.wait4, pid, 0)
     try:
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"snapshot child for seq {seq} failed ({status})")
@@ -73,7 +105,8 @@ async def background_snapshot(sequencer, store: SnapshotStore, directory: str) -
     finally:
         if os.path.exists(path):
             os.unlink(path)
-    return seq
+    return SnapshotTaken(seq, len(blob), usage.ru_utime + usage.ru_stime,
+                         time.perf_counter() - started)
 
 
 def _read(path: str) -> bytes:

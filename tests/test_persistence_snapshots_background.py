@@ -25,7 +25,7 @@ def test_background_snapshot_holds_exactly_the_state_at_its_seq(run, redis_url, 
         for i in range(50):
             await sequencer.submit(c.Deposit(user=f"u{i}", currency="BDT", amount_minor=100,
                                              ref=f"r{i}"))
-        seq = await background_snapshot(sequencer, store, str(tmp_path))
+        taken = await background_snapshot(sequencer, store, str(tmp_path))
         more = [sequencer.submit(c.Deposit(user="late", currency="BDT", amount_minor=1,
                                            ref=f"late{i}")) for i in range(20)]
         for f in more:
@@ -34,10 +34,13 @@ def test_background_snapshot_holds_exactly_the_state_at_its_seq(run, redis_url, 
         await sequencer.stop()
         await conn.close()
         await redis.aclose()
-        return seq, saved_seq, pickle.loads(blob)
+        return taken, saved_seq, blob
 
-    seq, saved_seq, engine = run(scenario())
-    assert seq == saved_seq == 50
+    taken, saved_seq, blob = run(scenario())
+    engine = pickle.loads(blob)
+    assert taken.seq == saved_seq == 50
+    assert taken.size_bytes == len(blob)
+    assert taken.child_cpu_s >= 0 and taken.elapsed_s > 0
     assert engine.last_seq == 50
     assert ("late", "BDT") not in engine.wallets
     engine.validate()
