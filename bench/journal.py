@@ -5,7 +5,10 @@ The same seeded command stream (bench/workload.order_stream) runs, in one proces
   bare       Engine.apply on every command, nothing else;
   journaled  every command submitted to a Sequencer (group commit, up to --in-flight commands
              outstanding, as from that many clients) that applies it and journals each batch
-             in one XADD to an embedded redis-server, and acknowledges after Redis confirms;
+             in one XADD to an embedded redis-server, and acknowledges after Redis confirms:
+             by default as the WebSocket order path submits (submit_now, each ack a callback);
+             `--submitters deliver,future` also runs the driver before session 10 (submit,
+             a future awaited per command), interleaved;
 
 for appendfsync `always` (the default: one fsync per batch) and `everysec`, each with its own
 redis-server in a temporary directory, with a bare run right before and right after each
@@ -25,7 +28,8 @@ while catching up after it, and its lag (commands, seconds) sampled while the jo
 runs.
 
     python bench/journal.py [--count 100000] [--in-flight 2000] [--seed 7] [--repeat 3]
-                            [--modes always,everysec] [--writers resp] [--no-persister]
+                            [--modes always,everysec] [--writers resp]
+                            [--submitters deliver] [--no-persister]
 """
 
 import argparse
@@ -52,7 +56,8 @@ from persistence.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from persistence.journal import Journal, JournalWriteError, encode_entry  # noqa: E402
 from persistence.migrate import migrate  # noqa: E402
 from persistence.persister_process import PersisterProcess  # noqa: E402
-from persistence.sequencer import Sequencer, tune_collector  # noqa: E402
+from persistence.collector import tune_collector  # noqa: E402
+from persistence.sequencer import Sequencer  # noqa: E402
 
 CONFIG = EngineConfig(velocity_orders_max=0)
 RATIO_TARGET = 0.5
@@ -100,7 +105,8 @@ LATENCY_SAMPLE_EVERY = 16  # commands; every command's ack is still awaited and 
 
 
 async def drive(sequencer: Sequencer, unstamped: list, in_flight: int) -> dict:
-    """Submit every command with at most `in_flight` outstanding; wait for every ack.
+    """Submit every command with at most `in_flight` outstanding, each awaited through its
+    future (Sequencer.submit: what the HTTP and trader ops use); wait for every ack.
 
     The window is a FIFO of futures, not an asyncio.Semaphore: on Python 3.11
     Semaphore.acquire scans its waiters, which made the driver itself the bottleneck. For the
@@ -156,6 +162,67 @@ async def drive(sequencer: Sequencer, unstamped: list, in_flight: int) -> dict:
         ack(future)
     if failures:
         raise RuntimeError(f"{len(failures)} commands failed: {failures[0]!r}")
+    return _driven(sequencer, unstamped, elapsed, latencies)
+
+
+async def drive_delivered(sequencer: Sequencer, unstamped: list, in_flight: int) -> dict:
+    """As `drive`, through the WebSocket order path's way in (Sequencer.submit_now): no future
+    per command; each ack is a call of its deliver callback, on the sequencer's task, once its
+    batch is journaled. The window refills when its oldest command is acknowledged, as in
+    `drive`, and a sampled command's latency counts from just before its run was submitted."""
+    latencies: list[float] = []
+    failures: list = []
+    clock = time.perf_counter
+    loop = asyncio.get_running_loop()
+    submit_now = sequencer.submit_now
+    acked = 0
+    wake: asyncio.Future | None = None  # resolved once `acked` reaches wake_at
+    wake_at = 0
+
+    def deliver(ok: bool, value) -> None:
+        nonlocal acked
+        acked += 1
+        if not ok:
+            failures.append(value)
+        if acked >= wake_at and wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def sampled(submitted_at: float, ok: bool, value) -> None:
+        if ok:
+            latencies.append(clock() - submitted_at)
+        deliver(ok, value)
+
+    async def until_acked(count: int) -> None:
+        nonlocal wake, wake_at
+        if acked < count:
+            wake, wake_at = loop.create_future(), count
+            await wake
+
+    started = clock()
+    submitted = 0
+    total = len(unstamped)
+    while submitted < total:
+        room = in_flight - (submitted - acked)
+        if room <= 0:
+            await until_acked(submitted - in_flight + 1)  # the oldest one outstanding
+            continue
+        run_started = clock()
+        end = min(total, submitted + room)
+        for i in range(submitted, end):
+            submit_now(unstamped[i], None, deliver if i % LATENCY_SAMPLE_EVERY
+                       else functools.partial(sampled, run_started))
+        submitted = end
+    await until_acked(total)
+    elapsed = clock() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} commands failed: {failures[0]!r}")
+    return _driven(sequencer, unstamped, elapsed, latencies)
+
+
+DRIVERS = {"deliver": drive_delivered, "future": drive}
+
+
+def _driven(sequencer: Sequencer, unstamped: list, elapsed: float, latencies: list) -> dict:
     latencies.sort()
     return {"per_s": len(unstamped) / elapsed, "seconds": elapsed,
             "p50_ms": statistics.median(latencies) * 1000,
@@ -164,7 +231,8 @@ async def drive(sequencer: Sequencer, unstamped: list, in_flight: int) -> dict:
 
 
 async def journaled_run(redis_url: str, stream: str, unstamped: list, in_flight: int,
-                        database_url: str | None = None, writer: str = "resp") -> dict:
+                        database_url: str | None = None, writer: str = "resp",
+                        submitter: str = "deliver") -> dict:
     redis = aioredis.from_url(redis_url)
     engine = Engine(CONFIG)
     sequencer = Sequencer(engine, WRITERS[writer](redis, stream))
@@ -185,7 +253,7 @@ async def journaled_run(redis_url: str, stream: str, unstamped: list, in_flight:
     try:
         tune_collector()  # as `backlay serve` does
         forks = (await redis.info("stats"))["total_forks"]
-        result = await drive(sequencer, unstamped, in_flight)
+        result = await DRIVERS[submitter](sequencer, unstamped, in_flight)
         result["aof_rewrites"] = (await redis.info("stats"))["total_forks"] - forks
         result["engine"] = engine
         if persister is not None:
@@ -259,7 +327,8 @@ async def bench(args, tmp: str) -> None:
     tune_collector()
     bare_run(stamped)  # a warm-up, not counted (its engine is dropped at once)
     results: dict[str, list[float]] = {}
-    writers = args.writers.split(",")
+    # each writer's and submitter's pair in turn: compared in one run
+    variants = [(w, s) for w in args.writers.split(",") for s in args.submitters.split(",")]
     for mode in args.modes.split(","):
         server = EmbeddedRedis(f"{tmp}/redis-{mode}", appendfsync=mode)
         server.start()
@@ -268,10 +337,12 @@ async def bench(args, tmp: str) -> None:
             # bare and journaled interleaved, --repeat times: this VM's speed drifts by +-20%
             # within a minute, so one pair can say little; the median ratio says more
             for rep in range(args.repeat):
-                for writer in writers:  # each writer's pair in turn: compared in one run
+                for writer, submitter in variants:
                     before, bare_engine = bare_run(stamped)
-                    r = await journaled_run(server.url, f"bench:{mode}:{writer}:{rep}",
-                                            unstamped, args.in_flight, writer=writer)
+                    r = await journaled_run(server.url,
+                                            f"bench:{mode}:{writer}:{submitter}:{rep}",
+                                            unstamped, args.in_flight, writer=writer,
+                                            submitter=submitter)
                     assert wallets(r.pop("engine")) == wallets(bare_engine)
                     after = bare_run(stamped)[0]
                     del bare_engine
@@ -279,7 +350,9 @@ async def bench(args, tmp: str) -> None:
                     # within seconds (session 8)
                     bare = (before + after) / 2
                     r["bare_before_after"] = (before, after)
-                    key = mode if len(writers) == 1 else f"{mode}, {writer}"
+                    key = ", ".join([mode] + [f"{name}" for name, choices in (
+                        (writer, args.writers), (submitter, args.submitters))
+                        if "," in choices])
                     results.setdefault(key, []).append(r["per_s"] / bare)
                     print(line(key, r, bare), flush=True)
         finally:
@@ -287,7 +360,7 @@ async def bench(args, tmp: str) -> None:
     for mode, ratios in results.items():
         print(f"ratio with appendfsync {mode:<17}: median {statistics.median(ratios):.2f} of "
               f"{len(ratios)} (min {min(ratios):.2f}, max {max(ratios):.2f})")
-    key = "always" if len(writers) == 1 else f"always, {writers[0]}"
+    key = next((k for k in results if k.split(",")[0] == "always"), "always")
     if key in results:
         always = statistics.median(results[key])
         print(f"median ratio with appendfsync {key}: {always:.2f} (target >= {RATIO_TARGET}: "
@@ -334,6 +407,10 @@ def main() -> None:
     ap.add_argument("--writers", default="resp",
                     help="journal writers, comma-separated, each journaled run after its own "
                          "bare one: resp (the journal's) and/or redis-py (before session 8)")
+    ap.add_argument("--submitters", default="deliver",
+                    help="how commands are submitted, comma-separated: deliver (submit_now "
+                         "with a callback, as the WebSocket order path does) and/or future "
+                         "(submit, each awaited: the driver before session 10)")
     ap.add_argument("--no-persister", action="store_true",
                     help="skip the always + persister run")
     args = ap.parse_args()

@@ -21,7 +21,8 @@ from persistence.journal import Journal
 from persistence.migrate import migrate
 from persistence.persister_process import PersisterProcess
 from persistence.recovery import recover, trim_journal
-from persistence.sequencer import Sequencer, tune_collector
+from persistence.collector import tune_collector
+from persistence.sequencer import Sequencer
 from persistence.snapshots import SnapshotSchedule, SnapshotStore, background_snapshot
 
 from .exchange import Exchange

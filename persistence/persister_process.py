@@ -17,6 +17,7 @@ import os
 
 import redis.asyncio as aioredis
 
+from .collector import tune_collector
 from .journal import STREAM
 from .persister import Lag, Persister, journal_lag
 
@@ -48,6 +49,7 @@ async def _serve(redis_url, database_url, persister_kwargs, persisted, ready, st
     persister = Persister(redis, database_url, **persister_kwargs)
     try:
         await persister.start()
+        tune_collector()  # what is alive now lives as long as the process
         persisted.value = persister.persisted_seq
         ready.set()
         while not stop.is_set() and os.getppid() == parent_pid:

@@ -98,8 +98,8 @@ async def recover(journal: Journal, snapshot_store: SnapshotStore | None,
         if collecting:
             # Everything recovery built is still in the youngest generation, so the collector's
             # first pass would scan all of it (about a second for a million-order snapshot).
-            # Move it out of the collector's sight first, as tune_collector does for the
-            # sequencer; refcounting still frees it.
+            # Move it out of the collector's sight first, as collector.tune_collector does
+            # for the sequencer; refcounting still frees it.
             gc.freeze()
             gc.enable()
     journal_seq = await journal.last_seq()

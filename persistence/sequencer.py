@@ -24,7 +24,6 @@ that reports a later state, however the tasks that await the futures are schedul
 
 import asyncio
 import collections
-import gc
 import logging
 import pickle
 import time
@@ -63,20 +62,6 @@ class _Batch:
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def tune_collector() -> None:
-    """The collector policy for a process running the sequencer.
-
-    Engine state is millions of long-lived objects with no reference cycles, and every batch
-    allocates thousands of short-lived ones (commands, events, futures). With the default
-    thresholds the cyclic collector rescans that heap so often that it doubled the per-command
-    cost (bench/journal.py: 14k -> 24-27k commands/s with this policy). So: move everything alive
-    now out of its sight (gc.freeze; refcounting still frees it), and collect young objects
-    less often. Call again after big changes (recovery, snapshots). Cycles are still collected.
-    """
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 1_000)
 
 
 def _settle(future: asyncio.Future | None, outcome: tuple[bool, Any],
