@@ -1,0 +1,129 @@
+"""Persister fold benchmark: the persister's own CPU per journaled command, without Redis or
+Postgres.
+
+Journals order_stream(--count) (plus its setup commands: markets and deposits) in memory: each
+command applied by an Engine, the records cut into entries of --batch commands, each encoded as
+the sequencer writes it (persistence/journal.encode_entry). Then, as the persister handles
+--entries entries per transaction, times three steps separately, each the best of --repeat runs
+over the whole journal:
+
+  decode  journal.decode_entry of every entry of a transaction, records concatenated;
+  fold    fold.fold of the transaction's records (events -> a Changes);
+  rows    readmodel.write_changes of that Changes against a connection that only takes what
+          it is given (RecordingConnection): the row tuples and lists asyncpg would be handed.
+
+Prints µs per command for each, and the number of rows a command made. Nothing goes to
+Postgres: what asyncpg and Postgres do with the rows is measured by bench/journal.py's persister
+phase and bench/e2e.py.
+
+    python bench/persister_fold.py [--count 100000] [--batch 250] [--entries 8] [--repeat 5]
+                                   [--seed 7]
+"""
+
+import argparse
+import gc
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.workload import order_stream  # noqa: E402
+from engine.config import EngineConfig  # noqa: E402
+from engine.engine import Engine  # noqa: E402
+from persistence.fold import fold  # noqa: E402
+from persistence.journal import decode_entry, encode_entry  # noqa: E402
+from persistence.readmodel import write_changes  # noqa: E402
+
+CONFIG = EngineConfig(velocity_orders_max=0)  # the stream's stamps are 1 ms apart
+
+
+class RecordingConnection:
+    """Takes write_changes' statements and counts their rows; an update reports every row it
+    was given as changed, so no existence check follows (none would without Postgres)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    async def execute(self, sql: str, *args) -> str:
+        n = len(args[0])  # one array of records, or the first of several column arrays
+        self.rows += n
+        return f"UPDATE {n}"
+
+    async def executemany(self, sql: str, rows) -> None:
+        self.rows += len(rows)
+
+
+def run_sync(coroutine):
+    """Run a coroutine that never suspends (RecordingConnection's) without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        return stop.value
+    raise RuntimeError("the coroutine suspended")
+
+
+def journal(count: int, batch: int, seed: int) -> list[dict]:
+    engine = Engine(CONFIG)
+    cmds = order_stream(count, seed=seed)
+    records = [(cmd.seq, cmd, engine.apply(cmd)) for cmd in cmds]
+    return [{k.encode(): v for k, v in encode_entry(records[i:i + batch]).items()}
+            for i in range(0, len(records), batch)]
+
+
+def best(repeat: int, step, inputs: list) -> tuple[float, list]:
+    """The best seconds of `repeat` runs of step over every input, and the last run's outputs."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        outputs = [step(x) for x in inputs]
+        times.append(time.perf_counter() - started)
+    return min(times), outputs
+
+
+def decode(group: list[dict]) -> list:
+    records = []
+    for fields in group:
+        records.extend(decode_entry(fields))
+    return records
+
+
+def rows(changes) -> int:
+    conn = RecordingConnection()
+    run_sync(write_changes(conn, changes))
+    return conn.rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=100_000, help="trading commands")
+    ap.add_argument("--batch", type=int, default=250, help="commands per journal entry")
+    ap.add_argument("--entries", type=int, default=8, help="entries per transaction")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+
+    entries = journal(args.count, args.batch, args.seed)
+    groups = [entries[i:i + args.entries] for i in range(0, len(entries), args.entries)]
+    # the persister holds one transaction's records, not the engine that wrote the journal
+    gc.collect()
+    gc.freeze()
+    decode_s, decoded = best(args.repeat, decode, groups)
+    commands = sum(len(records) for records in decoded)
+    events = sum(len(events) for records in decoded for _, _, events in records)
+    fold_s, folded = best(args.repeat, fold, decoded)
+    rows_s, counts = best(args.repeat, rows, folded)
+
+    print(f"persister fold bench: order_stream({args.count:,}, seed {args.seed}) = "
+          f"{commands:,} commands, {events / commands:.2f} events and "
+          f"{sum(counts) / commands:.2f} rows per command; entries of {args.batch}, "
+          f"{args.entries} per transaction; best of {args.repeat}")
+    per = 1e6 / commands
+    print(f"  decode  {decode_s * per:6.2f} µs/command")
+    print(f"  fold    {fold_s * per:6.2f} µs/command")
+    print(f"  rows    {rows_s * per:6.2f} µs/command")
+    print(f"  total   {(decode_s + fold_s + rows_s) * per:6.2f} µs/command")
+
+
+if __name__ == "__main__":
+    main()
