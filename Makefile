@@ -12,8 +12,9 @@ STAMP := $(VENV)/.installed
 # changes
 ENGINE_COMPILED := commands events money wallet exposure order book market user_risk engine
 COMPILED := $(foreach m,$(ENGINE_COMPILED),engine/$(m).py) risk/rules.py risk/self_limits.py \
-  gateway/order_json.py
-$(STAMP): pyproject.toml setup.py $(COMPILED) $(wildcard engine/*.pxd risk/*.pxd gateway/*.pxd)
+  gateway/order_json.py engine/codec.py persistence/fold.py
+$(STAMP): pyproject.toml setup.py $(COMPILED) $(wildcard engine/*.pxd risk/*.pxd gateway/*.pxd \
+  persistence/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,load]'
@@ -38,4 +39,4 @@ simulate: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis build engine/*.c engine/*.so risk/*.c risk/*.so \
-		gateway/*.c gateway/*.so
+		gateway/*.c gateway/*.so persistence/*.c persistence/*.so

@@ -1,7 +1,8 @@
 """Builds the compiled part of the engine: the command and event dataclasses, and the order
 path (engine, book, order, exposure, wallet, market, money, user_risk, risk/rules and
-risk/self_limits), and the gateway's ORDER renderer (gateway/order_json.py, every order
-reply). They stay plain Python source; Cython turns the classes into extension types, and the
+risk/self_limits), the gateway's ORDER renderer (gateway/order_json.py, every order
+reply), and the persister's per-command work (engine/codec.py's decoding, persistence/fold.py).
+They stay plain Python source; Cython turns the classes into extension types, and the
 `.pxd` file next to a module gives its attributes and hot locals C types (see
 engine/engine.pxd for why). Everything else is in pyproject.toml."""
 
@@ -16,6 +17,8 @@ from setuptools.command.build_ext import build_ext
 SOURCES = [f"engine/{name}.py" for name in ("commands", "events", "money", "wallet", "exposure",
                                              "order", "book", "market", "user_risk", "engine")]
 SOURCES += ["risk/rules.py", "risk/self_limits.py", "gateway/order_json.py"]
+# the persister's per-command work: decoding journal entries and folding their events into rows
+SOURCES += ["engine/codec.py", "persistence/fold.py"]
 # a module's .pxd declares its C types: a change to it changes the build as much as the source
 DECLARATIONS = [p[:-3] + ".pxd" for p in SOURCES if Path(p[:-3] + ".pxd").exists()]
 # What the compiled modules were built from, by content: tests/test_engine_records.py fails

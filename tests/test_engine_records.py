@@ -24,7 +24,8 @@ RECORD_TYPES = [*c.COMMAND_TYPES.values(), *e.EVENT_TYPES.values()]
 
 COMPILED = [*(f"engine.{name}" for name in ("commands", "events", "money", "wallet", "exposure",
                                              "order", "book", "market", "user_risk", "engine")),
-            "risk.rules", "risk.self_limits", "gateway.order_json"]
+            "risk.rules", "risk.self_limits", "gateway.order_json", "engine.codec",
+            "persistence.fold"]
 
 
 @pytest.mark.parametrize("name", COMPILED)
