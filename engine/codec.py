@@ -22,9 +22,10 @@ from dataclasses import fields
 
 import orjson
 
-from .commands import COMMAND_TYPES, Command, CreateMarket
+from . import commands, events
+from .commands import COMMAND_TYPES, CancelOrder, Command, CreateMarket, PlaceOrder
 from .commands import RECORD_BUILDERS as COMMAND_RECORD_BUILDERS
-from .events import EVENT_TYPES, Event, MarketCreated
+from .events import EVENT_TYPES, BetMatched, Event, MarketCreated, OrderPlaced, WalletChanged
 from .events import RECORD_BUILDERS as EVENT_RECORD_BUILDERS
 
 # class -> how many of its last fields were added after journals were written with it
@@ -143,6 +144,52 @@ class _Generated(dict):
         return fn
 
 
+# -- the order path's records, made in C -------------------------------------------------------
+# Nearly every record the persister and replay decode is a place, a cancel, an order placed, a
+# fill or a wallet change. Compiled, these make one through the field-by-field builders of
+# commands.py and events.py, called in C (codec.pxd), instead of the generated maker's keyword
+# call, which spends most of its time matching keywords to fields. A record of another length
+# goes to the generated maker, which refuses it. tests/test_engine_records.py checks each against
+# the generated one.
+
+
+def _place_order(r):
+    if len(r) != 13:
+        return _MAKERS[PlaceOrder](r)
+    return commands.place_order(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                                r[11], r[12])
+
+
+def _cancel_order(r):
+    if len(r) != 6:
+        return _MAKERS[CancelOrder](r)
+    return commands.cancel_order(r[1], r[2], r[3], r[4], r[5])
+
+
+def _order_placed(r):
+    if len(r) != 14:
+        return _MAKERS[OrderPlaced](r)
+    return events.order_placed(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                               r[11], r[12], r[13])
+
+
+def _bet_matched(r):
+    if len(r) != 13:
+        return _MAKERS[BetMatched](r)
+    return events.bet_matched(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                              r[11], r[12])
+
+
+def _wallet_changed(r):
+    if len(r) != 7:
+        return _MAKERS[WalletChanged](r)
+    return events.wallet_changed(r[1], r[2], r[3], r[4], r[5], r[6])
+
+
+RECORD_MAKERS = {PlaceOrder: _place_order, CancelOrder: _cancel_order,
+                 OrderPlaced: _order_placed, BetMatched: _bet_matched,
+                 WalletChanged: _wallet_changed}
+
 _BUILDERS = _Generated(_record_builder)
 # The journal's encoders look every record's builder up in this plain dict, filled for every
 # command and event class up front: a lookup in an exact dict is the interpreter's fast path (the
@@ -153,8 +200,9 @@ _MAKERS = _Generated(_record_maker)
 _TUPLE_FIELDS = _Generated(_tuple_fields)
 # The decoders' fast path, by a record's type name, in plain dicts for the same reason: the
 # persister and replay decode every command and event of the journal.
-_COMMAND_MAKERS = {name: _MAKERS[cls] for name, cls in COMMAND_TYPES.items()}
-_EVENT_MAKERS = {name: _MAKERS[cls] for name, cls in EVENT_TYPES.items()}
+_COMMAND_MAKERS = {name: RECORD_MAKERS.get(cls) or _MAKERS[cls]
+                   for name, cls in COMMAND_TYPES.items()}
+_EVENT_MAKERS = {name: RECORD_MAKERS.get(cls) or _MAKERS[cls] for name, cls in EVENT_TYPES.items()}
 
 
 def _to_record(obj) -> tuple:

@@ -345,42 +345,57 @@ def stamped(cmd: Command, seq: int, ts: int) -> Command:
     return _STAMPERS[type(cmd)](cmd, seq, ts)
 
 
-# -- the order path's commands, stamped and recorded in C ---------------------------------------
-# Nearly every command is a place or a cancel. Compiled, these copy one field by field (a keyword
-# call spends most of its time matching keywords) and build its journal record (engine/codec.py)
-# with direct field reads; run uncompiled they are the generic paths.
+# -- the order path's commands, built, stamped and recorded in C --------------------------------
+# Nearly every command is a place or a cancel. Compiled, these fill one field by field (a keyword
+# call spends most of its time matching keywords): the stampers copy one with another seq and
+# ts, and the codec makes one from its journal record (engine/codec.py), which the record
+# builders write with direct field reads; run uncompiled they are the generic paths.
 # tests/test_engine_records.py checks each against the generic one.
 
 
-def stamp_place_order(cmd: PlaceOrder, seq: int, ts: int) -> PlaceOrder:
+def place_order(seq, ts, user, market, selection, side, price, size_minor, persistence, tif,
+                min_fill_minor, ref) -> PlaceOrder:
     if not cython.compiled:
-        return _stamper(PlaceOrder)(cmd, seq, ts)
-    new = PlaceOrder.__new__(PlaceOrder)
-    new.seq = seq
-    new.ts = ts
-    new.user = cmd.user
-    new.market = cmd.market
-    new.selection = cmd.selection
-    new.side = cmd.side
-    new.price = cmd.price
-    new.size_minor = cmd.size_minor
-    new.persistence = cmd.persistence
-    new.tif = cmd.tif
-    new.min_fill_minor = cmd.min_fill_minor
-    new.ref = cmd.ref
-    return new
+        return PlaceOrder(seq=seq, ts=ts, user=user, market=market, selection=selection,
+                          side=side, price=price, size_minor=size_minor,
+                          persistence=persistence, tif=tif, min_fill_minor=min_fill_minor,
+                          ref=ref)
+    cmd = PlaceOrder.__new__(PlaceOrder)
+    cmd.seq = seq
+    cmd.ts = ts
+    cmd.user = user
+    cmd.market = market
+    cmd.selection = selection
+    cmd.side = side
+    cmd.price = price
+    cmd.size_minor = size_minor
+    cmd.persistence = persistence
+    cmd.tif = tif
+    cmd.min_fill_minor = min_fill_minor
+    cmd.ref = ref
+    return cmd
+
+
+def cancel_order(seq, ts, user, order, size_reduction_minor) -> CancelOrder:
+    if not cython.compiled:
+        return CancelOrder(seq=seq, ts=ts, user=user, order=order,
+                           size_reduction_minor=size_reduction_minor)
+    cmd = CancelOrder.__new__(CancelOrder)
+    cmd.seq = seq
+    cmd.ts = ts
+    cmd.user = user
+    cmd.order = order
+    cmd.size_reduction_minor = size_reduction_minor
+    return cmd
+
+
+def stamp_place_order(cmd: PlaceOrder, seq: int, ts: int) -> PlaceOrder:
+    return place_order(seq, ts, cmd.user, cmd.market, cmd.selection, cmd.side, cmd.price,
+                       cmd.size_minor, cmd.persistence, cmd.tif, cmd.min_fill_minor, cmd.ref)
 
 
 def stamp_cancel_order(cmd: CancelOrder, seq: int, ts: int) -> CancelOrder:
-    if not cython.compiled:
-        return _stamper(CancelOrder)(cmd, seq, ts)
-    new = CancelOrder.__new__(CancelOrder)
-    new.seq = seq
-    new.ts = ts
-    new.user = cmd.user
-    new.order = cmd.order
-    new.size_reduction_minor = cmd.size_reduction_minor
-    return new
+    return cancel_order(seq, ts, cmd.user, cmd.order, cmd.size_reduction_minor)
 
 
 _STAMPERS[PlaceOrder] = stamp_place_order

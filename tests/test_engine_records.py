@@ -103,11 +103,14 @@ def test_the_declared_fields_are_the_dataclass_fields(module):
 
 @pytest.mark.parametrize("build, cls", [(e.order_placed, e.OrderPlaced),
                                         (e.bet_matched, e.BetMatched),
-                                        (e.wallet_changed, e.WalletChanged)],
+                                        (e.wallet_changed, e.WalletChanged),
+                                        (c.place_order, c.PlaceOrder),
+                                        (c.cancel_order, c.CancelOrder)],
                          ids=lambda x: getattr(x, "__name__", ""))
 def test_an_order_path_builder_makes_the_keyword_built_event(build, cls):
-    """The engine's field-by-field builders must give exactly the event the dataclass builds:
-    every field set, equal, same hash, still frozen."""
+    """The field-by-field builders (the engine's, the stampers' and the codec's) must give
+    exactly the event or command the dataclass builds: every field set, equal, same hash, still
+    frozen."""
     values = {f.name: f"{f.name}-value" for f in dataclasses.fields(cls)}
     built = build(**values)
     assert type(built) is cls
@@ -130,6 +133,26 @@ def test_every_record_builder_gives_the_generic_record(record):
     assert codec._to_record(record) == codec._generic_record_builder(type(record))(record)
     assert codec._to_record(record) == (type(record).__name__, *(
         getattr(record, f.name) for f in dataclasses.fields(record)))
+
+
+@pytest.mark.parametrize("cls", list(codec.RECORD_MAKERS), ids=lambda cls: cls.__name__)
+def test_every_record_maker_makes_what_the_generated_one_does(cls):
+    """The codec's makers of the order path's records (RECORD_MAKERS, which its decoders use)
+    make exactly what the generated maker does from a record, and refuse a record of another
+    length as it does."""
+    record = list(codec._to_record(_sample(cls)))
+    fast, generated = codec.RECORD_MAKERS[cls], codec._record_maker(cls)
+    made = fast(record)
+    assert type(made) is cls and made == generated(record) == _sample(cls)
+    assert not codec._tuple_fields(cls)  # no field a decoded list would have to become a tuple
+    for wrong in (record[:-1], [*record, "extra"]):
+        with pytest.raises(ValueError) as refused:
+            fast(wrong)
+        with pytest.raises(ValueError) as generated_refused:
+            generated(wrong)
+        assert str(refused.value) == str(generated_refused.value)
+    decoders = codec._COMMAND_MAKERS if issubclass(cls, c.Command) else codec._EVENT_MAKERS
+    assert decoders[cls.__name__] is fast
 
 
 @pytest.mark.parametrize("cmd", [
