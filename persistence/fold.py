@@ -14,7 +14,9 @@ user's orders. So a place costs one movement row (the placer's hold), and a fill
 moves a maker's hold.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+import cython
 
 from engine import commands as c
 from engine import events as ev
@@ -29,7 +31,8 @@ EXECUTION_COMPLETE = "EXECUTION_COMPLETE"
 _FINAL_STATUS = {ev.MarketSettled: "SETTLED", ev.MarketVoided: "VOIDED"}
 
 
-@dataclass(slots=True)
+@cython.dataclasses.dataclass
+@cython.cclass
 class OrderRow:
     order_id: str
     user_id: str
@@ -54,8 +57,18 @@ class OrderRow:
     placed_ts_ms: int
     updated_seq: int
 
+    def astuple(self) -> tuple:
+        """dataclasses.astuple of the row (its fields in order: the orders table's columns),
+        read in C for write_changes."""
+        return (self.order_id, self.user_id, self.market, self.selection, self.side, self.price,
+                self.size_minor, self.matched_minor, self.remaining_minor, self.cancelled_minor,
+                self.lapsed_minor, self.matched_value, self.matched_win_minor, self.status,
+                self.persistence, self.tif, self.ref, self.release_ts_ms, self.replaced_by,
+                self.placed_seq, self.placed_ts_ms, self.updated_seq)
 
-@dataclass(slots=True)
+
+@cython.dataclasses.dataclass
+@cython.cclass
 class OrderDelta:
     """Net change to an order row written by an earlier batch."""
 
@@ -70,8 +83,15 @@ class OrderDelta:
     replaced_by: str | None = None
     seq: int = 0
 
+    def astuple(self) -> tuple:
+        """dataclasses.astuple of the delta, read in C for write_changes."""
+        return (self.order_id, self.matched_minor, self.remaining_minor, self.cancelled_minor,
+                self.lapsed_minor, self.matched_value, self.matched_win_minor, self.released,
+                self.replaced_by, self.seq)
 
-@dataclass(slots=True)
+
+@cython.dataclasses.dataclass
+@cython.cclass
 class Changes:
     first_seq: int = 0
     last_seq: int = 0
@@ -116,10 +136,20 @@ def fold(records: list[Record]) -> Changes:
         ch.last_seq, ch.last_ts_ms = seq, cmd.ts
         ch.command, ch.events = cmd, events
         for idx, event in enumerate(events):
-            folder = _FOLDERS.get(type(event))
-            if folder is None:
-                raise UnknownEvent(f"no read-model fold for {type(event).__name__} at seq {seq}")
-            folder(ch, seq, idx, event)
+            # the order path's events, most of a journal, in C calls (fold.pxd); _FOLDERS has
+            # them too, with every other type
+            kind = type(event)
+            if kind is ev.OrderPlaced:
+                _order_placed(ch, seq, idx, event)
+            elif kind is ev.WalletChanged:
+                _wallet_changed(ch, seq, idx, event)
+            elif kind is ev.BetMatched:
+                _bet_matched(ch, seq, idx, event)
+            else:
+                folder = _FOLDERS.get(kind)
+                if folder is None:
+                    raise UnknownEvent(f"no read-model fold for {kind.__name__} at seq {seq}")
+                folder(ch, seq, idx, event)
     return ch
 
 
@@ -212,6 +242,7 @@ def _order_placed(ch: Changes, seq, idx, e: ev.OrderPlaced):
         0, 0, 0, 0, EXECUTABLE, e.persistence, e.tif, e.ref, e.release_ts, None, seq, e.ts, seq)
 
 
+@cython.locals(ch=Changes, row=OrderRow, d=OrderDelta)  # a def: called with keywords
 def _change_order(ch: Changes, order: str, seq: int, matched=0, remaining=0, cancelled=0,
                   lapsed=0, value=0, win=0, released=False, replaced_by=None):
     row = ch.orders.get(order)
@@ -312,15 +343,20 @@ def _wallet_changed(ch, seq, idx, e: ev.WalletChanged):
     elif cause == "deposit":
         ref = cmd.ref
     elif cause == "withdrawal_requested":
-        ref = next(x.withdrawal for x in ch.events if type(x) is ev.WithdrawalRequested)
+        ref = _first_event(ch, ev.WithdrawalRequested).withdrawal
     elif cause == "transfer_out":  # between the user's wallets on two shards: the transfer id
-        ref = next(x.transfer for x in ch.events if type(x) is ev.FundsTransferredOut)
+        ref = _first_event(ch, ev.FundsTransferredOut).transfer
     elif cause == "transfer_in":
         ref = cmd.transfer
     else:
         ref = cmd.withdrawal
     ch.movements.append((user, seq, e.currency, e.ts, cause, market, order, ref, amount,
                          commission, e.balance_minor, e.held_minor))
+
+
+def _first_event(ch: Changes, kind: type):
+    """The record's first event of type `kind`."""
+    return next(x for x in ch.events if type(x) is kind)
 
 
 def _subject(ch: Changes, seq: int, user: str) -> tuple:

@@ -57,12 +57,7 @@ async def write_changes(conn: asyncpg.Connection, ch: Changes) -> None:
     if ch.selection_updates:
         await _update_selections(conn, ch.selection_updates)
     if ch.orders:
-        await conn.execute(_INSERT_ORDERS, [
-            (o.order_id, o.user_id, o.market, o.selection, o.side, o.price, o.size_minor,
-             o.matched_minor, o.remaining_minor, o.cancelled_minor, o.lapsed_minor,
-             o.matched_value, o.matched_win_minor, o.status, o.persistence, o.tif, o.ref,
-             o.release_ts_ms, o.replaced_by, o.placed_seq, o.placed_ts_ms, o.updated_seq)
-            for o in ch.orders.values()])
+        await conn.execute(_INSERT_ORDERS, [o.astuple() for o in ch.orders.values()])
     if ch.order_deltas:
         await _update_orders(conn, ch.order_deltas)
     if ch.fills:
@@ -135,10 +130,7 @@ async def _update_selections(conn, updates: dict) -> None:
 
 
 async def _update_orders(conn, deltas: dict) -> None:
-    status = await conn.execute(_UPDATE_ORDERS, [
-        (d.order_id, d.matched_minor, d.remaining_minor, d.cancelled_minor, d.lapsed_minor,
-         d.matched_value, d.matched_win_minor, d.released, d.replaced_by, d.seq)
-        for d in deltas.values()])
+    status = await conn.execute(_UPDATE_ORDERS, [d.astuple() for d in deltas.values()])
     await _expect_rows(conn, status, [(o,) for o in deltas], "order",
                        "SELECT order_id FROM orders WHERE order_id = any($1::text[])",
                        [list(deltas)])
