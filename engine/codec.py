@@ -266,6 +266,20 @@ def decode_commands(data: bytes | str) -> list[Command]:
         return [_from_record(COMMAND_TYPES, r) for r in records]
 
 
+def decode_batch(commands_data: bytes | str, events_data: bytes | str) -> list[tuple]:
+    """(seq, command, its events) for each command of a batch, from its commands' and its
+    events' arrays (a journal entry's two fields)."""
+    cmds = decode_commands(commands_data)
+    lists = decode_event_lists(events_data)
+    if len(cmds) != len(lists):
+        raise ValueError(f"a batch of {len(cmds)} commands with events for {len(lists)}")
+    records = []
+    for i in range(len(cmds)):
+        cmd = cmds[i]
+        records.append((cmd.seq, cmd, lists[i]))
+    return records
+
+
 def encode_event_lists(event_lists: list[list[Event]], keyed: bool = False) -> bytes:
     """A JSON array holding, for each command of a batch, the array of its event records
     (keyed ones to compare with an old journal's entry).

@@ -31,6 +31,7 @@ EXECUTION_COMPLETE = "EXECUTION_COMPLETE"
 _FINAL_STATUS = {ev.MarketSettled: "SETTLED", ev.MarketVoided: "VOIDED"}
 
 
+@cython.no_gc  # strings, numbers and None only: never in a cycle (as engine/events.py)
 @cython.dataclasses.dataclass
 @cython.cclass
 class OrderRow:
@@ -67,6 +68,7 @@ class OrderRow:
                 self.placed_seq, self.placed_ts_ms, self.updated_seq)
 
 
+@cython.no_gc  # strings, numbers and None only: never in a cycle (as engine/events.py)
 @cython.dataclasses.dataclass
 @cython.cclass
 class OrderDelta:

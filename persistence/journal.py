@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio as aioredis
 
-from engine.codec import (decode_commands, decode_event_lists, encode_commands, encode_event_lists,
-                          is_keyed)
+from engine.codec import (decode_batch, decode_commands, decode_event_lists, encode_commands,
+                          encode_event_lists, is_keyed)
 from engine.commands import Command
 from engine.events import Event
 from persistence.resp import KeptConnection
@@ -88,8 +88,7 @@ def entry_commands(fields: dict) -> list[Command]:
 
 
 def decode_entry(fields: dict) -> list[Record]:
-    return [(cmd.seq, cmd, events) for cmd, events
-            in zip(entry_commands(fields), decode_event_lists(fields[b"e"]), strict=True)]
+    return decode_batch(fields[b"c"], fields[b"e"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ from redis.backoff import NoBackoff
 from redis.connection import Connection
 
 from engine.codec import encode_events
-from persistence.journal import Journal, JournalWriteError, encode_entry, xadd_command
+from persistence.journal import (Journal, JournalWriteError, decode_entry, encode_entry,
+                                 xadd_command)
 
 
 def batches_of(records, *sizes):
@@ -161,6 +162,17 @@ def test_an_entry_written_as_raw_resp_holds_exactly_the_encoded_fields(
     assert [entry_id for entry_id, _ in entries] == [b"9-0", f"{len(records)}-0".encode()]
     for (_, fields), batch in zip(entries, (records[:9], records[9:])):
         assert fields == {k.encode(): v for k, v in encode_entry(batch).items()}
+
+
+def test_an_entry_decodes_to_its_records_and_one_without_events_for_each_command_is_refused(
+        engine_records, trading_commands):
+    _, records = engine_records(trading_commands)
+    fields = {k.encode(): v for k, v in encode_entry(records).items()}
+    assert decode_entry(fields) == records
+    cut = encode_entry(records[:-1])
+    for mismatched in ({b"c": fields[b"c"], b"e": cut["e"]}, {b"c": cut["c"], b"e": fields[b"e"]}):
+        with pytest.raises(ValueError, match="events for"):
+            decode_entry(mismatched)
 
 
 def test_xadd_command_is_the_resp_array_redis_py_would_send(engine_records, trading_commands):
