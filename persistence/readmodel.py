@@ -13,6 +13,14 @@ settlements, withdrawals) use executemany, which asyncpg pipelines. Inserts are 
 NOTHING and updates only touch rows whose updated_seq is older than the change, so a batch
 written twice changes nothing, even before the persisted-seq check that normally prevents it.
 
+Except that a big batch's new orders, fills and wallet movements (at least COPY_ROWS_MIN rows
+of a table: a persister catching up, or keeping up at saturation) are COPYed straight into
+their table, in a savepoint: no staging table, no unnest, no conflict check, Postgres's
+batched heap inserts. Folding 60,000 commands in transactions of 2,000 (client and server
+time per command, the three tables, two runs): 18.7 us as records, 11.7-14.0 us by COPY. A COPY meeting a
+row already there (the batch written twice) is rolled back to its savepoint and the rows go
+in by the ON CONFLICT insert instead, so the rule above still holds.
+
 An update that finds fewer rows than it should (an order, market or withdrawal the read model
 never saw) raises ReadModelMismatch: persisting half of what happened would be a silent loss.
 """
@@ -21,6 +29,11 @@ import asyncpg
 import orjson
 
 from .fold import Changes
+
+
+# From this many new rows of a hot table, COPY them (see above): below it, COPY's own round
+# trips (the savepoint and its release) cost more than its rows save.
+COPY_ROWS_MIN = 256
 
 
 class ReadModelMismatch(Exception):
@@ -57,11 +70,12 @@ async def write_changes(conn: asyncpg.Connection, ch: Changes) -> None:
     if ch.selection_updates:
         await _update_selections(conn, ch.selection_updates)
     if ch.orders:
-        await conn.execute(_INSERT_ORDERS, [o.astuple() for o in ch.orders.values()])
+        await _insert(conn, [o.astuple() for o in ch.orders.values()], "orders",
+                      _ORDER_COLUMNS, _INSERT_ORDERS)
     if ch.order_deltas:
         await _update_orders(conn, ch.order_deltas)
     if ch.fills:
-        await conn.execute(_INSERT_FILLS, list(ch.fills.values()))
+        await _insert(conn, list(ch.fills.values()), "fills", _FILL_COLUMNS, _INSERT_FILLS)
     if ch.fill_updates:
         await _reprice_fills(conn, ch.fill_updates)
     if ch.voided_selections:
@@ -73,7 +87,8 @@ async def write_changes(conn: asyncpg.Connection, ch: Changes) -> None:
             (user, currency, balance, held, seq)
             for (user, currency), (balance, held, seq) in ch.wallets.items()])
     if ch.movements:
-        await conn.execute(_INSERT_MOVEMENTS, ch.movements)
+        await _insert(conn, ch.movements, "wallet_movements", _MOVEMENT_COLUMNS,
+                      _INSERT_MOVEMENTS)
     if ch.settlements:
         await conn.executemany(_INSERT_SETTLEMENT, [
             (market, seq, outcome, winners, orjson.dumps(dead_heat).decode(), ts)
@@ -92,6 +107,18 @@ async def write_changes(conn: asyncpg.Connection, ch: Changes) -> None:
         await conn.executemany(_UPSERT_SELF_EXCLUSIONS, list(ch.self_exclusions.values()))
     if ch.refused_deposits:
         await conn.executemany(_INSERT_REFUSED_DEPOSIT, ch.refused_deposits)
+
+
+async def _insert(conn, rows: list, table: str, columns: tuple, insert_sql: str) -> None:
+    """New rows of a hot table: COPYed when there are many, unless one is already there."""
+    if len(rows) >= COPY_ROWS_MIN:
+        try:
+            async with conn.transaction():  # a savepoint: a refused COPY leaves ours usable
+                await conn.copy_records_to_table(table, records=rows, columns=columns)
+            return
+        except asyncpg.UniqueViolationError:
+            pass  # the batch was written before: the insert below skips what is there
+    await conn.execute(insert_sql, rows)
 
 
 async def _expect_rows(conn, status: str, keys: list, what: str, exists_sql: str,

@@ -12,8 +12,9 @@ from engine.commands import Deposit
 from persistence.fold import fold
 from persistence.journal import Journal
 from persistence.persister import Persister, SeqGap
+from persistence import readmodel
 from persistence.readmodel import write_changes
-from tests.read_model_oracle import dump
+from tests.read_model_oracle import TABLES, dump
 
 
 async def journal_batches(redis, stream, records, batch_size=5):
@@ -519,3 +520,43 @@ def test_once_caught_up_the_persister_gathers_a_trickle_of_entries_into_one_tran
         return transactions
 
     assert least <= run(scenario(), timeout_s=20) <= most
+
+
+class CountingCopies(asyncpg.Connection):
+    """A real connection that counts its COPYs into tables."""
+
+    copies = 0
+
+    async def copy_records_to_table(self, *args, **kwargs):
+        CountingCopies.copies += 1
+        return await super().copy_records_to_table(*args, **kwargs)
+
+
+def test_big_batches_are_copied_into_the_tables_with_the_same_rows_and_twice_changes_nothing(
+        migrated_database_url, run, engine_records, trading_commands, monkeypatch):
+    _, records = engine_records(trading_commands)
+
+    async def fold_in_batches(conn) -> None:
+        for i in range(0, len(records), 6):
+            async with conn.transaction():
+                await write_changes(conn, fold(records[i:i + 6]))
+
+    async def scenario():
+        conn = await asyncpg.connect(migrated_database_url, connection_class=CountingCopies)
+        await fold_in_batches(conn)  # a handful of rows each: inserted
+        inserted = await dump(conn)
+        assert CountingCopies.copies == 0
+        await conn.execute(f"TRUNCATE {', '.join(t for t in TABLES if t != 'persisted')}")
+        monkeypatch.setattr(readmodel, "COPY_ROWS_MIN", 1)  # every batch counts as big
+        await fold_in_batches(conn)
+        copied = await dump(conn)
+        copies = CountingCopies.copies
+        await fold_in_batches(conn)  # a redelivery: every COPY meets its rows and falls back
+        twice = await dump(conn)
+        await conn.close()
+        return inserted, copied, copies, twice
+
+    inserted, copied, copies, twice = run(scenario())
+    assert copies > 0
+    assert copied == inserted
+    assert twice == copied
