@@ -14,18 +14,30 @@ step separately (CPU time, summed over the journal; the best of --repeat runs):
   free    dropping the transaction's records and Changes (their objects freed).
 
 Prints µs per command for each, and the number of rows a command made. Nothing goes to
-Postgres: what asyncpg and Postgres do with the rows is measured by bench/journal.py's persister
-phase and bench/e2e.py.
+Postgres in these steps: what asyncpg and Postgres do with the rows is measured by
+bench/journal.py's persister phase and bench/e2e.py, and by `--postgres`:
+
+  --postgres  then writes the same transactions into a fresh embedded Postgres (migrated, as
+              the persister's connection: synchronous_commit off), timing each statement
+              write_changes sends (wall time: asyncpg's encoding and Postgres's work, on an
+              otherwise idle machine most of it CPU); prints µs per command per statement.
+              `--sql "ALTER TABLE ..."` (repeatable) runs before it, to try a schema change;
+              `--copy-rows-min N` sets readmodel.COPY_ROWS_MIN (a huge N: never COPY).
 
     python bench/persister_fold.py [--count 100000] [--batch 250] [--entries 8] [--repeat 5]
-                                   [--seed 7]
+                                   [--seed 7] [--postgres [--sql STATEMENT]...
+                                   [--copy-rows-min N]]
 """
 
 import argparse
+import asyncio
+import collections
 import contextlib
 import gc
 import os
+import re
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,6 +48,7 @@ from engine.engine import Engine  # noqa: E402
 from persistence.collector import tune_collector  # noqa: E402
 from persistence.fold import fold  # noqa: E402
 from persistence.journal import decode_entry, encode_entry  # noqa: E402
+from persistence import readmodel  # noqa: E402
 from persistence.readmodel import write_changes  # noqa: E402
 
 CONFIG = EngineConfig(velocity_orders_max=0)  # the stream's stamps are 1 ms apart
@@ -123,6 +136,76 @@ def rows(changes) -> int:
     return conn.rows
 
 
+class TimedConnection:
+    """A real asyncpg connection whose statements are timed, by what they write to."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.spent: collections.Counter = collections.Counter()
+
+    @staticmethod
+    def _what(sql: str) -> str:
+        found = re.search(r"(INSERT INTO|UPDATE)\s+(\w+)", sql)
+        return f"{found.group(1).split()[0]} {found.group(2)}" if found else sql.split()[0]
+
+    async def _timed(self, what: str, call, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return await call(*args, **kwargs)
+        finally:
+            self.spent[what] += time.perf_counter() - started
+
+    async def execute(self, sql: str, *args):
+        return await self._timed(self._what(sql), self.conn.execute, sql, *args)
+
+    async def executemany(self, sql: str, rows):
+        return await self._timed(self._what(sql), self.conn.executemany, sql, rows)
+
+    async def fetch(self, sql: str, *args):
+        return await self._timed("SELECT (checks)", self.conn.fetch, sql, *args)
+
+    async def copy_records_to_table(self, table: str, **kwargs):
+        return await self._timed(f"COPY {table}", self.conn.copy_records_to_table, table,
+                                 **kwargs)
+
+    def transaction(self):
+        return self.conn.transaction()
+
+
+async def into_postgres(groups: list, statements: list[str]) -> tuple[dict, float, int]:
+    """Every transaction written into a fresh embedded Postgres: seconds per statement kind,
+    seconds of COMMITs, and the commands written."""
+    import asyncpg
+
+    from persistence.embedded import EmbeddedPostgres
+    from persistence.migrate import migrate
+
+    with tempfile.TemporaryDirectory(prefix="backlay-persister-fold-") as tmp:
+        pg = EmbeddedPostgres(f"{tmp}/pg")
+        pg.start()
+        try:
+            conn = await asyncpg.connect(pg.url)
+            await migrate(conn)
+            for statement in statements:
+                await conn.execute(statement)
+            await conn.execute("SET synchronous_commit TO off")  # as the persister's
+            timed = TimedConnection(conn)
+            commit_s = 0.0
+            commands = 0
+            for group in groups:
+                records = decode(group)
+                changes = fold(records)
+                commands += len(records)
+                async with conn.transaction():
+                    await write_changes(timed, changes)
+                    committing = time.perf_counter()
+                commit_s += time.perf_counter() - committing
+            await conn.close()
+        finally:
+            pg.stop()
+    return dict(timed.spent), commit_s, commands
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=100_000, help="trading commands")
@@ -130,7 +213,15 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=8, help="entries per transaction")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--postgres", action="store_true",
+                    help="also write the transactions into an embedded Postgres, timed")
+    ap.add_argument("--sql", action="append", default=[],
+                    help="with --postgres: a statement to run after migrating (repeatable)")
+    ap.add_argument("--copy-rows-min", type=int, default=None,
+                    help="with --postgres: readmodel.COPY_ROWS_MIN for the run")
     args = ap.parse_args()
+    if args.copy_rows_min is not None:
+        readmodel.COPY_ROWS_MIN = args.copy_rows_min
 
     entries = journal(args.count, args.batch, args.seed)
     groups = [entries[i:i + args.entries] for i in range(0, len(entries), args.entries)]
@@ -150,6 +241,18 @@ def main() -> None:
     print(f"  rows    {rows_s * per:6.2f} µs/command")
     print(f"  free    {free_s * per:6.2f} µs/command")
     print(f"  total   {(decode_s + fold_s + rows_s + free_s) * per:6.2f} µs/command")
+    if not args.postgres:
+        return
+    import uvloop
+
+    spent, commit_s, written = uvloop.run(into_postgres(groups, args.sql))
+    per = 1e6 / written
+    print("into Postgres (wall time per command: asyncpg's encoding and Postgres's work)"
+          + "".join(f"; after {statement!r}" for statement in args.sql))
+    for what, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        print(f"  {what:<28} {seconds * per:6.2f} µs/command")
+    print(f"  {'COMMIT':<28} {commit_s * per:6.2f} µs/command")
+    print(f"  {'all':<28} {(sum(spent.values()) + commit_s) * per:6.2f} µs/command")
 
 
 if __name__ == "__main__":
