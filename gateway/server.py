@@ -137,7 +137,8 @@ class Server:
         the busier the exchange is. At saturation (bench/e2e.py, ~25k orders/s) snapshots every
         100,000 commands took about 6% of the machine and added 20 ms to the ack p99. Spaced by
         their own cost, they take a bounded share whatever the rate; a restart then replays more
-        journal, at the engine's replay rate (bench/replay.py)."""
+        journal (up to 20 snapshot-durations of commands at the default 5%), at the engine's
+        replay rate (bench/replay.py)."""
         sequencer = self.exchange.sequencer
         schedule = SnapshotSchedule(self.settings.snapshot_every_commands,
                                     self.settings.snapshot_time_share_max_pct, sequencer.last_seq)
