@@ -350,9 +350,9 @@ async def bench(args, tmp: str) -> None:
                     # within seconds (session 8)
                     bare = (before + after) / 2
                     r["bare_before_after"] = (before, after)
-                    key = ", ".join([mode] + [f"{name}" for name, choices in (
-                        (writer, args.writers), (submitter, args.submitters))
-                        if "," in choices])
+                    # the mode, then the writer and the submitter where several are run
+                    key = ", ".join([mode] + [name for name, choices in (
+                        (writer, args.writers), (submitter, args.submitters)) if "," in choices])
                     results.setdefault(key, []).append(r["per_s"] / bare)
                     print(line(key, r, bare), flush=True)
         finally:

@@ -16,10 +16,10 @@ written twice changes nothing, even before the persisted-seq check that normally
 Except that a big batch's new orders, fills and wallet movements (at least COPY_ROWS_MIN rows
 of a table: a persister catching up, or keeping up at saturation) are COPYed straight into
 their table, in a savepoint: no staging table, no unnest, no conflict check, Postgres's
-batched heap inserts. Folding 60,000 commands in transactions of 2,000 (client and server
-time per command, the three tables, two runs): 18.7 us as records, 11.7-14.0 us by COPY. A COPY meeting a
-row already there (the batch written twice) is rolled back to its savepoint and the rows go
-in by the ON CONFLICT insert instead, so the rule above still holds.
+batched heap inserts. bench/persister_fold.py --postgres (60,000 commands in transactions of
+2,000; client and server time per command, the three tables): 18.8 us as records, 13.2 us by
+COPY. A COPY meeting a row already there (the batch written twice) is rolled back to its
+savepoint and the rows go in by the ON CONFLICT insert instead, so the rule above still holds.
 
 An update that finds fewer rows than it should (an order, market or withdrawal the read model
 never saw) raises ReadModelMismatch: persisting half of what happened would be a silent loss.
