@@ -20,7 +20,9 @@ bench/journal.py's persister phase and bench/e2e.py, and by `--postgres`:
   --postgres  then writes the same transactions into a fresh embedded Postgres (migrated, as
               the persister's connection: synchronous_commit off), timing each statement
               write_changes sends (wall time: asyncpg's encoding and Postgres's work, on an
-              otherwise idle machine most of it CPU); prints µs per command per statement.
+              otherwise idle machine most of it CPU); prints µs per command per statement,
+              and the CPU the Postgres backend and this process used over the whole write
+              (CPU time counts only what ran: steadier than wall time on a shared machine).
               `--sql "ALTER TABLE ..."` (repeatable) runs before it, to try a schema change;
               `--copy-rows-min N` sets readmodel.COPY_ROWS_MIN (a huge N: never COPY).
 
@@ -172,10 +174,12 @@ class TimedConnection:
         return self.conn.transaction()
 
 
-async def into_postgres(groups: list, statements: list[str]) -> tuple[dict, float, int]:
+async def into_postgres(groups: list, statements: list[str]) -> tuple[dict, float, int, tuple]:
     """Every transaction written into a fresh embedded Postgres: seconds per statement kind,
-    seconds of COMMITs, and the commands written."""
+    seconds of COMMITs, the commands written, and the CPU seconds the Postgres backend and
+    this process used over all of it (steadier than wall time on a shared machine)."""
     import asyncpg
+    import psutil
 
     from persistence.embedded import EmbeddedPostgres
     from persistence.migrate import migrate
@@ -192,6 +196,9 @@ async def into_postgres(groups: list, statements: list[str]) -> tuple[dict, floa
             timed = TimedConnection(conn)
             commit_s = 0.0
             commands = 0
+            backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
+            backend_before = sum(backend.cpu_times()[:2])
+            own_before = time.process_time()
             for group in groups:
                 records = decode(group)
                 changes = fold(records)
@@ -200,10 +207,12 @@ async def into_postgres(groups: list, statements: list[str]) -> tuple[dict, floa
                     await write_changes(timed, changes)
                     committing = time.perf_counter()
                 commit_s += time.perf_counter() - committing
+            cpu = (sum(backend.cpu_times()[:2]) - backend_before,
+                   time.process_time() - own_before)
             await conn.close()
         finally:
             pg.stop()
-    return dict(timed.spent), commit_s, commands
+    return dict(timed.spent), commit_s, commands, cpu
 
 
 def main() -> None:
@@ -245,7 +254,7 @@ def main() -> None:
         return
     import uvloop
 
-    spent, commit_s, written = uvloop.run(into_postgres(groups, args.sql))
+    spent, commit_s, written, (backend_s, own_s) = uvloop.run(into_postgres(groups, args.sql))
     per = 1e6 / written
     print("into Postgres (wall time per command: asyncpg's encoding and Postgres's work)"
           + "".join(f"; after {statement!r}" for statement in args.sql))
@@ -253,6 +262,8 @@ def main() -> None:
         print(f"  {what:<28} {seconds * per:6.2f} µs/command")
     print(f"  {'COMMIT':<28} {commit_s * per:6.2f} µs/command")
     print(f"  {'all':<28} {(sum(spent.values()) + commit_s) * per:6.2f} µs/command")
+    print(f"  CPU: Postgres backend {backend_s * per:.2f} µs/command; this process (decode, "
+          f"fold, asyncpg, its event loop) {own_s * per:.2f} µs/command")
 
 
 if __name__ == "__main__":
