@@ -25,7 +25,10 @@ _amount_texts: dict = {}
 
 def _money(minor: int) -> str:
     """engine.money.format_money for an amount >= 0 (an ORDER holds no negative amounts):
-    the same few sizes and prices come up again and again."""
+    the same few sizes and prices come up again and again, and most of an ORDER's amounts are
+    nothing at all (compiled, that case is one C comparison)."""
+    if minor == 0:
+        return "0.00"
     text = _amount_texts.get(minor)
     if text is None:
         text = f"{minor // 100}.{minor % 100:02d}"
