@@ -20,6 +20,10 @@ cdef class HalfBook:
     cpdef add(self, Order order)
     @cython.locals(level=Level)
     cpdef reduce(self, Order order, long long size)
+    @cython.locals(level=Level, queue=object, o=Order, ahead=cython.longlong)
+    cpdef long long queue_ahead(self, Order order) except? -1
+    @cython.locals(level=Level, o=Order, run=cython.longlong, left=Py_ssize_t)
+    cpdef dict queues_ahead(self, object price, set wanted)
 
 
 cdef class SelectionBook:

@@ -104,6 +104,27 @@ class HalfBook:
         return ahead
 
 
+    def queues_ahead(self, price: int, wanted: set) -> dict:
+        """{order id: size resting ahead of it} for each order of `wanted` (a set of orders,
+        compared by identity, all resting at `price` on this side), in one walk of the level:
+        the listing of a user's orders asks for many at once, and queue_ahead would walk once
+        for each."""
+        ahead = {}
+        level = self.levels.get(price)
+        if level is None:
+            return ahead
+        run = 0
+        left = len(wanted)
+        for o in level.orders:  # a cancelled entry still in the deque holds 0
+            if o in wanted:
+                ahead[o.id] = run
+                left -= 1
+                if not left:
+                    break
+            run += o.remaining
+        return ahead
+
+
 class SelectionBook:
     __slots__ = ("backs", "lays")
     __reduce__ = slot_state  # the plain-class layout: see pickling.py

@@ -40,7 +40,7 @@ from .protocol import (Cleared, Currency, Id, Money, ProtocolError, Statement, l
 from .ops_page import add_ops_routes
 from .reports import add_report_routes
 from .statements import HistoryError
-from .views import (format_factor, format_rate, order_view, removed_view, shown_wallet,
+from .views import (format_factor, format_rate, order_views, removed_view, shown_wallet,
                     wallet_view)
 from .webhooks import SIGNATURE_HEADER, fresh, signature_valid
 
@@ -262,7 +262,7 @@ def user_detail(engine, user: str, currencies: list[str], ts: int = 0) -> dict |
                           "selections": selections_view(engine, m.id, user) if exchange else None,
                           "cash_out": (format_money(min(cashout_quote(engine, m.id, user).pnl_after))
                                        if exchange else None)})
-        orders.extend(order_view(engine, o.id) for o in m.open_orders.values() if o.user == user)
+        orders.extend(order_views(engine, [o.id for o in m.open_orders.values() if o.user == user]))
     own = engine.self_limits.get(user)
     if not has_wallet and risk is None and not positions and own is None:
         return None

@@ -31,7 +31,7 @@ from persistence.sequencer import SequencerStopped
 from .exchange import Unavailable
 from .order_json import order_json
 from .session import Session
-from .views import (image, market_state, market_view, order_view, shown_wallet,
+from .views import (image, market_state, market_view, order_view, order_views, shown_wallet,
                     user_limits_view, wallet_view)
 
 log = logging.getLogger(__name__)
@@ -421,7 +421,7 @@ class Ops:
             # the listing and the start of the pushes are one step between batches: every
             # later change of these orders is pushed after this reply, none is missed
             ids = self.hub.user_orders.get(session.user, {})
-            views = [order_view(engine, oid) for oid in ids if oid in engine.orders]
+            views = order_views(engine, [oid for oid in ids if oid in engine.orders])
             self.hub.watch_orders(session)
             return {"op": "orders", "orders": views}
 

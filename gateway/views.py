@@ -54,12 +54,15 @@ def running_ids(m) -> list[str]:
     return [m.selection_ids[s] for s in m.running()]
 
 
-def order_view(engine, oid: str) -> dict:
+def order_view(engine, oid: str, queue_ahead: int | None = None) -> dict:
+    """ORDER. `queue_ahead`, when the caller already knows it (order_views), is not read
+    again from the book."""
     o = engine.orders.get(oid)
     if o is None:
         return _retired_order_view(oid, engine.retired_orders[oid])
-    m = engine.markets[o.market]
-    queue_ahead = m.books[o.sel].half_of(o).queue_ahead(o) if o.in_book else 0
+    if queue_ahead is None:
+        queue_ahead = (engine.markets[o.market].books[o.sel].half_of(o).queue_ahead(o)
+                       if o.in_book else 0)
     text = money_text
     return {
         "order": o.id, "market": o.market, "selection": o.selection, "side": o.side,
@@ -70,6 +73,38 @@ def order_view(engine, oid: str) -> dict:
         "status": o.status, "persistence": o.persistence, "ref": o.ref or None,
         "placed_seq": o.placed_seq, "queue_ahead": text(queue_ahead),
     }
+
+
+def order_views(engine, oids) -> list[dict]:
+    """order_view of each of `oids`, in order (a listing of one user's orders). The size ahead
+    of an order in the middle of its price level is a walk of the level up to it, so one by
+    one, a market maker's 1,000 orders spread through a level of 50,000 held the engine for
+    0.8 s; here each level is walked once for all the listed orders resting in it."""
+    ahead = queues_ahead(engine, oids)
+    return [order_view(engine, oid, ahead.get(oid, 0)) for oid in oids]
+
+
+def queues_ahead(engine, oids) -> dict[str, int]:
+    """order id -> size resting ahead of it at its price (HalfBook.queue_ahead), for those of
+    `oids` that rest in a book, with one walk per level holding several of them."""
+    by_level: dict[tuple, set] = {}  # (half book's id, price) -> its orders asked for
+    halves = {}
+    for oid in oids:
+        o = engine.orders.get(oid)
+        if o is None or not o.in_book:
+            continue
+        half = engine.markets[o.market].books[o.sel].half_of(o)
+        halves[id(half)] = half
+        by_level.setdefault((id(half), o.price), set()).add(o)  # by identity
+    ahead: dict[str, int] = {}
+    for (half_id, price), wanted in by_level.items():
+        half = halves[half_id]
+        if len(wanted) == 1:  # the book's own answer: O(1) at either end of the queue
+            o, = wanted
+            ahead[o.id] = half.queue_ahead(o)
+        else:
+            ahead.update(half.queues_ahead(price, wanted))
+    return ahead
 
 
 def _retired_order_view(oid: str, r) -> dict:
