@@ -20,6 +20,8 @@ cdef class HalfBook:
     cpdef add(self, Order order)
     @cython.locals(level=Level)
     cpdef reduce(self, Order order, long long size)
+    # typed, so that a walk through a deep level reads each order's remaining as a C field
+    # (bench/listing.py: one order with 50,000 ahead of it, 1.9 -> 0.23 ms)
     @cython.locals(level=Level, queue=object, o=Order, ahead=cython.longlong)
     cpdef long long queue_ahead(self, Order order) except? -1
     @cython.locals(level=Level, o=Order, run=cython.longlong, left=Py_ssize_t)

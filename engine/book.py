@@ -103,7 +103,6 @@ class HalfBook:
             ahead += o.remaining
         return ahead
 
-
     def queues_ahead(self, price: int, wanted: set) -> dict:
         """{order id: size resting ahead of it} for each order of `wanted` (a set of orders,
         compared by identity, all resting at `price` on this side), in one walk of the level:

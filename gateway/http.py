@@ -262,7 +262,8 @@ def user_detail(engine, user: str, currencies: list[str], ts: int = 0) -> dict |
                           "selections": selections_view(engine, m.id, user) if exchange else None,
                           "cash_out": (format_money(min(cashout_quote(engine, m.id, user).pnl_after))
                                        if exchange else None)})
-        orders.extend(order_views(engine, [o.id for o in m.open_orders.values() if o.user == user]))
+        orders.extend(order_views(engine, [o.id for o in m.open_orders.values()
+                                           if o.user == user]))
     own = engine.self_limits.get(user)
     if not has_wallet and risk is None and not positions and own is None:
         return None
