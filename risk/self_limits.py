@@ -20,8 +20,9 @@ Six limits per user and currency: deposits, stakes and losses, each per day and 
 
 A limit is lowered (or set where there was none) at once. A raise, or a removal, waits the
 cooling-off period (EngineConfig.self_limit_cooling_off_ms, 24 h by default) and then applies
-by itself: a command at or after its effective time sees the new value. Asking for less than a
-pending raise keeps that raise's time; asking for more starts a new cooling-off period.
+by itself: a command at or after its effective time sees the new value. Asking for no more than
+a pending raise (less, the same, or a removal again) keeps that raise's time, whatever the
+cooling-off period is by then; asking for more starts a new cooling-off period.
 
 Self-exclusion blocks orders and deposits until a time; it can be extended, never shortened.
 

@@ -315,8 +315,11 @@ class OwnOracle:
                 if (value is not None and asked_seq > self.cooling_seq
                         and asked_ts <= ts < asked_ts + cooling):
                     assert in_force is not None and in_force <= value, (owner, i, asked)
-            _, asked_ts, value, cooling = asked[-1]
-            if ts >= asked_ts + cooling:
+            # ... once every cooling-off it could still be waiting for is over: asking no more
+            # than a pending raise keeps that raise's time, which an earlier cooling-off set
+            # (the operator may have shortened it since)
+            _, asked_ts, value, _ = asked[-1]
+            if ts >= asked_ts + max(cooling for *_, cooling in asked):
                 assert in_force == value, (owner, i, asked, in_force)
         if isinstance(cmd, c.SetSelfLimits) and any(isinstance(ev, e.SelfLimitsSet)
                                                     for ev in events):

@@ -267,6 +267,19 @@ def test_the_operator_configures_the_cooling_off_period_for_later_requests(d):
                              ("weekly_stake", 20_000, NOON + COOLING_OFF_MS))
 
 
+def test_asking_again_for_a_pending_removal_keeps_its_time_after_the_period_is_shortened(d):
+    """Found by the property test: a removal asked again, after the operator shortened the
+    period, is no more than what is pending, so it keeps the pending time (docs/protocol.md)."""
+    own(d, daily_stake=5_000)
+    own(d, remove=("daily_stake",))
+    one(d(c.ConfigureSelfLimits, cooling_off_ms=0), e.SelfLimitsConfigured)
+    event = own(d, remove=("daily_stake",))
+    assert (event.daily_stake_minor, event.pending) == (
+        5_000, (("daily_stake", None, NOON + COOLING_OFF_MS),))
+    at(d, NOON + COOLING_OFF_MS)
+    assert own(d, weekly_loss=RICH).daily_stake_minor is None
+
+
 def test_a_cooling_off_period_out_of_range_is_refused_and_changes_nothing(d):
     for bad in (-1, 90 * DAY_MS + 1):
         expect_denied(d, Code.BAD_REQUEST, c.ConfigureSelfLimits, cooling_off_ms=bad)
