@@ -87,18 +87,15 @@ def order_views(engine, oids) -> list[dict]:
 def queues_ahead(engine, oids) -> dict[str, int]:
     """order id -> size resting ahead of it at its price (HalfBook.queue_ahead), for those of
     `oids` that rest in a book, with one walk per level holding several of them."""
-    by_level: dict[tuple, set] = {}  # (half book's id, price) -> its orders asked for
-    halves = {}
+    by_level: dict[tuple, set] = {}  # (half book, price) -> its orders asked for
     for oid in oids:
         o = engine.orders.get(oid)
         if o is None or not o.in_book:
             continue
         half = engine.markets[o.market].books[o.sel].half_of(o)
-        halves[id(half)] = half
-        by_level.setdefault((id(half), o.price), set()).add(o)  # by identity
+        by_level.setdefault((half, o.price), set()).add(o)  # both by identity
     ahead: dict[str, int] = {}
-    for (half_id, price), wanted in by_level.items():
-        half = halves[half_id]
+    for (half, price), wanted in by_level.items():
         if len(wanted) == 1:  # the book's own answer: O(1) at either end of the queue
             o, = wanted
             ahead[o.id] = half.queue_ahead(o)
