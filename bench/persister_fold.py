@@ -27,7 +27,7 @@ bench/journal.py's persister phase and bench/e2e.py, and by `--postgres`:
               `--copy-rows-min N` sets readmodel.COPY_ROWS_MIN (a huge N: never COPY).
 
     python bench/persister_fold.py [--count 100000] [--batch 250] [--entries 8] [--repeat 5]
-                                   [--seed 7] [--postgres [--sql STATEMENT]...
+                                   [--seed 7] [--markets 20] [--users 1000] [--postgres [--sql STATEMENT]...
                                    [--copy-rows-min N]]
 """
 
@@ -87,9 +87,9 @@ def run_sync(coroutine):
     raise RuntimeError("the coroutine suspended")
 
 
-def journal(count: int, batch: int, seed: int) -> list[dict]:
+def journal(count: int, batch: int, seed: int, markets: int, users: int) -> list[dict]:
     engine = Engine(CONFIG)
-    cmds = order_stream(count, seed=seed)
+    cmds = order_stream(count, markets=markets, users=users, seed=seed)
     records = [(cmd.seq, cmd, engine.apply(cmd)) for cmd in cmds]
     return [{k.encode(): v for k, v in encode_entry(records[i:i + batch]).items()}
             for i in range(0, len(records), batch)]
@@ -222,6 +222,9 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=8, help="entries per transaction")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--markets", type=int, default=20,
+                    help="markets the orders spread over (bench/e2e.py trades on 1)")
+    ap.add_argument("--users", type=int, default=1000, help="bettors (bench/e2e.py has 50)")
     ap.add_argument("--postgres", action="store_true",
                     help="also write the transactions into an embedded Postgres, timed")
     ap.add_argument("--sql", action="append", default=[],
@@ -232,7 +235,7 @@ def main() -> None:
     if args.copy_rows_min is not None:
         readmodel.COPY_ROWS_MIN = args.copy_rows_min
 
-    entries = journal(args.count, args.batch, args.seed)
+    entries = journal(args.count, args.batch, args.seed, args.markets, args.users)
     groups = [entries[i:i + args.entries] for i in range(0, len(entries), args.entries)]
     gc.collect()  # the engine that wrote the journal
     tune_collector()  # the persister process's collector policy
@@ -240,7 +243,8 @@ def main() -> None:
     _, commands, events, made = runs[0]
     decode_s, fold_s, rows_s, free_s = (min(spent[i] for spent, *_ in runs) for i in range(4))
 
-    print(f"persister fold bench: order_stream({args.count:,}, seed {args.seed}) = "
+    print(f"persister fold bench: order_stream({args.count:,}, seed {args.seed}, "
+          f"{args.markets} markets, {args.users} users) = "
           f"{commands:,} commands, {events / commands:.2f} events and "
           f"{made / commands:.2f} rows per command; entries of {args.batch}, "
           f"{args.entries} per transaction; best of {args.repeat}")

@@ -31,6 +31,7 @@ from aiohttp import web
 from engine.engine import SYSTEM_ACCOUNTS
 from engine.money import format_money
 from engine.rejections import Code
+from persistence.readmodel import POOL_BET
 
 from .auth import AuthError, verify
 
@@ -83,7 +84,7 @@ WITH final AS (
     -- pool stakes are matched into the pool, not against another order
     SELECT o.market, o.matched_minor
     FROM orders o JOIN chosen c USING (market)
-    WHERE c.type = 'pool' AND o.matched_minor > 0
+    WHERE c.type = 'pool' AND """ + POOL_BET + """
       AND NOT EXISTS (SELECT 1 FROM excluded x WHERE x.user_id = o.user_id)
 ), bettors AS (
     SELECT DISTINCT s.market, s.user_id
@@ -94,7 +95,7 @@ WITH final AS (
         UNION ALL
         SELECT o.market, o.user_id
         FROM orders o JOIN chosen c USING (market)
-        WHERE c.type = 'pool' AND o.matched_minor > 0
+        WHERE c.type = 'pool' AND """ + POOL_BET + """
     ) s
     WHERE NOT EXISTS (SELECT 1 FROM excluded x WHERE x.user_id = s.user_id)
 ), facts AS (

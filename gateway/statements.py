@@ -28,6 +28,7 @@ import orjson
 
 from engine.money import average_price, format_money, format_odds
 from engine.rejections import Code
+from persistence.readmodel import POOL_BET
 
 PAGE_MAX = 500  # movements or bets per page (the request models' `limit` bound)
 POLL_FIRST_S = 0.005  # waiting for the persister: first pause, doubled up to POLL_MAX_S
@@ -248,8 +249,8 @@ WHERE m.market = any($2::text[])
 GROUP BY m.market, f.outcome, f.seq, f.ts_ms, f.winners"""
 
 _POOL_STAKES_SQL = """
-SELECT market, selection, sum(matched_minor)::bigint AS staked FROM orders
-WHERE market = any($1::text[]) GROUP BY market, selection"""
+SELECT o.market, o.selection, sum(o.matched_minor)::bigint AS staked FROM orders o
+WHERE o.market = any($1::text[]) AND """ + POOL_BET + """ GROUP BY o.market, o.selection"""
 
 
 def factors(winners: list[str], dead_heat: list) -> dict[str, Fraction]:

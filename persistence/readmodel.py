@@ -31,6 +31,10 @@ import orjson
 from .fold import Changes
 
 
+# An orders row (as `o`) that is a pool bet: matched, at no price (migration 0010). Queries of
+# orders by market are about pool markets; with this in their WHERE they use orders_market_pool.
+POOL_BET = "o.matched_value = 0 AND o.matched_minor > 0"
+
 # From this many new rows of a hot table, COPY them (see above): below it, COPY's own round
 # trips (the savepoint and its release) cost more than its rows save.
 COPY_ROWS_MIN = 256

@@ -1,9 +1,11 @@
 """Migrations: plain versioned SQL, applied at start-up, each exactly once."""
 
 import asyncio
+from datetime import date
 
 import asyncpg
 
+from gateway import reports, statements
 from persistence.migrate import load_migrations, migrate, schema_version
 
 
@@ -58,6 +60,33 @@ def test_hot_tables_ids_compare_bytewise(migrated_database_url, run):
         assert collations[key] == "C", key
     assert collations[("orders", "side")] is None  # not indexed: the database's collation
     assert joined == []
+
+
+def test_orders_are_indexed_by_market_for_pool_bets_only_and_the_pool_queries_use_it(
+        migrated_database_url, run):
+    """Migration 0010: orders_market_pool holds pool bets only (matched at no price), and the
+    queries of orders by market (a pool's stakes for cleared bets, the reports' pool volume
+    and bettors) can use it: their WHERE implies its predicate."""
+    async def check():
+        conn = await asyncpg.connect(migrated_database_url)
+        try:
+            indexes = dict(await conn.fetch(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'orders'"))
+            await conn.execute("SET enable_seqscan = off")  # an empty table: scan it otherwise
+            plans = [await conn.fetch("EXPLAIN " + statements._POOL_STAKES_SQL, ["m1"])]
+            for sql in (reports.GGR_SQL, reports.BETTORS_SQL):
+                plans.append(await conn.fetch("EXPLAIN " + sql, *reports._args(
+                    date(2026, 1, 1), date(2026, 1, 2), False)))
+        finally:
+            await conn.close()
+        return indexes, ["\n".join(r[0] for r in plan) for plan in plans]
+
+    indexes, plans = run(check())
+    assert "orders_market" not in indexes
+    assert indexes["orders_market_pool"].endswith(
+        "(market, selection) WHERE ((matched_value = 0) AND (matched_minor > 0))")
+    for plan in plans:
+        assert "orders_market_pool" in plan, plan
 
 
 def test_snapshots_are_stored_uncompressed_out_of_line(migrated_database_url, run):

@@ -20,7 +20,7 @@ from gateway.statements import HistoryError, Page
 from persistence.fold import fold
 from persistence.migrate import MIGRATIONS_DIR, migrate
 from persistence.persister import Persister
-from persistence.readmodel import write_changes, write_persisted
+from persistence.readmodel import POOL_BET, write_changes, write_persisted
 from tests.test_engine_properties import MARKETS, PRICES, USERS, Session, _step
 from tests.test_persistence_persister import drain, journal_batches
 
@@ -451,6 +451,14 @@ def test_statements_add_up_and_cleared_bets_explain_each_market_over_generated_s
         pool = await asyncpg.create_pool(migrated_database_url, min_size=1, max_size=2)
         try:
             await _fold_in_batches(conn, records, cuts)
+            # the pool-bet predicate the orders_market_pool index and its queries share
+            # (migration 0010) picks out exactly the matched bets of pool markets
+            predicate = {r[0] for r in await conn.fetch(
+                f"SELECT o.order_id FROM orders o WHERE {POOL_BET}")}
+            pool_bets = {r[0] for r in await conn.fetch(
+                "SELECT o.order_id FROM orders o JOIN markets m USING (market) "
+                "WHERE m.type = 'pool' AND o.matched_minor > 0")}
+            assert predicate == pool_bets
             got = {}
             for user in USERS:
                 page = Page(user, newest_first=newest_first, limit=limit)
