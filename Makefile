@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench simulate clean chromium
 
-# setup.py compiles these engine modules in place (typed by their .pxd files): rebuilt when one
+# setup.py compiles these modules in place (typed by their .pxd files, if any): rebuilt when one
 # changes
 ENGINE_COMPILED := commands events money wallet exposure order book market user_risk engine
 COMPILED := $(foreach m,$(ENGINE_COMPILED),engine/$(m).py) risk/rules.py risk/self_limits.py \
-  gateway/order_json.py engine/codec.py persistence/fold.py
+  gateway/order_json.py engine/codec.py persistence/fold.py gateway/fast_requests.py \
+  gateway/connection.py gateway/session.py persistence/sequencer.py persistence/journal.py
 $(STAMP): pyproject.toml setup.py $(COMPILED) $(wildcard engine/*.pxd risk/*.pxd gateway/*.pxd \
   persistence/*.pxd)
 	$(PYTHON) -m venv $(VENV)

@@ -17,12 +17,12 @@ cdef class OrderRow:
     cdef public object order_id, user_id, market, selection, side, price, size_minor
     cdef public object matched_minor, remaining_minor, cancelled_minor, lapsed_minor
     cdef public object matched_value, matched_win_minor, status, persistence, tif, ref
-    cdef public object release_ts_ms, replaced_by, placed_seq, placed_ts_ms, updated_seq
+    cdef public object release_ts_ms, replaced_by, placed_seq, placed_ts_ms, updated_seq, pool
     cpdef tuple astuple(self)
 
 cdef class OrderDelta:
     cdef public object order_id, matched_minor, remaining_minor, cancelled_minor, lapsed_minor
-    cdef public object matched_value, matched_win_minor, released, replaced_by, seq
+    cdef public object matched_value, matched_win_minor, released, replaced_by, seq, pool
     cpdef tuple astuple(self)
 
 cdef class Changes:

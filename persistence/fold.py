@@ -57,6 +57,7 @@ class OrderRow:
     placed_seq: int
     placed_ts_ms: int
     updated_seq: int
+    pool: bool = False  # a pool bet, staked (migration 0010: orders are read by market for these)
 
     def astuple(self) -> tuple:
         """dataclasses.astuple of the row (its fields in order: the orders table's columns),
@@ -65,7 +66,7 @@ class OrderRow:
                 self.size_minor, self.matched_minor, self.remaining_minor, self.cancelled_minor,
                 self.lapsed_minor, self.matched_value, self.matched_win_minor, self.status,
                 self.persistence, self.tif, self.ref, self.release_ts_ms, self.replaced_by,
-                self.placed_seq, self.placed_ts_ms, self.updated_seq)
+                self.placed_seq, self.placed_ts_ms, self.updated_seq, self.pool)
 
 
 @cython.no_gc  # strings, numbers and None only: never in a cycle (as engine/events.py)
@@ -84,12 +85,13 @@ class OrderDelta:
     released: bool = False
     replaced_by: str | None = None
     seq: int = 0
+    pool: bool = False  # staked into a pool (a delayed pool bet, released)
 
     def astuple(self) -> tuple:
         """dataclasses.astuple of the delta, read in C for write_changes."""
         return (self.order_id, self.matched_minor, self.remaining_minor, self.cancelled_minor,
                 self.lapsed_minor, self.matched_value, self.matched_win_minor, self.released,
-                self.replaced_by, self.seq)
+                self.replaced_by, self.seq, self.pool)
 
 
 @cython.dataclasses.dataclass
@@ -246,7 +248,7 @@ def _order_placed(ch: Changes, seq, idx, e: ev.OrderPlaced):
 
 @cython.locals(ch=Changes, row=OrderRow, d=OrderDelta)  # a def: called with keywords
 def _change_order(ch: Changes, order: str, seq: int, matched=0, remaining=0, cancelled=0,
-                  lapsed=0, value=0, win=0, released=False, replaced_by=None):
+                  lapsed=0, value=0, win=0, released=False, replaced_by=None, pool=False):
     row = ch.orders.get(order)
     if row is not None:
         row.matched_minor += matched
@@ -259,6 +261,8 @@ def _change_order(ch: Changes, order: str, seq: int, matched=0, remaining=0, can
             row.release_ts_ms = 0
         if replaced_by is not None:
             row.replaced_by = replaced_by
+        if pool:
+            row.pool = True
         row.status = EXECUTION_COMPLETE if row.remaining_minor == 0 else EXECUTABLE
         row.updated_seq = seq
         return
@@ -274,11 +278,13 @@ def _change_order(ch: Changes, order: str, seq: int, matched=0, remaining=0, can
     d.released = d.released or released
     if replaced_by is not None:
         d.replaced_by = replaced_by
+    if pool:
+        d.pool = True
     d.seq = seq
 
 
 def _pool_staked(ch: Changes, seq, idx, e: ev.PoolStaked):
-    _change_order(ch, e.order, seq, matched=e.size_minor, remaining=-e.size_minor)
+    _change_order(ch, e.order, seq, matched=e.size_minor, remaining=-e.size_minor, pool=True)
 
 
 def _bet_matched(ch: Changes, seq, idx, e: ev.BetMatched):

@@ -31,9 +31,9 @@ import orjson
 from .fold import Changes
 
 
-# An orders row (as `o`) that is a pool bet: matched, at no price (migration 0010). Queries of
-# orders by market are about pool markets; with this in their WHERE they use orders_market_pool.
-POOL_BET = "o.matched_value = 0 AND o.matched_minor > 0"
+# An orders row (as `o`) that is a pool bet, staked (migration 0010). Queries of orders by
+# market are about pool markets; with this in their WHERE they use orders_market_pool.
+POOL_BET = "o.pool"
 
 # From this many new rows of a hot table, COPY them (see above): below it, COPY's own round
 # trips (the savepoint and its release) cost more than its rows save.
@@ -222,7 +222,8 @@ WHERE s.market = d.market AND s.selection = d.selection AND s.updated_seq < d.se
 _ORDER_COLUMNS = ("order_id", "user_id", "market", "selection", "side", "price", "size_minor",
                   "matched_minor", "remaining_minor", "cancelled_minor", "lapsed_minor",
                   "matched_value", "matched_win_minor", "status", "persistence", "tif", "ref",
-                  "release_ts_ms", "replaced_by", "placed_seq", "placed_ts_ms", "updated_seq")
+                  "release_ts_ms", "replaced_by", "placed_seq", "placed_ts_ms", "updated_seq",
+                  "pool")
 _FILL_COLUMNS = ("seq", "idx", "ts_ms", "market", "selection", "price", "size_minor", "win_minor",
                  "taker_order", "taker_user", "taker_side", "maker_order", "maker_user",
                  "voided", "original_price", "repriced_seq")
@@ -246,6 +247,7 @@ UPDATE orders o SET matched_minor = o.matched_minor + d.matched,
                     matched_win_minor = o.matched_win_minor + d.win,
                     release_ts_ms = CASE WHEN d.released THEN 0 ELSE o.release_ts_ms END,
                     replaced_by = coalesce(d.replaced_by, o.replaced_by),
+                    pool = o.pool OR d.pool,
                     status = CASE WHEN o.remaining_minor + d.remaining = 0
                                   THEN 'EXECUTION_COMPLETE' ELSE 'EXECUTABLE' END,
                     updated_seq = d.seq

@@ -84,7 +84,7 @@ def test_orders_are_indexed_by_market_for_pool_bets_only_and_the_pool_queries_us
     indexes, plans = run(check())
     assert "orders_market" not in indexes
     assert indexes["orders_market_pool"].endswith(
-        "(market, selection) WHERE ((matched_value = 0) AND (matched_minor > 0))")
+        "(market, selection) WHERE pool")
     for plan in plans:
         assert "orders_market_pool" in plan, plan
 

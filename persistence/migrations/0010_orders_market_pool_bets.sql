@@ -1,18 +1,21 @@
 -- Orders are read by market only for pool markets: the stakes a pool bet's share is worked out
 -- from (gateway/statements.py) and the operator reports' pool volume and bettors
--- (gateway/reports.py). Exchange markets are read by their fills. So the index keeps only pool
--- bets: every order's insertion into a full (market, selection) index was Postgres's work for
--- nothing on exchange markets, and on one busy market (a long run of equal keys) about a
--- fifth of the persister's orders COPY (bench/persister_fold.py --postgres --markets 1
--- --users 50, Postgres backend CPU per command: 9.2-10.7 us with the full index, 8.3-8.8
--- with this one).
+-- (gateway/reports.py). Exchange markets are read by their fills. So the market index now
+-- keeps pool bets only. Every order's insertion into a full (market, selection) index was
+-- Postgres's work for nothing on exchange markets, and on one busy market (a long run of equal
+-- keys) a large part of the orders COPY: bench/persister_fold.py --postgres --markets 1
+-- --users 50, Postgres backend CPU 9.2-10.7 us per command with the full index, 8.3-8.8 with
+-- one on pool bets only.
 --
--- A pool bet is the one order with a matched stake and no matched value: a pool stake is
--- matched at no price (PoolStaked), while every exchange fill adds size x price (at least
--- 1.01) to matched_value, and repricing by a non-runner's reduction keeps it a price on the
--- ladder. Queries that use the index repeat the predicate (persistence/readmodel.POOL_BET), and
--- tests/test_persistence_statements.py checks over generated sessions that it picks out
--- exactly the matched bets of pool markets.
+-- `pool` marks a pool bet once it is staked (the fold sets it on PoolStaked); it never changes
+-- after that, so the index's predicate is on a column the persister's order updates (fills,
+-- cancels, lapses) leave alone, and those updates stay HOT (migration 0008). Queries repeat
+-- the predicate (persistence/readmodel.POOL_BET).
+ALTER TABLE orders ADD COLUMN pool BOOLEAN NOT NULL DEFAULT false;
+-- Rows written before: a pool bet is the one order matched at no price (a pool stake has none;
+-- every exchange fill adds size x price, at least 1.01, to matched_value).
+UPDATE orders SET pool = true WHERE matched_value = 0 AND matched_minor > 0;
+ALTER TYPE order_row ADD ATTRIBUTE pool BOOLEAN;
+ALTER TYPE order_change ADD ATTRIBUTE pool BOOLEAN;
 DROP INDEX orders_market;
-CREATE INDEX orders_market_pool ON orders (market, selection)
-    WHERE matched_value = 0 AND matched_minor > 0;
+CREATE INDEX orders_market_pool ON orders (market, selection) WHERE pool;
