@@ -1,11 +1,11 @@
 -- Orders are read by market only for pool markets: the stakes a pool bet's share is worked out
 -- from (gateway/statements.py) and the operator reports' pool volume and bettors
 -- (gateway/reports.py). Exchange markets are read by their fills. So the market index now
--- keeps pool bets only. Every order's insertion into a full (market, selection) index was
--- Postgres's work for nothing on exchange markets, and on one busy market (a long run of equal
--- keys) a large part of the orders COPY: bench/persister_fold.py --postgres --markets 1
--- --users 50, Postgres backend CPU 9.2-10.7 us per command with the full index, 8.3-8.8 with
--- one on pool bets only.
+-- keeps pool bets only: every order's insertion into a full (market, selection) index was
+-- Postgres's work for nothing on exchange markets. bench/persister_fold.py --postgres, the
+-- Postgres backend's CPU per command, the full index and this one alternately: one busy
+-- market (--markets 1 --users 50, a long run of equal keys) 13.99 / 12.32, 14.15 / 8.49,
+-- 12.49 / 10.16, 12.99 / 11.32 us; twenty markets 19.17 / 17.69, 21.13 / 18.18 us.
 --
 -- `pool` marks a pool bet once it is staked (the fold sets it on PoolStaked); it never changes
 -- after that, so the index's predicate is on a column the persister's order updates (fills,
