@@ -3,6 +3,7 @@ balances, balances sum to zero, only deposits and withdrawals move the users' mo
 the exchange, holds match the positions, and no book is ever crossed (the Driver checks all of
 this and calls Engine.validate() after every command)."""
 
+import gc
 import random
 from functools import lru_cache
 
@@ -11,6 +12,9 @@ import pytest
 from engine import commands as c
 from engine import events as e
 from engine.engine import COMMISSION, EXTERNAL, HOUSE
+from engine.exposure import Position
+from engine.order import Order
+from engine.wallet import Wallet
 from pricing.ladder import TICKS
 
 from tests.engine_helpers import Driver, of_type
@@ -97,6 +101,28 @@ def test_every_order_accounts_for_its_whole_size(seed):
     for o in d.eng.orders.values():
         assert o.matched + o.remaining + o.cancelled + o.lapsed == o.size
         assert min(o.matched, o.remaining, o.cancelled, o.lapsed) >= 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_order_holds_nothing_that_could_lead_back_to_an_order(seed):
+    """engine/order.py leaves orders out of the cyclic collector: that is safe only while no
+    order can be part of a reference cycle. Its fields are strings, numbers, None, its Position
+    (lists of numbers and a Wallet) and its Wallet (strings and numbers)."""
+    d = random_session(seed)
+    assert d.eng.orders
+    for o in d.eng.orders.values():
+        assert not gc.is_tracked(o)
+        for name in Order.__slots__:
+            value = getattr(o, name)
+            if name == "pos":
+                assert type(value) is Position and value.wallet is o.wallet
+                assert all(type(x) is int for part in (value.edge, value.win, value.lose)
+                           for x in part)
+            elif name == "wallet":
+                assert type(value) is Wallet
+                assert {type(value.user), type(value.currency)} == {str}
+            else:
+                assert value is None or type(value) in (str, int, bool), (name, value)
 
 
 @pytest.mark.parametrize("seed", range(6))
