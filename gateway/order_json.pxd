@@ -6,6 +6,9 @@ from engine.book cimport SelectionBook
 from engine.market cimport Market
 from engine.order cimport Order
 
+cdef list _small_texts
+cdef Py_ssize_t SMALL_AMOUNTS
+
 @cython.locals(text=str)
 cdef str _money(long long minor)
 

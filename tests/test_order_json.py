@@ -43,3 +43,29 @@ def test_ids_and_refs_that_need_escaping_are_escaped():
               price=250, size_minor=100, ref=ref)
     _check_every_order(engine)
     assert len(engine.orders) == 5
+
+
+def test_amounts_either_side_of_the_small_amounts_table_render_as_their_view():
+    """order_json keeps the texts of amounts under 1,000.00 in a list and bigger ones in a dict
+    (the generated sessions above stake less than that)."""
+    engine = Engine()
+    seq = iter(range(1, 100))
+
+    def apply(cls, **fields):
+        return engine.apply(cls(seq=next(seq), ts=1_700_000_000_000, **fields))
+
+    apply(c.CreateMarket, market="m", event="e", name="n", selections=(("s", "S"),))
+    apply(c.SetMarketStatus, market="m", status="open")
+    for user in ("a", "b"):
+        apply(c.Deposit, user=user, currency="BDT", amount_minor=10**12, ref=f"d{user}")
+    for size in (99_999, 100_000, 100_001, 12_345_678):
+        apply(c.PlaceOrder, user="a", market="m", selection="s", side=c.BACK, price=100_000,
+              size_minor=size)
+        apply(c.PlaceOrder, user="b", market="m", selection="s", side=c.LAY, price=101,
+              size_minor=size)
+    # and some of them matched: amounts that are sums of the above
+    apply(c.PlaceOrder, user="b", market="m", selection="s", side=c.LAY, price=100_000,
+          size_minor=150_000)
+    _check_every_order(engine)
+    texts = {orjson.loads(order_json(engine, oid))["size"] for oid in engine.orders}
+    assert {"999.99", "1000.00", "1000.01", "123456.78"} <= texts
