@@ -25,9 +25,9 @@ SOURCES += ["engine/codec.py", "persistence/fold.py"]
 # limit and validation, its session's framing, the sequencer and the journal's encoding.
 # In-process order path under callgrind: 113,342 -> 109,839 instructions per order (the
 # reader's three modules -1,660, the sequencer and journal -2,089; hub, ops and exchange
-# compiled gave nothing and stay interpreted). The validation of place and cancel frames and the
-# reader's rate limit have .pxd files of their own since (gateway/fast_requests.pxd: 101,060 ->
-# 93,769; gateway/connection.pxd: -> 90,310)
+# compiled gave nothing and stay interpreted). The validation of place and cancel frames, the
+# reader and the session have .pxd files of their own since (gateway/fast_requests.pxd:
+# 101,060 -> 93,769; gateway/connection.pxd: -> 90,310; gateway/session.pxd: 88,857 -> 86,664)
 SOURCES += ["gateway/fast_requests.py", "gateway/connection.py", "gateway/session.py",
             "persistence/sequencer.py", "persistence/journal.py"]
 # a module's .pxd declares its C types: a change to it changes the build as much as the source
