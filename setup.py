@@ -22,14 +22,16 @@ SOURCES += ["risk/rules.py", "risk/self_limits.py", "gateway/order_json.py"]
 # the persister's per-command work: decoding journal entries and folding their events into rows
 SOURCES += ["engine/codec.py", "persistence/fold.py"]
 # the server's per-request code around the engine, compiled as it is: a frame's reader, rate
-# limit and validation, its session's framing, the sequencer and the journal's encoding.
+# limit and validation, its session's framing, the sequencer and the journal's encoding, and
+# the ops with their replies.
 # In-process order path under callgrind: 113,342 -> 109,839 instructions per order (the
 # reader's three modules -1,660, the sequencer and journal -2,089; hub, ops and exchange
 # compiled gave nothing and stay interpreted). The validation of place and cancel frames, the
 # reader and the session have .pxd files of their own since (gateway/fast_requests.pxd:
-# 101,060 -> 93,769; gateway/connection.pxd: -> 90,310; gateway/session.pxd: 88,857 -> 86,664)
+# 101,060 -> 93,769; gateway/connection.pxd: -> 90,310; gateway/session.pxd: 88,857 -> 86,664),
+# and ops.py is compiled with its replies as extension types (gateway/ops.pxd: -> 82,848)
 SOURCES += ["gateway/fast_requests.py", "gateway/connection.py", "gateway/session.py",
-            "persistence/sequencer.py", "persistence/journal.py"]
+            "persistence/sequencer.py", "persistence/journal.py", "gateway/ops.py"]
 # a module's .pxd declares its C types: a change to it changes the build as much as the source
 DECLARATIONS = [p[:-3] + ".pxd" for p in SOURCES if Path(p[:-3] + ".pxd").exists()]
 # What the compiled modules were built from, by content: tests/test_engine_records.py fails
