@@ -355,8 +355,9 @@ class Ops:
         if type(first) is e.OrderPlaced:
             if session.cancel_on_disconnect:  # only a dead-man switch needs to know
                 session.placed[first.order] = None
-            return b'{"op":"placed","id":%b,"order":%b}' % (
-                _json_id(request_id), order_json(engine, first.order))
+            # joined, not %-formatted: half the cost, on every order
+            return b"".join((b'{"op":"placed","id":', _json_id(request_id), b',"order":',
+                             order_json(engine, first.order), b"}"))
         return orjson.dumps(Ops._placed(session, cmd, engine, events, request_id))
 
     @staticmethod
@@ -392,8 +393,8 @@ class Ops:
     def _cancelled_frame(session: Session, cmd: c.CancelOrder, engine, events: list,
                          request_id) -> bytes:
         _raise_if_rejected(events)
-        return b'{"op":"cancelled","id":%b,"order":%b}' % (
-            _json_id(request_id), order_json(engine, cmd.order))
+        return b"".join((b'{"op":"cancelled","id":', _json_id(request_id), b',"order":',
+                         order_json(engine, cmd.order), b"}"))
 
     @staticmethod
     def _replaced_frame(session: Session, cmd: c.ReplaceOrder, engine, events: list,

@@ -81,7 +81,8 @@ def order_json(engine, oid: str) -> bytes:
     # the order's id as it is: the engine makes every one (f"o{seq}"), never a client, and
     # asking _id about each new one cost an orjson call (and a place in _safe_ids) per order
     return (f'{{"order":"{o.id}","market":"{_id(o.market)}",'
-            f'"selection":"{_id(o.selection)}","side":"{o.side}","price":"{_money(price)}",'
+            f'"selection":"{_id(o.selection)}","side":"{"back" if o.is_back else "lay"}",'
+            f'"price":"{_money(price)}",'
             f'"size":"{_money(size)}","matched":"{_money(matched)}",'
             f'"remaining":"{_money(remaining)}","cancelled":"{_money(cancelled)}",'
             f'"lapsed":"{_money(lapsed)}",'
