@@ -113,6 +113,7 @@ class Hub:
         sequencer runs once the batch is journaled."""
         engine = self.exchange.sequencer.engine
         watched = self.order_watchers
+        user_orders = self.user_orders
         out: list[tuple[str, str, bytes]] = []  # (owner, op, the encoded push)
         changed_orders: dict[str, str] = {}  # order id -> owner, pushed once per batch
         wallets: dict[tuple[str, str], None] = {}
@@ -131,12 +132,15 @@ class Hub:
                                 {"op": "fill", "order": oid, "price": format_odds(ev.price),
                                  "size": format_money(ev.size_minor), "seq": ev.seq})))
                 elif kind is e.OrderPlaced:
-                    self.user_orders.setdefault(ev.user, {})[ev.order] = ev.market
+                    orders = user_orders.get(ev.user)
+                    if orders is None:  # not setdefault: that makes a dict for every order
+                        orders = user_orders[ev.user] = {}
+                    orders[ev.order] = ev.market
                     dirty[ev.market] = None
                     if ev.user in watched:
                         changed_orders[ev.order] = ev.user
                 elif kind in _ORDER_EVENTS:
-                    market = self.user_orders.get(ev.user, {}).get(ev.order)
+                    market = user_orders.get(ev.user, {}).get(ev.order)
                     if market is not None:
                         dirty[market] = None
                     if ev.user in watched:

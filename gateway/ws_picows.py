@@ -153,7 +153,7 @@ class _Listener(WSListener):
         conn = self.conn
         if conn is None or self.link.closing:
             return
-        if text:
+        if text and not data.isascii():  # ASCII (nearly every frame) is UTF-8 already
             try:
                 data.decode()  # a text message must be UTF-8 (RFC 6455 8.1)
             except UnicodeDecodeError:

@@ -11,7 +11,7 @@ import asyncio
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
 from .connection import CLOSE_FULL, Connection
@@ -24,6 +24,7 @@ class TradingConnection(ServerConnection):
 
     on_message = None
     _fragments: list[bytes] | None = None
+    _text = False
 
     def process_event(self, event) -> None:
         on_message = self.on_message
@@ -31,18 +32,33 @@ class TradingConnection(ServerConnection):
             super().process_event(event)
             return
         opcode = event.opcode
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:  # text is UTF-8 checked already
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            self._text = opcode is Opcode.TEXT
             if event.fin:
-                on_message(event.data)
+                self._deliver(on_message, event.data)
             else:
                 self._fragments = [event.data]
         elif opcode is Opcode.CONT:
             self._fragments.append(event.data)  # the protocol refuses a CONT out of sequence
             if event.fin:
                 data, self._fragments = b"".join(self._fragments), None
-                on_message(data)
+                self._deliver(on_message, data)
         else:
             super().process_event(event)
+
+    def _deliver(self, on_message, data: bytes) -> None:
+        """A text message must be UTF-8 (RFC 6455 8.1: else close with 1007, as the picows
+        server does). The library checks it only when it decodes a message itself, which this
+        path skips; ASCII, nearly every frame, is UTF-8 already."""
+        if self._text and not data.isascii():
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                self.on_message = lambda data: None
+                self.protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+                self.send_data()
+                return
+        on_message(data)
 
 
 class WebsocketsLink:

@@ -122,6 +122,18 @@ def test_many_bad_frames_in_a_row_do_not_close_the_connection(ws):
     ws(scenario)
 
 
+def test_a_text_frame_that_is_not_utf8_closes_1007_and_ascii_and_utf8_ones_are_read(ws):
+    """RFC 6455 8.1: a text message must be UTF-8. The server skips decoding frames that are
+    ASCII (nearly all of them): a multi-byte UTF-8 one is still read, a malformed one closes."""
+    async def scenario(h: Harness):
+        client = await h.bettor("utf8")
+        assert (await client.rpc({"op": "wallet", "id": "ü-é"}))["op"] == "wallet"
+        await client.ws.send(b'{"op":"wallet","id":"\xff"}', text=True)
+        assert await client.wait_closed(5) == 1007
+        await _works(await h.bettor("after"))
+    ws(scenario)
+
+
 def test_oversize_frame_closes_1009(ws):
     async def scenario(h: Harness):
         client = await h.bettor("big")
