@@ -14,7 +14,7 @@ ENGINE_COMPILED := commands events money wallet exposure order book market user_
 COMPILED := $(foreach m,$(ENGINE_COMPILED),engine/$(m).py) risk/rules.py risk/self_limits.py \
   gateway/order_json.py engine/codec.py persistence/fold.py gateway/fast_requests.py \
   gateway/connection.py gateway/session.py persistence/sequencer.py persistence/journal.py \
-  gateway/ops.py
+  gateway/ops.py gateway/metrics.py gateway/ws_picows.py
 $(STAMP): pyproject.toml setup.py $(COMPILED) $(wildcard engine/*.pxd risk/*.pxd gateway/*.pxd \
   persistence/*.pxd)
 	$(PYTHON) -m venv $(VENV)
