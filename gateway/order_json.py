@@ -34,7 +34,7 @@ def _money(minor: int) -> str:
     nothing at all (compiled, that case is one C comparison)."""
     if minor == 0:
         return "0.00"
-    if minor < SMALL_AMOUNTS:
+    if 0 < minor < SMALL_AMOUNTS:  # never a negative index (it would wrap round)
         text = _small_texts[minor]
         if text is None:
             text = _small_texts[minor] = f"{minor // 100}.{minor % 100:02d}"
