@@ -13,6 +13,18 @@ import asyncio
 from typing import Protocol
 
 
+def is_utf8(data: bytes) -> bool:
+    """A text message must be UTF-8 (RFC 6455 8.1: else the server closes with 1007). Both
+    servers hand the gateway raw bytes; ASCII, nearly every frame, needs no decode."""
+    if data.isascii():
+        return True
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class Link(Protocol):
     @property
     def transport(self) -> asyncio.Transport:

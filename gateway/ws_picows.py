@@ -15,6 +15,7 @@ from picows import (WSCloseCode, WSListener, WSMsgType, WSUpgradeResponse,
                     WSUpgradeResponseWithListener, ws_create_server)
 
 from .connection import CLOSE_FULL, Connection
+from .links import is_utf8
 
 # picows logs every connection and disconnection at INFO: at thousands of connections that is
 # noise; its warnings and errors still come through
@@ -153,12 +154,9 @@ class _Listener(WSListener):
         conn = self.conn
         if conn is None or self.link.closing:
             return
-        if text and not data.isascii():  # ASCII (nearly every frame) is UTF-8 already
-            try:
-                data.decode()  # a text message must be UTF-8 (RFC 6455 8.1)
-            except UnicodeDecodeError:
-                self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8")
-                return
+        if text and not is_utf8(data):
+            self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8")
+            return
         conn.on_message(data)
 
     def _fail(self, code: WSCloseCode, reason: str) -> None:

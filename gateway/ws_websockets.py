@@ -15,6 +15,7 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
 from .connection import CLOSE_FULL, Connection
+from .links import is_utf8
 
 
 class TradingConnection(ServerConnection):
@@ -47,17 +48,14 @@ class TradingConnection(ServerConnection):
             super().process_event(event)
 
     def _deliver(self, on_message, data: bytes) -> None:
-        """A text message must be UTF-8 (RFC 6455 8.1: else close with 1007, as the picows
-        server does). The library checks it only when it decodes a message itself, which this
-        path skips; ASCII, nearly every frame, is UTF-8 already."""
-        if self._text and not data.isascii():
-            try:
-                data.decode()
-            except UnicodeDecodeError:
-                self.on_message = lambda data: None
-                self.protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
-                self.send_data()
-                return
+        """A text message must be UTF-8 (links.is_utf8: else 1007, as the picows server
+        closes). The library checks it only when it decodes a message itself, which this path
+        skips."""
+        if self._text and not is_utf8(data):
+            self.on_message = lambda data: None
+            self.protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+            self.send_data()
+            return
         on_message(data)
 
 
